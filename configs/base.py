@@ -1,0 +1,77 @@
+"""Every config key that lib/ reads, with its default and what it means.
+
+Experiment configs start from `get_config()` here and override values; `lib.config.validate`
+rejects any key that is not declared below (with the closest valid keys in the message) and any
+value whose type differs from the default's. Lengths and cadences are in optimizer steps; use
+`configs.common.epochs_to_steps` to convert.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0                       # model init, trainable-subset choice, data order, dropout
+    c.task = "lib.task:Classification"  # "module:Name" of the Task that defines loss and metrics
+    c.total_steps = 1000             # optimizer steps of the whole run
+    c.log_every = 50                 # steps between metric fetches / console lines (0: end only)
+    c.eval_every = 0                 # steps between evaluations (0: only at the end)
+    c.checkpoint_every = 500         # steps between checkpoints (0: only at the end)
+    c.keep_checkpoints = 2           # checkpoints kept on disk (the newest N)
+    c.async_checkpointing = True     # write checkpoints in the background
+    c.progress = True                # console progress lines (step, loss, steps/s, ETA)
+
+    c.model = ml_collections.ConfigDict()
+    c.model.name = "cifar_resnet"    # cifar_resnet | imagenet_resnet | cifar_vgg
+    c.model.depth = 20               # 6n+2 for cifar_resnet; 18/34/50/101/152/200; 11/13/16/19 for vgg
+    c.model.width = 16               # first-stage width (cifar_resnet W; imagenet_resnet 64)
+    c.model.bn_init = "uniform"      # uniform: γ~U[0,1), β=0 | fixed: 1,0 | oneone: 1,1 | positivenegative: γ~U[-1,1)
+    c.model.kernel_init = "kaiming_normal"  # kaiming_normal (untruncated) | kaiming_uniform | orthogonal | binary
+    c.model.bn_momentum = 0.9        # running ← m·running + (1-m)·batch (PyTorch momentum 0.1)
+    c.model.bn_epsilon = 1e-5
+    c.model.dtype = "float32"        # compute dtype: float32 | bfloat16 (parameters stay float32)
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "fashion_mnist"    # fashion_mnist | digits | any TFDS name (cifar10, imagenet2012, ...)
+    c.data.data_dir = ""             # TFDS data_dir ('' = TFDS default; gs:// allowed)
+    c.data.train_split = "train"
+    c.data.eval_split = "test"       # ImageNet: "validation"
+    c.data.train_examples = 0        # stratified subset of the train split (0 = all)
+    c.data.eval_examples = 0         # stratified subset of the eval split (0 = all)
+    c.data.subset_seed = 0           # seed of the subsets and of the digits train/test split
+    c.data.test_fraction = 0.3       # digits only: held-out fraction
+    c.data.pool = 1                  # average-pool factor applied to images (2: 28×28 → 14×14)
+    c.data.augment = "none"          # none | flip | cifar (pad-4 crop + flip) | imagenet (inception crop + flip)
+    c.data.image_size = 0            # output size for imagenet preprocessing (0 = native size)
+    c.data.normalization = "dataset"  # dataset (train mean/std) | imagenet | cifar10 | none
+    c.data.batch_size = 128          # global train batch
+    c.data.eval_batch_size = 500     # global eval batch (the last one is padded and masked)
+    c.data.num_workers = 0           # Grain worker processes (0 = in the main process)
+    c.data.prefetch = 2              # batches Grain prepares ahead per worker
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.name = "sgd"             # sgd | adam | adamw
+    c.optim.lr = 0.1                 # peak learning rate
+    c.optim.momentum = 0.9           # sgd only (0 = plain SGD)
+    c.optim.nesterov = False
+    c.optim.b1 = 0.9                 # adam/adamw
+    c.optim.b2 = 0.999
+    c.optim.eps = 1e-8
+    c.optim.weight_decay = 1e-4      # sgd/adam: coupled L2 (PyTorch form); adamw: decoupled
+    c.optim.weight_decay_exclude = ""  # regex on parameter paths exempt from weight decay ('' = none)
+    c.optim.schedule = "step"        # constant | step | cosine
+    c.optim.milestones = (0,)        # step schedule: steps where lr is multiplied by decay_factor (0s ignored)
+    c.optim.decay_factor = 0.1
+    c.optim.warmup_steps = 0         # linear warmup from 0 (factor min(1, t/warmup))
+    c.optim.cosine_final_fraction = 0.0  # cosine: final lr as a fraction of lr
+    c.optim.grad_clip_norm = 0.0     # global-norm clipping (0 = off)
+    c.optim.trainable = "all"        # all | bn_only | bn_and_output | output_only | gamma_only | beta_only |
+    #                                  random_k_per_channel | random_count | all_no_affine | none
+    c.optim.random_k = 2             # random_k_per_channel: kernel entries trained per output channel
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.data = -1                 # devices on the data axis (-1 = all)
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.top_k = 5                 # also report top-k accuracy (0 = off)
+    return c
