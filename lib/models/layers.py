@@ -1,0 +1,130 @@
+"""Initialisers and layer constructors shared by the model families.
+
+The defaults follow open_lth (PyTorch), not Flax: untruncated Kaiming-normal weights,
+PyTorch's U(-1/sqrt(fan_in), 1/sqrt(fan_in)) biases, and a configurable BatchNorm init
+(see /work/shared/papers/lth_common.md §2 and §6).
+"""
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+KERNEL_INITS = ("kaiming_normal", "kaiming_uniform", "orthogonal", "binary")
+BN_INITS = ("uniform", "fixed", "oneone", "positivenegative")
+DTYPES = ("float32", "bfloat16")
+
+
+def _choice(kind, value, choices):
+    if value not in choices:
+        raise ValueError(f"unknown {kind} {value!r}; valid choices: {', '.join(choices)}")
+    return value
+
+
+# jax's "normal" distribution is untruncated, unlike he_normal (truncated at 2σ).
+_kaiming_normal = jax.nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+
+
+def _binary(key, shape, dtype=jnp.float32):
+    """Sign of a Kaiming-normal sample times that sample's (unbiased, as torch) std."""
+    w = _kaiming_normal(key, shape, dtype)
+    return jnp.sign(w) * jnp.std(w, ddof=1)
+
+
+def kernel_initializer(name: str):
+    """Weight initialiser for convs and linears; Flax kernels put fan_in first as PyTorch does."""
+    _choice("kernel_init", name, KERNEL_INITS)
+    return {
+        "kaiming_normal": _kaiming_normal,
+        "kaiming_uniform": jax.nn.initializers.variance_scaling(2.0, "fan_in", "uniform"),
+        "orthogonal": jax.nn.initializers.orthogonal(),
+        "binary": _binary,
+    }[name]
+
+
+def torch_bias_init(fan_in: int):
+    """PyTorch's default bias init U(-1/sqrt(fan_in), 1/sqrt(fan_in)); Flax would use zeros."""
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def _uniform(low, high):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, low, high)
+
+    return init
+
+
+def bn_initializers(name: str):
+    """(scale_init, bias_init) for the config's bn_init."""
+    _choice("bn_init", name, BN_INITS)
+    ones, zeros = jax.nn.initializers.ones, jax.nn.initializers.zeros
+    return {
+        "uniform": (_uniform(0.0, 1.0), zeros),
+        "fixed": (ones, zeros),
+        "oneone": (ones, ones),
+        "positivenegative": (_uniform(-1.0, 1.0), zeros),
+    }[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """Builds convs, BatchNorms and linears with one model's init and numerics settings.
+
+    Passed to constructors only (never stored on a module), so the graph stays free of
+    functions.
+    """
+
+    kernel_init: str = "kaiming_normal"
+    bn_init: str = "uniform"
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        kernel_initializer(self.kernel_init)
+        bn_initializers(self.bn_init)
+        _choice("dtype", self.dtype, DTYPES)
+
+    @property
+    def compute_dtype(self):
+        return jnp.dtype(self.dtype)
+
+    def conv(self, cin, cout, kernel, stride=1, *, padding, use_bias=False, rngs):
+        bias_init = torch_bias_init(cin * kernel * kernel)
+        return nnx.Conv(
+            cin, cout, (kernel, kernel), (stride, stride), padding=padding,
+            use_bias=use_bias, dtype=self.compute_dtype,
+            kernel_init=kernel_initializer(self.kernel_init), bias_init=bias_init, rngs=rngs,
+        )
+
+    def bn(self, features, *, rngs):
+        scale_init, bias_init = bn_initializers(self.bn_init)
+        # Flax momentum 0.9 == PyTorch momentum 0.1. Flax updates the running variance with
+        # the biased batch variance (PyTorch: unbiased); negligible at training batch sizes.
+        return nnx.BatchNorm(
+            features, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+            dtype=self.compute_dtype, use_fast_variance=False,
+            scale_init=scale_init, bias_init=bias_init, rngs=rngs,
+        )
+
+    def linear(self, cin, cout, *, rngs):
+        return nnx.Linear(
+            cin, cout, dtype=self.compute_dtype,
+            kernel_init=kernel_initializer(self.kernel_init), bias_init=torch_bias_init(cin),
+            rngs=rngs,
+        )
+
+
+DEFAULT_LAYERS = LayerSpec()  # configs/base.py defaults
+PAD1 = ((1, 1), (1, 1))  # 3x3 "same" padding that gives ceil(H/stride) like PyTorch pad=1.
+
+
+def global_avg_pool(x):
+    """Mean over H, W of an NHWC map (jnp.mean accumulates bfloat16 in float32)."""
+    return jnp.mean(x, axis=(1, 2))

@@ -1,0 +1,250 @@
+"""Model zoo: shapes, exact parameter counts, initialisers, BN behaviour, roles, errors."""
+import collections
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from configs.base import get_config
+from lib import models
+
+
+def cfg(**overrides):
+    c = get_config().model
+    c.update(overrides)
+    return c
+
+
+def build(num_classes=10, in_channels=3, seed=0, **overrides):
+    return models.build(cfg(**overrides), num_classes=num_classes, in_channels=in_channels,
+                        rngs=nnx.Rngs(seed))
+
+
+def build_abstract(num_classes=10, in_channels=3, **overrides):
+    """Shapes only: counts parameters of big models without allocating them."""
+    return nnx.eval_shape(lambda: build(num_classes, in_channels, **overrides))
+
+
+def params(model):
+    return {"/".join(map(str, p)): v for p, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+
+
+def counts(model):
+    """(total parameters, BN γ+β parameters), BN found by module type through param_roles."""
+    roles = models.param_roles(model)
+    p = params(model)
+    total = sum(v.size for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    bn = sum(p[k].size for k, r in roles.items() if r in ("bn_scale", "bn_bias"))
+    return total, bn
+
+
+@pytest.fixture(scope="module")
+def resnet8():
+    """The 1-channel digits model, shared by the cheap tests."""
+    return build(depth=8, width=16, in_channels=1)
+
+
+@pytest.mark.parametrize("depth,width,in_channels,total,bn", [
+    (8, 16, 1, 77_754, 672),
+    (14, 16, 3, 175_258, 1_120),
+    (20, 16, 3, 272_474, 1_568),
+    (32, 16, 3, 466_906, 2_464),
+    (56, 16, 3, 855_770, 4_256),
+    (110, 16, 3, 1_730_714, 8_288),
+    (866, 16, 3, 13_979_930, 64_736),
+    (14, 32, 3, 696_618, 2_240),
+    (14, 512, 3, 177_279_498, 35_840),
+])
+def test_cifar_resnet_param_counts(depth, width, in_channels, total, bn):
+    m = build_abstract(name="cifar_resnet", depth=depth, width=width, in_channels=in_channels)
+    assert counts(m) == (total, bn)
+
+
+@pytest.mark.parametrize("depth,total", [
+    (18, 11_689_512),   # torchvision resnet18
+    (34, 21_797_672),   # torchvision resnet34
+    (50, 25_557_032),   # torchvision resnet50
+    (101, 44_549_160),  # torchvision resnet101
+    (152, 60_192_808),  # torchvision resnet152
+    (200, 64_673_832),  # counted; same layout as 152 with [3, 24, 36, 3]
+])
+def test_imagenet_resnet_param_counts(depth, total):
+    m = build_abstract(num_classes=1000, name="imagenet_resnet", depth=depth, width=64)
+    assert counts(m)[0] == total
+
+
+@pytest.mark.parametrize("depth,total,bn", [
+    (11, 9_231_114, 5_504), (13, 9_416_010, 5_888),
+    (16, 14_728_266, 8_448), (19, 20_040_522, 11_008),
+])
+def test_cifar_vgg_param_counts(depth, total, bn):
+    assert counts(build_abstract(name="cifar_vgg", depth=depth)) == (total, bn)
+
+
+def test_cifar_resnet_shapes_and_features_on_odd_sizes(resnet8):
+    x = jnp.ones((2, 14, 14, 1))
+    logits, feats = resnet8(x, train=False, features=True)
+    assert logits.shape == (2, 10) and logits.dtype == jnp.float32
+    assert isinstance(feats, collections.OrderedDict)
+    assert {k: v.shape for k, v in feats.items()} == {
+        "stem": (2, 14, 14, 16), "stage1/block0": (2, 14, 14, 16),
+        "stage2/block0": (2, 7, 7, 32), "stage3/block0": (2, 4, 4, 64), "pool": (2, 64)}
+    assert resnet8(jnp.ones((2, 8, 8, 1)), train=False).shape == (2, 10)
+
+
+def test_imagenet_resnet_shapes_and_features():
+    m = build(num_classes=7, name="imagenet_resnet", depth=50, width=2)
+    logits, feats = m(jnp.ones((1, 32, 32, 3)), train=True, features=True)
+    assert logits.shape == (1, 7)
+    names = list(feats)
+    assert names[0] == "stem" and names[-1] == "pool"
+    assert [n for n in names if n.startswith("stage4/")] == [f"stage4/block{j}" for j in range(3)]
+    assert len(names) == 2 + 16
+    assert feats["stem"].shape == (1, 8, 8, 2)  # 7x7/2 conv then 3x3/2 max-pool
+    assert feats["stage4/block2"].shape == (1, 1, 1, 64)
+    assert feats["pool"].shape == (1, 64)
+
+
+def test_cifar_vgg_shapes_and_features():
+    m = build(num_classes=5, name="cifar_vgg", depth=11)
+    logits, feats = m(jnp.ones((2, 16, 16, 3)), train=False, features=True)
+    assert logits.shape == (2, 5)
+    assert list(feats) == [f"conv{i}" for i in range(8)] + ["pool"]
+    assert feats["conv7"].shape == (2, 1, 1, 512)
+    assert models.param_roles(m)["conv0/conv/bias"] == "conv_bias"
+
+
+def test_features_order_survives_jit(resnet8):
+    graphdef, state = nnx.split(resnet8)
+
+    @jax.jit
+    def forward(state, x):
+        return nnx.merge(graphdef, state)(x, train=False, features=True)
+
+    logits, feats = forward(state, jnp.ones((1, 8, 8, 1)))
+    assert list(feats) == ["stem", "stage1/block0", "stage2/block0", "stage3/block0", "pool"]
+    np.testing.assert_allclose(logits, resnet8(jnp.ones((1, 8, 8, 1)), train=False),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_param_paths_and_roles(resnet8):
+    roles = models.param_roles(resnet8)
+    assert set(roles) == set(params(resnet8))
+    for path in ("stem/conv/kernel", "stage1/block0/conv1/kernel",
+                 "stage2/block0/shortcut_conv/kernel"):
+        assert roles[path] == "conv_kernel"
+    assert roles["stem/bn/scale"] == roles["stage2/block0/shortcut_bn/scale"] == "bn_scale"
+    assert roles["stage1/block0/bn1/bias"] == "bn_bias"
+    assert {k for k, r in roles.items() if r.startswith("head")} == {"head/kernel", "head/bias"}
+    assert roles["head/kernel"] == "head_kernel" and roles["head/bias"] == "head_bias"
+    assert "stage1/block0/shortcut_conv/kernel" not in roles  # identity shortcut
+    p = params(resnet8)
+    assert sum(p[k].size for k, r in roles.items() if r.startswith("bn_")) == 672
+
+
+def test_bn_init_uniform_default(resnet8):
+    roles, p = models.param_roles(resnet8), params(resnet8)
+    gamma = np.concatenate([p[k] for k, r in roles.items() if r == "bn_scale"])
+    beta = np.concatenate([p[k] for k, r in roles.items() if r == "bn_bias"])
+    assert gamma.min() >= 0 and gamma.max() < 1 and np.unique(gamma).size > 100
+    assert np.all(beta == 0)
+
+
+@pytest.mark.parametrize("bn_init,check", [
+    ("fixed", lambda g, b: np.all(g == 1) and np.all(b == 0)),
+    ("oneone", lambda g, b: np.all(g == 1) and np.all(b == 1)),
+    ("positivenegative",
+     lambda g, b: g.min() < 0 < g.max() and g.min() >= -1 and g.max() < 1 and np.all(b == 0)),
+])
+def test_bn_init_options(bn_init, check):
+    model = build(depth=8, width=8, bn_init=bn_init)
+    roles, p = models.param_roles(model), params(model)
+    gamma = np.concatenate([p[k] for k, r in roles.items() if r == "bn_scale"])
+    beta = np.concatenate([p[k] for k, r in roles.items() if r == "bn_bias"])
+    assert check(gamma, beta)
+
+
+@pytest.fixture(scope="module")
+def wide_resnet8_kernels():
+    """stage3/block0/conv2 of a width-32 ResNet-8: 3x3x128x128, fan_in 1152, per kernel_init."""
+    out = {}
+    for init in models.KERNEL_INITS:
+        m = build(depth=8, width=32, kernel_init=init)
+        out[init] = np.asarray(params(m)["stage3/block0/conv2/kernel"])
+    return out
+
+
+def test_kaiming_normal_untruncated(wide_resnet8_kernels):
+    w = wide_resnet8_kernels["kaiming_normal"]
+    sigma = np.sqrt(2 / (3 * 3 * 128))
+    assert w.std() == pytest.approx(sigma, rel=0.01)
+    assert abs(w.mean()) < 0.01 * sigma
+    assert np.mean(np.abs(w) > 2 * sigma) == pytest.approx(0.0455, abs=0.005)
+
+
+def test_other_kernel_inits(wide_resnet8_kernels):
+    fan_in = 3 * 3 * 128
+    w = wide_resnet8_kernels["kaiming_uniform"]
+    assert np.abs(w).max() <= np.sqrt(6 / fan_in)
+    assert w.std() == pytest.approx(np.sqrt(2 / fan_in), rel=0.01)
+    w = wide_resnet8_kernels["orthogonal"].reshape(fan_in, 128)
+    np.testing.assert_allclose(w.T @ w, np.eye(128), atol=1e-4)
+    w = wide_resnet8_kernels["binary"]
+    assert np.unique(np.abs(w)).size == 1
+    assert np.mean(w > 0) == pytest.approx(0.5, abs=0.01)
+    assert np.abs(w).max() == pytest.approx(np.sqrt(2 / fan_in), rel=0.01)
+
+
+def test_biases_use_pytorch_default():
+    m = build(num_classes=10, name="cifar_vgg", depth=11)
+    p = params(m)
+    head_bound = 1 / np.sqrt(512)
+    assert 0 < np.abs(p["head/bias"]).max() <= head_bound
+    conv_bias = np.asarray(p["conv1/conv/bias"])  # fan_in 3*3*64
+    assert 0.5 / 24 < np.abs(conv_bias).max() <= 1 / 24
+
+
+def test_bn_running_stats_update_only_in_train(resnet8):
+    model = nnx.clone(resnet8)
+
+    def stats():
+        return jax.tree.map(np.asarray, nnx.state(model, nnx.BatchStat))
+
+    before = stats()
+    x = jax.random.normal(jax.random.key(1), (4, 8, 8, 1)) + 3.0
+    model(x, train=False)
+    jax.tree.map(np.testing.assert_array_equal, before, stats())
+    model(x, train=True)
+    after = stats()
+    mean = after["stem"]["bn"]["mean"]
+    # Flax momentum 0.9: running <- 0.9 * running + 0.1 * batch, from running mean 0.
+    conv = nnx.state(model, nnx.Param)["stem"]["conv"]["kernel"]
+    batch_mean = jax.lax.conv_general_dilated(
+        x, conv[...], (1, 1), ((1, 1), (1, 1)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC")).mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(mean, 0.1 * batch_mean, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(before["stage3"]["block0"]["bn2"]["var"],
+                           after["stage3"]["block0"]["bn2"]["var"])
+
+
+def test_bfloat16_compute_float32_params():
+    m = build(depth=8, width=4, dtype="bfloat16")
+    logits, feats = m(jnp.ones((2, 8, 8, 3)), train=True, features=True)
+    assert logits.dtype == jnp.float32 and feats["stage3/block0"].dtype == jnp.bfloat16
+    assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(nnx.state(m, nnx.Param)))
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"name": "cifar_resnet", "depth": 21}, r"6n\+2 .*got 21"),
+    ({"name": "imagenet_resnet", "depth": 20}, r"18, 34, 50, 101, 152, 200, got 20"),
+    ({"name": "cifar_vgg", "depth": 12}, r"11, 13, 16, 19, got 12"),
+    ({"name": "resnet"}, r"'resnet'.*cifar_resnet, imagenet_resnet, cifar_vgg"),
+    ({"bn_init": "ones"}, r"'ones'.*uniform, fixed, oneone, positivenegative"),
+    ({"kernel_init": "he"}, r"'he'.*kaiming_normal, kaiming_uniform, orthogonal, binary"),
+    ({"dtype": "float16"}, r"'float16'.*float32, bfloat16"),
+])
+def test_invalid_config_errors(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        build_abstract(**overrides)
