@@ -1,0 +1,18 @@
+"""The trainable-subset settings of the paper (batchnorm_only.md §2) and what each implies."""
+
+SETTINGS = ("all", "bn_only", "bn_and_output", "output_only", "random_k_per_channel",
+            "random_count", "gamma_only", "beta_only", "all_no_affine", "none")
+PAPER_SETTINGS = ("all", "bn_only", "output_only", "random_k_per_channel", "bn_and_output",
+                  "all_no_affine")
+# The small-scale ordering the claims check, best first.
+ORDERED_SETTINGS = ("all", "bn_and_output", "bn_only", "output_only", "random_k_per_channel",
+                    "none")
+
+
+def apply(c, trainable: str) -> None:
+    """Sets optim.trainable; `all_no_affine` needs BN at γ=1, β=0 (the Figure 1 baseline)."""
+    if trainable not in SETTINGS:
+        raise ValueError(f"unknown setting {trainable!r}; valid: {', '.join(SETTINGS)}")
+    c.optim.trainable = trainable
+    if trainable == "all_no_affine":
+        c.model.bn_init = "fixed"

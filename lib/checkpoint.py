@@ -1,0 +1,54 @@
+"""Checkpoints: the only module that imports orbax (rule 7).
+
+A checkpoint holds the train state (step, RNG, parameters, BN statistics, optimizer state) and
+the data iterator's state, so a resumed run continues the exact data order. Orbax writes each
+checkpoint to a temporary directory and renames it when complete, so a checkpoint interrupted by
+a crash is never listed, let alone restored.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+    def __init__(self, directory: str | pathlib.Path, *, keep: int, async_save: bool = True):
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep,
+            create=True,
+            enable_async_checkpointing=async_save,
+        )
+        self._manager = ocp.CheckpointManager(pathlib.Path(directory).absolute(), options=options)
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self._manager.all_steps())
+
+    def save(self, step: int, state: Any, data_state: dict | None = None) -> None:
+        items = {"state": ocp.args.StandardSave(state)}
+        if data_state is not None:
+            items["data"] = ocp.args.JsonSave(data_state)
+        self._manager.save(step, args=ocp.args.Composite(**items), force=True)
+
+    def restore(self, step: int, target: Any) -> tuple[Any, dict | None]:
+        """Restores onto the shapes, dtypes and shardings of `target` (arrays or abstract)."""
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        items = {"state": ocp.args.StandardRestore(abstract)}
+        has_data = "data" in (self._manager.item_metadata(step) or {})
+        if has_data:
+            items["data"] = ocp.args.JsonRestore()
+        restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+        return restored["state"], (restored["data"] if has_data else None)
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()

@@ -1,0 +1,88 @@
+"""Command line: train and evaluate one config in one workdir; re-running resumes.
+
+    python -m lib.main --config=experiments/batchnorm_only/configs/cifar_resnet.py:quick \
+        --workdir=/tmp/run [--config.optim.lr=0.05 ...]
+
+Exit codes: 0 finished; 2 bad input (config, dataset, workdir, mesh) with a message saying what
+to do; 3 non-finite loss (the last good checkpoint is kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from configs import base
+from lib import config as config_lib
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file, optionally with ':arg' (e.g. file.py:quick).",
+    lock_config=True,
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (local path or gs://).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+EXIT_BAD_INPUT = 2
+EXIT_NONFINITE = 3
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def _override_keys(argv: list[str]) -> list[str]:
+    return [m.group(1) for a in argv if (m := re.match(r"--config\.([\w.]+)=", a))]
+
+
+def _unknown_override(key: str) -> str | None:
+    """Explains an override key that configs/base.py does not declare, else None."""
+    node, done = base.get_config(), []
+    for part in key.split("."):
+        if not hasattr(node, "keys") or part not in node:
+            options = list(node.keys()) if hasattr(node, "keys") else []
+            close = config_lib.closest_keys(part, options)
+            where = ".".join(done) or "the top level"
+            hint = f" Did you mean: {', '.join('.'.join(done + [c]) for c in close)}?" if close else ""
+            return (f"unknown config key {key!r}: {part!r} is not a key of {where}.{hint} "
+                    f"Valid keys there: {', '.join(sorted(options))}")
+        node, done = node[part], done + [part]
+    return None
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    for key in _override_keys(argv):
+        if (message := _unknown_override(key)) is not None:
+            _fail(message)
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        _fail(f"{e}")
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        _fail(f"could not build the config: {e}")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    from lib import data, train
+
+    try:
+        config = _CONFIG.value
+        config_lib.validate(config)
+        results = train.run(config, _WORKDIR.value)
+    except train.NonFiniteLossError as e:
+        _fail(str(e), EXIT_NONFINITE)
+    except (config_lib.ConfigError, data.DatasetNotFoundError,
+            train.WorkdirConfigMismatchError) as e:
+        _fail(str(e))
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in results.items() if k.startswith("eval/"))
+    print(f"finished: {summary}; results in {_WORKDIR.value}/results.json", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=_parse_flags)

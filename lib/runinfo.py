@@ -1,0 +1,69 @@
+"""run.json: what produced a run (code version, packages, devices), one entry per start."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import pathlib
+import platform
+import subprocess
+
+import jax
+
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain",
+            "tensorflow-datasets", "ml-collections", "chex", "numpy")
+
+DATA_ORDER_NOTE = (
+    "full batches only, from a continuous stream of per-epoch permutations seeded by config.seed "
+    "(lth_common.md §3 port decision); epoch boundaries fall inside batches"
+)
+
+
+def git_commit() -> str:
+    root = pathlib.Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit + ("+dirty" if dirty else "")) or "unknown"
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def describe(mesh) -> dict:
+    devices = jax.devices()
+    return {
+        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "packages": _versions(),
+        "platform": devices[0].platform,
+        "device_kind": devices[0].device_kind,
+        "device_count": jax.device_count(),
+        "process_count": jax.process_count(),
+        "mesh": dict(mesh.shape),
+        "data_order": DATA_ORDER_NOTE,
+    }
+
+
+def record_start(workdir: pathlib.Path, mesh) -> None:
+    """run.json: this start's description at the top level, every start under "starts"."""
+    if jax.process_index() != 0:
+        return
+    path = pathlib.Path(workdir) / "run.json"
+    starts = json.loads(path.read_text())["starts"] if path.exists() else []
+    current = describe(mesh)
+    path.write_text(json.dumps({**current, "starts": starts + [current]}, indent=2) + "\n")

@@ -1,0 +1,66 @@
+"""The Task protocol: what a paper plugs into the one trainer (DESIGN.md rule 3).
+
+A task turns (model, batch) into a training loss and into evaluation sums. The trainer owns
+everything else: state, optimizer, sharding, data, checkpoints, logging. Papers that need more
+(regularizers, extra metrics) subclass `Classification` or write their own class with the same
+methods, and name it in config: `task = "experiments.slug.task:Name"`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol
+
+import jax
+import jax.numpy as jnp
+
+from lib import losses
+
+
+class Task(Protocol):
+    def __init__(self, config) -> None: ...
+
+    def train_loss(self, model, batch: dict, rng: jax.Array) -> tuple[jax.Array, dict]:
+        """Scalar loss to minimise and a dict of scalar metrics (batch means) to log."""
+
+    def eval_sums(self, model, batch: dict) -> dict:
+        """Per-batch sums of metrics over real examples (batch['mask'] = 1), with 'count'."""
+
+
+class Classification:
+    """Softmax cross-entropy; top-1 and top-k accuracy."""
+
+    def __init__(self, config) -> None:
+        self.top_k = config.eval.top_k
+
+    def train_loss(self, model, batch, rng):
+        del rng
+        logits = model(batch["image"], train=True)
+        loss = losses.softmax_cross_entropy(logits, batch["label"]).mean()
+        accuracy = losses.topk_correct(logits, batch["label"], 1).mean()
+        return loss, {"loss": loss, "accuracy": accuracy}
+
+    def eval_sums(self, model, batch):
+        logits = model(batch["image"], train=False)
+        mask = batch["mask"]
+        sums = {
+            "loss": jnp.sum(losses.softmax_cross_entropy(logits, batch["label"]) * mask),
+            "accuracy": jnp.sum(losses.topk_correct(logits, batch["label"], 1) * mask),
+            "count": jnp.sum(mask),
+        }
+        if self.top_k and self.top_k < logits.shape[-1]:
+            sums[f"top{self.top_k}_accuracy"] = jnp.sum(
+                losses.topk_correct(logits, batch["label"], self.top_k) * mask
+            )
+        return sums
+
+
+def resolve(spec: str):
+    """`"module.path:ClassName"` -> the class, with a clear error when it does not exist."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep:
+        raise ValueError(f"task {spec!r} must look like 'module.path:ClassName'")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"task {spec!r} cannot be resolved: {e}") from e

@@ -1,0 +1,74 @@
+"""Config arg parsing, validation against configs/base.py, and every config file loading."""
+
+import pathlib
+
+import ml_collections
+import pytest
+
+from lib import config as config_lib
+from configs import base
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+CONFIG_FILES = sorted(REPO.glob("experiments/*/configs/*.py"))
+CONFIG_FILES = [p for p in CONFIG_FILES if not p.name.startswith("_")]
+
+
+def test_parse_arg_types_and_flags():
+    a = config_lib.parse_arg("quick,depth=56,lr=0.05,trainable=bn_only",
+                             quick=False, depth=20, lr=0.1, trainable="all", flag=True)
+    assert a.quick is True and a.depth == 56 and a.lr == 0.05 and a.trainable == "bn_only"
+    assert a.flag is True
+    assert config_lib.parse_arg(None, depth=20).depth == 20
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("dpeth=3", "unknown config option 'dpeth'"),
+    ("depth=abc", "expects int"),
+    ("quick=maybe", "boolean"),
+])
+def test_parse_arg_errors(arg, message):
+    with pytest.raises(config_lib.ConfigError, match=message):
+        config_lib.parse_arg(arg, quick=False, depth=20)
+
+
+def test_validate_unknown_key_names_closest():
+    c = base.get_config()
+    c.optim.learning_rate = 0.1
+    with pytest.raises(config_lib.ConfigError, match=r"optim.learning_rate.*Did you mean: lr"):
+        config_lib.validate(c)
+
+
+def test_validate_wrong_type():
+    c = base.get_config()
+    c.data = ml_collections.ConfigDict({**c.data.to_dict(), "batch_size": "128"})
+    with pytest.raises(config_lib.ConfigError, match="data.batch_size.*expects int"):
+        config_lib.validate(c)
+
+
+def test_validate_accepts_base():
+    config_lib.validate(base.get_config())
+
+
+def _documented_args(path):
+    """None, 'quick', and every point of the file's get_sweep() as an arg string."""
+    module = config_lib._import_file(path)
+    args = [None, "quick"]
+    for point in module.get_sweep() if hasattr(module, "get_sweep") else []:
+        args.append(",".join(f"{k}={v}" for k, v in point.items()))
+    return args
+
+
+def test_config_files_exist():
+    assert len(CONFIG_FILES) >= 5, CONFIG_FILES
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_every_config_loads_with_every_documented_arg(path):
+    module = config_lib._import_file(path)
+    assert module.__doc__ and "Command" in module.__doc__ and "Hardware" in module.__doc__
+    assert "wall time" in module.__doc__
+    for arg in _documented_args(path):
+        config = config_lib.load_file(path, arg)
+        assert config.total_steps > 0
+        if arg == "quick":
+            assert config.data.name in ("fashion_mnist", "digits") and config.total_steps <= 100
