@@ -30,21 +30,16 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         return list(self._manager.all_steps())
 
-    def save(self, step: int, state: Any, data_state: dict | None = None) -> None:
-        items = {"state": ocp.args.StandardSave(state)}
-        if data_state is not None:
-            items["data"] = ocp.args.JsonSave(data_state)
-        self._manager.save(step, args=ocp.args.Composite(**items), force=True)
+    def save(self, step: int, state: Any, data_state: dict) -> None:
+        self._manager.save(step, force=True, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)))
 
-    def restore(self, step: int, target: Any) -> tuple[Any, dict | None]:
+    def restore(self, step: int, target: Any) -> tuple[Any, dict]:
         """Restores onto the shapes, dtypes and shardings of `target` (arrays or abstract)."""
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-        items = {"state": ocp.args.StandardRestore(abstract)}
-        has_data = "data" in (self._manager.item_metadata(step) or {})
-        if has_data:
-            items["data"] = ocp.args.JsonRestore()
-        restored = self._manager.restore(step, args=ocp.args.Composite(**items))
-        return restored["state"], (restored["data"] if has_data else None)
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
+        return restored["state"], restored["data"]
 
     def wait(self) -> None:
         self._manager.wait_until_finished()

@@ -9,7 +9,6 @@ to do; 3 non-finite loss (the last good checkpoint is kept).
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 
@@ -68,8 +67,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> None:
     del argv
-    logging.getLogger("absl").setLevel(logging.WARNING)
-    from lib import data, train
+    from lib import data, metrics, train
+
+    metrics.quiet_library_logs()
 
     try:
         config = _CONFIG.value

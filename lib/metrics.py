@@ -7,12 +7,21 @@ hands this module the fetched values. Only process 0 writes.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import pathlib
 import time
 
 import jax
 import numpy as np
+
+
+def quiet_library_logs() -> None:
+    """Keeps the console for progress lines: jax start-up and orbax saves log at INFO."""
+    from absl import logging as absl_logging
+
+    logging.getLogger("jax").setLevel(logging.WARNING)
+    absl_logging.set_verbosity(absl_logging.WARNING)
 
 
 def _is_writer() -> bool:

@@ -228,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("workdir", type=pathlib.Path)
     sub.add_parser("list", help="list every claim")
     args = parser.parse_args(argv)
+    from lib import metrics
+
+    metrics.quiet_library_logs()
     if args.command == "verify":
         return verify(args.slug, args.workdir or REPO / "workdirs" / "verify" / args.slug)
     if args.command == "check":

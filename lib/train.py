@@ -283,6 +283,7 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer) -> dict
                 "optim.grad_clip_norm, or check the data; re-running resumes from that checkpoint."
             )
         values = {f"train/{k}": v for k, v in metrics.mean_of_steps(pending).items()}
+        values["train/lr"] = float(pending[-1]["lr"])  # the current rate, not the window mean
         writer.write(step, values)
         if config.progress and jax.process_index() == 0:
             shown = {k.split("/")[1]: values[k] for k in ("train/loss", "train/accuracy", "train/lr")

@@ -1,0 +1,14 @@
+"""Datasets for training and evaluation: sources by name, Grain pipelines, and the prepare CLI.
+
+    info = get_info(config.data)
+    batches = train_iterator(config.data, seed=config.seed,
+                             process_index=jax.process_index(), process_count=jax.process_count())
+    for batch in eval_batches(config.data, ...): ...  # dict(image, label, mask)
+
+Batch sizes in the config are global; each process gets its contiguous share of every batch.
+"""
+
+from lib.data.errors import DatasetNotFoundError
+from lib.data.pipeline import DatasetInfo, eval_batches, get_info, train_iterator
+
+__all__ = ["DatasetInfo", "DatasetNotFoundError", "eval_batches", "get_info", "train_iterator"]

@@ -1,0 +1,100 @@
+"""Image operations on raw pixels (before normalisation), one HWC image at a time.
+
+Crops pad with zeros in raw pixel space, so a padded pixel normalises to -mean/std as in the
+reference implementations (lth_common.md §3). Resizing uses PIL: the runtime has no TensorFlow.
+"""
+
+import math
+
+import numpy as np
+from PIL import Image
+
+# Per-channel mean and std of [0, 1]-scaled pixels.
+NORMALIZATION = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+CIFAR_PAD = 4
+CROP_SCALE = (0.1, 1.0)  # area fraction of RandomResizedCrop (lth_common.md §3)
+CROP_RATIO = (0.8, 1.25)  # aspect ratio w/h of RandomResizedCrop
+CROP_TRIES = 10
+EVAL_RESIZE_RATIO = 256 / 224  # ImageNet eval: shorter side to 256 for a 224 crop
+
+
+def pool(images: np.ndarray, factor: int) -> np.ndarray:
+    """Average-pools [..., H, W, C] by `factor` into float32.
+
+    Rows/columns past the last multiple of `factor` are dropped (floor), so 28 -> 14 for 2 and
+    8 -> 2 for 3.
+    """
+    if factor == 1:
+        return images
+    *lead, h, w, c = images.shape
+    h2, w2 = h // factor, w // factor
+    cropped = images[..., : h2 * factor, : w2 * factor, :]
+    return cropped.reshape(*lead, h2, factor, w2, factor, c).mean(axis=(-4, -2), dtype=np.float32)
+
+
+def flip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Horizontal flip with probability 1/2."""
+    return image[:, ::-1] if rng.random() < 0.5 else image
+
+
+def pad_crop(image: np.ndarray, rng: np.random.Generator, pad: int = CIFAR_PAD) -> np.ndarray:
+    """Random crop of the native size from the image zero-padded by `pad` on every side."""
+    h, w, c = image.shape
+    padded = np.zeros((h + 2 * pad, w + 2 * pad, c), image.dtype)
+    padded[pad : pad + h, pad : pad + w] = image
+    top, left = rng.integers(0, 2 * pad + 1, size=2)
+    return padded[top : top + h, left : left + w]
+
+
+def _resize(image: np.ndarray, size: tuple[int, int], box=None) -> np.ndarray:
+    """Bilinear (antialiased) resize of the `box` region (x0, y0, x1, y1) to size (h, w)."""
+    gray = image.shape[-1] == 1
+    pil = Image.fromarray(image[..., 0] if gray else image)
+    out = np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BILINEAR, box=box))
+    return out[..., None] if gray else out
+
+
+def _crop_box(h: int, w: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of an Inception-style crop; a center crop when sampling fails."""
+    log_ratio = np.log(CROP_RATIO)
+    for _ in range(CROP_TRIES):
+        area = h * w * rng.uniform(*CROP_SCALE)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        cw = round(math.sqrt(area * aspect))
+        ch = round(math.sqrt(area / aspect))
+        if 0 < cw <= w and 0 < ch <= h:
+            return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw
+    # Whole image with the aspect ratio clamped to CROP_RATIO, centred.
+    aspect = w / h
+    if aspect < CROP_RATIO[0]:
+        cw, ch = w, round(w / CROP_RATIO[0])
+    elif aspect > CROP_RATIO[1]:
+        ch, cw = h, round(h * CROP_RATIO[1])
+    else:
+        ch, cw = h, w
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+def random_resized_crop(image: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Inception-style crop (area CROP_SCALE, aspect CROP_RATIO) resized to size x size."""
+    top, left, ch, cw = _crop_box(*image.shape[:2], rng)
+    return _resize(image, (size, size), box=(left, top, left + cw, top + ch))
+
+
+def resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """ImageNet eval: shorter side to round(size * 256/224), then the central size x size."""
+    h, w = image.shape[:2]
+    scale = round(size * EVAL_RESIZE_RATIO) / min(h, w)
+    rh, rw = max(size, round(h * scale)), max(size, round(w * scale))
+    resized = _resize(image, (rh, rw))
+    top, left = round((rh - size) / 2), round((rw - size) / 2)
+    return resized[top : top + size, left : left + size]
+
+
+def normalizer(scale: float, mean, std):
+    """(a, b) float32 per channel so that a * raw + b = (raw / scale - mean) / std."""
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    return (1.0 / (scale * std)).astype(np.float32), (-mean / std).astype(np.float32)

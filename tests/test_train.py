@@ -1,0 +1,181 @@
+"""The trainer end to end on sklearn digits: files, resume, devices, freezing, bad input."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from lib import config as config_lib, sharding, train
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+DIGITS = REPO / "experiments/batchnorm_only/configs/digits.py"
+
+
+def digits_config(trainable="all", steps=12, **overrides):
+    c = config_lib.load_file(DIGITS, f"trainable={trainable},steps={steps}")
+    c.log_every = 1
+    c.checkpoint_every = 4
+    c.progress = False
+    c.async_checkpointing = False
+    for key, value in overrides.items():
+        node = c
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return c
+
+
+def read_metrics(workdir):
+    lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def train_losses(workdir):
+    return [m["train/loss"] for m in read_metrics(workdir) if "train/loss" in m]
+
+
+def final_params(workdir):
+    _, _, state = train.load_final(workdir)
+    return jax.device_get(state["params"]), jax.device_get(state["batch_stats"])
+
+
+def test_run_writes_every_file(tmp_path):
+    results = train.run(digits_config(), tmp_path)
+    for name in ("config.json", "run.json", "metrics.jsonl", "results.json"):
+        assert (tmp_path / name).is_file(), name
+    assert (tmp_path / "checkpoints").is_dir()
+    run_info = json.loads((tmp_path / "run.json").read_text())
+    assert run_info["device_count"] == 8 and run_info["device_kind"]
+    assert "jax" in run_info["packages"] and run_info["git_commit"]
+    assert results["steps"] == 12 and 0.0 <= results["eval/accuracy"] <= 1.0
+    assert results["trainable_params"] == results["total_params"] == 77_754
+    assert len(train_losses(tmp_path)) == 12
+    # a second call finds results.json and returns it without training
+    assert train.run(digits_config(), tmp_path) == results
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("crash_at", [3, 10])
+def test_crash_and_resume_equals_uninterrupted(tmp_path, monkeypatch, crash_at):
+    reference = tmp_path / "reference"
+    train.run(digits_config(), reference)
+
+    resumed = tmp_path / "resumed"
+    real = sharding.global_batch
+    calls = {"n": 0}
+
+    def crashing(batch, sh):
+        calls["n"] += 1
+        if calls["n"] == crash_at:
+            raise _Crash("simulated kill")
+        return real(batch, sh)
+
+    monkeypatch.setattr(train.sharding, "global_batch", crashing)
+    with pytest.raises(_Crash):
+        train.run(digits_config(), resumed)
+    assert not (resumed / "results.json").exists()
+    monkeypatch.setattr(train.sharding, "global_batch", real)
+    train.run(digits_config(), resumed)
+
+    assert train_losses(resumed) == train_losses(reference)
+    (p_ref, s_ref), (p_res, s_res) = final_params(reference), final_params(resumed)
+    for k in p_ref:
+        np.testing.assert_array_equal(p_ref[k], p_res[k], err_msg=k)
+    jax.tree.map(np.testing.assert_array_equal, s_ref, s_res)
+
+
+def test_one_device_equals_eight_devices(tmp_path):
+    train.run(digits_config(**{"mesh.data": 1}), tmp_path / "one")
+    train.run(digits_config(), tmp_path / "eight")
+    np.testing.assert_allclose(train_losses(tmp_path / "one"), train_losses(tmp_path / "eight"),
+                               rtol=1e-5)
+    (p1, s1), (p8, s8) = final_params(tmp_path / "one"), final_params(tmp_path / "eight")
+    for k in p1:
+        np.testing.assert_allclose(p1[k], p8[k], rtol=1e-4, atol=1e-5, err_msg=k)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), s1, s8)
+
+
+@pytest.mark.parametrize("trainable", ["bn_only", "random_k_per_channel"])
+def test_frozen_parameters_bit_identical(tmp_path, trainable):
+    config = digits_config(trainable)
+    train.run(config, tmp_path)
+    setup = train.build(config)
+    init = jax.device_get(setup.init_state["params"])
+    final, stats = final_params(tmp_path)
+    init_stats = jax.device_get(setup.init_state["batch_stats"])
+    trainable_names = set(setup.trainable.names)
+    for k in init:
+        if k not in trainable_names:
+            np.testing.assert_array_equal(final[k], init[k], err_msg=f"frozen {k} moved")
+        elif k in setup.trainable.element_masks:
+            mask = setup.trainable.element_masks[k].astype(bool)
+            np.testing.assert_array_equal(final[k][~mask], init[k][~mask], err_msg=k)
+            assert np.any(final[k][mask] != init[k][mask]), k
+        else:
+            assert np.any(final[k] != init[k]), f"trainable {k} did not move"
+    # running statistics update whatever is frozen
+    assert any(np.any(a != b) for a, b in zip(jax.tree.leaves(stats), jax.tree.leaves(init_stats)))
+
+
+def test_workdir_with_other_config_is_refused(tmp_path):
+    train.run(digits_config(steps=4), tmp_path)
+    before = (tmp_path / "config.json").read_text()
+    with pytest.raises(train.WorkdirConfigMismatchError, match=r"optim.lr.*new --workdir"):
+        train.run(digits_config(steps=4, **{"optim.lr": 0.05}), tmp_path)
+    assert (tmp_path / "config.json").read_text() == before
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    config = digits_config(steps=12, **{"optim.lr": 1e30, "checkpoint_every": 1})
+    with pytest.raises(train.NonFiniteLossError, match=r"non-finite loss at step (\d+)") as e:
+        train.run(config, tmp_path)
+    bad_step = int(e.match(r"step (\d+)").group(1)) if hasattr(e, "match") else None
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps and max(steps) < bad_step
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_mesh_must_divide_batch(tmp_path):
+    with pytest.raises(config_lib.ConfigError, match="not divisible by the 8 devices"):
+        train.run(digits_config(**{"data.batch_size": 12}), tmp_path)
+
+
+def _cli(*args, **env):
+    return subprocess.run(
+        [sys.executable, "-m", "lib.main", *args], cwd=REPO, capture_output=True, text=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu", **env}, timeout=300,
+    )
+
+
+def test_cli_unknown_key_names_closest(tmp_path):
+    out = _cli(f"--config={DIGITS}", f"--workdir={tmp_path}", "--config.optim.lrr=0.1")
+    assert out.returncode == 2
+    assert "unknown config key 'optim.lrr'" in out.stderr and "optim.lr" in out.stderr
+
+
+def test_cli_wrong_type(tmp_path):
+    out = _cli(f"--config={DIGITS}", f"--workdir={tmp_path}", "--config.total_steps=ten")
+    assert out.returncode == 2 and "total_steps" in out.stderr
+
+
+QUICK_CONFIGS = sorted((REPO / "experiments").glob("*/configs/*.py"))
+
+
+@pytest.mark.parametrize("path", QUICK_CONFIGS, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
+def test_quick_run_of_every_config_family(tmp_path, path):
+    """Each config's `quick` variant trains end to end (shortened further to save CI time)."""
+    config = config_lib.load_file(path, "quick")
+    config.total_steps = 4
+    config.checkpoint_every = 2
+    config.progress = False
+    results = train.run(config, tmp_path)
+    assert np.isfinite(results["eval/loss"])
