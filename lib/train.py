@@ -69,11 +69,14 @@ class Setup:
         return {k: tuple(v.shape) for k, v in self.init_state["params"].items()}
 
 
-def build(config: ml_collections.ConfigDict) -> Setup:
-    """Builds model, trainable subset and optimizer; the initial state lives on the host."""
+def build(config: ml_collections.ConfigDict, info: data.DatasetInfo | None = None) -> Setup:
+    """Builds model, trainable subset and optimizer; the initial state lives on the host.
+
+    `info` (input shape, classes) defaults to the configured dataset's.
+    """
     config_lib.validate(config)
     optim.check_trainable_config(config.optim, config.model)
-    info = data.get_info(config.data)
+    info = info or data.get_info(config.data)
     try:
         model = models.build(
             config.model, num_classes=info.num_classes, in_channels=info.image_shape[-1],
@@ -157,17 +160,19 @@ class Trainer:
             out_shardings=replicated,
         )
         self._state_sharding = state_sharding
+        self._eval_batches = None
 
     def initial_state(self) -> dict:
         return jax.device_put(self.setup.init_state, self._state_sharding)
 
     def evaluate(self, state: dict) -> dict[str, float]:
         """Metrics over the whole eval split (padding masked out), averaged per example."""
-        sums = [
-            self.eval_step(state, sharding.global_batch(b, self._batch_sharding))
-            for b in data.eval_batches(self.config.data, process_index=jax.process_index(),
-                                       process_count=jax.process_count())
-        ]
+        if self._eval_batches is None:  # opened once: 'dataset' normalisation reads the train split
+            self._eval_batches = data.eval_batches(
+                self.config.data, process_index=jax.process_index(),
+                process_count=jax.process_count())
+        sums = [self.eval_step(state, sharding.global_batch(b, self._batch_sharding))
+                for b in self._eval_batches]
         total = jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
         count = float(total.pop("count"))
         return {f"eval/{k}": float(v) / count for k, v in total.items()}

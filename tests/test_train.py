@@ -3,8 +3,10 @@
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -179,3 +181,37 @@ def test_quick_run_of_every_config_family(tmp_path, path):
     config.progress = False
     results = train.run(config, tmp_path)
     assert np.isfinite(results["eval/loss"])
+
+
+def test_cli_missing_dataset_gives_prepare_command(tmp_path):
+    empty = tmp_path / "tfds"
+    empty.mkdir()
+    out = _cli(f"--config={DIGITS}", f"--workdir={tmp_path / 'run'}", "--config.data.name=cifar10",
+               f"--config.data.data_dir={empty}")
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert f"python -m lib.data.prepare cifar10 --data_dir={empty}" in out.stderr
+
+
+def test_cli_sigkill_then_rerun_equals_uninterrupted(tmp_path):
+    """A real `kill -9` at an arbitrary step; re-running the same command finishes identically."""
+    args = [f"--config={DIGITS}:steps=300", "--config.checkpoint_every=5", "--config.log_every=1"]
+    reference = tmp_path / "reference"
+    assert _cli(*args, f"--workdir={reference}").returncode == 0
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "lib.main", *args, f"--workdir={killed}"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        ckpts = [p for p in (killed / "checkpoints").glob("*") if p.name.isdigit()]
+        if any(int(p.name) >= 10 for p in ckpts):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "results.json").exists(), "finished before the kill: raise steps"
+    assert _cli(*args, f"--workdir={killed}").returncode == 0
+    assert train_losses(killed) == train_losses(reference)
+    ref, res = json.loads((reference / "results.json").read_text()), json.loads(
+        (killed / "results.json").read_text())
+    assert ref["eval/accuracy"] == res["eval/accuracy"] and ref["eval/loss"] == res["eval/loss"]

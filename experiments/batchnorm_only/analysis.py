@@ -58,8 +58,10 @@ def gamma_stats(params: dict, roles: dict[str, str]) -> dict:
     return stats
 
 
-def analyse(workdir: str | pathlib.Path, ablation_tau: float = 0.05, plot: bool = True) -> dict:
-    """γ statistics at the end and at init, and the zero-small-γ ablation, saved in workdir."""
+def analyse(workdir: str | pathlib.Path, ablation_tau: float | None = 0.05,
+            plot: bool = True) -> dict:
+    """γ statistics at the end and at init and, unless ablation_tau is None, the zero-small-γ
+    ablation (two evaluations of the test split); saved in workdir/analysis."""
     import jax
 
     from lib import train
@@ -67,29 +69,28 @@ def analyse(workdir: str | pathlib.Path, ablation_tau: float = 0.05, plot: bool 
     workdir = pathlib.Path(workdir)
     config, setup, state = train.load_final(workdir)
     params = jax.device_get(state["params"])
-    trainer = train.Trainer(config, workdir)
-    before = trainer.evaluate(trainer.initial_state() | {
-        "params": state["params"], "batch_stats": state["batch_stats"]})
-    ablated = zero_small_gamma(params, setup.roles, ablation_tau)
-    after = trainer.evaluate(trainer.initial_state() | {
-        "params": ablated, "batch_stats": state["batch_stats"]})
     result = {
         "trainable": config.optim.trainable,
         "final": gamma_stats(params, setup.roles),
         "init": gamma_stats(jax.device_get(setup.init_state["params"]), setup.roles),
-        "ablation": {
-            "tau": ablation_tau,
-            "accuracy_before": before["eval/accuracy"],
-            "accuracy_after": after["eval/accuracy"],
-            "change": after["eval/accuracy"] - before["eval/accuracy"],
-        },
     }
-    out = workdir / "analysis"
-    out.mkdir(exist_ok=True)
-    (out / "gamma.json").write_text(json.dumps(result, indent=2) + "\n")
-    if plot:
-        plot_histogram({config.optim.trainable: gamma_beta(params, setup.roles)[0]},
-                       out / "gamma_hist.png")
+    if ablation_tau is not None:
+        trainer = train.Trainer(config, workdir)
+
+        def accuracy(p):
+            return trainer.evaluate({**state, "params": p})["eval/accuracy"]
+
+        before = accuracy(state["params"])
+        after = accuracy(zero_small_gamma(params, setup.roles, ablation_tau))
+        result["ablation"] = {"tau": ablation_tau, "accuracy_before": before,
+                              "accuracy_after": after, "change": after - before}
+    if jax.process_index() == 0:
+        out = workdir / "analysis"
+        out.mkdir(exist_ok=True)
+        (out / "gamma.json").write_text(json.dumps(result, indent=2) + "\n")
+        if plot:
+            plot_histogram({config.optim.trainable: gamma_beta(params, setup.roles)[0]},
+                           out / "gamma_hist.png")
     return result
 
 
@@ -119,9 +120,11 @@ def plot_histogram(gammas: dict[str, np.ndarray], path: pathlib.Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("workdir")
-    parser.add_argument("--ablation_tau", type=float, default=0.05)
+    parser.add_argument("--ablation_tau", type=float, default=0.05,
+                        help="τ of the zero-small-γ ablation (negative: skip the ablation)")
     args = parser.parse_args()
-    print(json.dumps(analyse(args.workdir, args.ablation_tau), indent=2))
+    tau = args.ablation_tau if args.ablation_tau >= 0 else None
+    print(json.dumps(analyse(args.workdir, tau), indent=2))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import grain
 import numpy as np
 from absl import flags
 
+from lib.config import ConfigError
 from lib.data import preprocess, sources
 
 AUGMENTS = ("none", "flip", "cifar", "imagenet")
@@ -93,19 +94,19 @@ class _PaddedEval:
 
 def _check(data_cfg) -> None:
     if data_cfg.augment not in AUGMENTS:
-        raise ValueError(f"data.augment={data_cfg.augment!r}; expected one of {AUGMENTS}")
+        raise ConfigError(f"data.augment={data_cfg.augment!r}; expected one of {AUGMENTS}")
     if data_cfg.normalization not in NORMALIZATIONS:
-        raise ValueError(
+        raise ConfigError(
             f"data.normalization={data_cfg.normalization!r}; expected one of {NORMALIZATIONS}"
         )
     if data_cfg.pool < 1:
-        raise ValueError(f"data.pool={data_cfg.pool} must be >= 1")
+        raise ConfigError(f"data.pool={data_cfg.pool} must be >= 1")
     if data_cfg.augment == "imagenet" and data_cfg.pool != 1:
-        raise ValueError(
+        raise ConfigError(
             "data.augment='imagenet' sets the resolution with data.image_size; use pool=1"
         )
     if data_cfg.augment != "imagenet" and data_cfg.image_size:
-        raise ValueError("data.image_size is used only with data.augment='imagenet'; set it to 0")
+        raise ConfigError("data.image_size is used only with data.augment='imagenet'; set it to 0")
 
 
 def _image_shape(data_cfg, split: sources.Split) -> tuple[int, int, int]:
@@ -113,12 +114,12 @@ def _image_shape(data_cfg, split: sources.Split) -> tuple[int, int, int]:
     if data_cfg.augment == "imagenet":
         size = data_cfg.image_size or (h if h == w and h else 0)
         if not size:
-            raise ValueError(
+            raise ConfigError(
                 f"{data_cfg.name}: images are not of one square size; set data.image_size"
             )
         return (size, size, c)
     if h is None or w is None:
-        raise ValueError(
+        raise ConfigError(
             f"{data_cfg.name}: images vary in size; use data.augment='imagenet' with "
             "data.image_size to crop them to one size"
         )
@@ -150,18 +151,18 @@ def _collate(data_cfg, split: sources.Split) -> _Collate:
     else:
         mean, std = preprocess.NORMALIZATION[data_cfg.normalization]
         if len(mean) != channels:
-            raise ValueError(
+            raise ConfigError(
                 f"data.normalization={data_cfg.normalization!r} has {len(mean)} channels but "
                 f"{data_cfg.name} images have {channels}; use 'dataset' or 'none'"
             )
     if np.any(np.asarray(std) == 0):
-        raise ValueError(f"{data_cfg.name}: a channel is constant in the train split (std 0)")
+        raise ConfigError(f"{data_cfg.name}: a channel is constant in the train split (std 0)")
     return _Collate(*preprocess.normalizer(split.max_value, mean, std))
 
 
 def _per_process(batch_size: int, process_count: int, what: str) -> int:
     if batch_size % process_count:
-        raise ValueError(
+        raise ConfigError(
             f"data.{what}={batch_size} is global and must divide evenly over "
             f"{process_count} processes"
         )

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from lib.config import ConfigError
 from lib.data import fashion_mnist
 from lib.data.errors import DatasetNotFoundError
 
@@ -94,7 +95,7 @@ def stratified_subset(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
     chosen classes. Deterministic in (labels, count, seed).
     """
     if count > len(labels):
-        raise ValueError(f"asked for a subset of {count} examples from a split of {len(labels)}")
+        raise ConfigError(f"asked for a subset of {count} examples from a split of {len(labels)}")
     rng = np.random.default_rng(seed)
     classes = np.unique(labels)
     members = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
@@ -136,7 +137,7 @@ def _tfds(name: str, split: str, data_dir: str, which: str) -> Split:
     try:
         builder = tfds.builder(name, data_dir=data_dir or None)
     except tfds.core.registered.DatasetNotFoundError as e:
-        raise ValueError(
+        raise ConfigError(
             f"Unknown dataset {name!r}: not 'fashion_mnist', 'digits' or a TFDS dataset name."
         ) from e
     try:
@@ -162,9 +163,9 @@ def _tfds(name: str, split: str, data_dir: str, which: str) -> Split:
         raise
     features = builder.info.features
     if "image" not in features or "label" not in features:
-        raise ValueError(f"TFDS dataset {name!r} has no 'image' and 'label' features")
+        raise ConfigError(f"TFDS dataset {name!r} has no 'image' and 'label' features")
     if np.dtype(features["image"].np_dtype) != np.uint8:
-        raise ValueError(f"TFDS dataset {name!r}: images are not uint8")
+        raise ConfigError(f"TFDS dataset {name!r}: images are not uint8")
     return Split(
         which,
         TfdsRecords(source),
@@ -181,7 +182,7 @@ def _open_whole(data_cfg, split: str, which: str) -> Split:
     if data_cfg.name == "digits":
         splits = _digits(data_cfg.subset_seed, data_cfg.test_fraction)
         if split not in splits:
-            raise ValueError(f"digits has splits {sorted(splits)}, not {split!r}")
+            raise ConfigError(f"digits has splits {sorted(splits)}, not {split!r}")
         return Split(which, splits[split], (8, 8, 1), 10, 16.0)
     return _tfds(data_cfg.name, split, data_cfg.data_dir, which)
 

@@ -1,0 +1,141 @@
+"""BN-only paper: γ statistics by hand, claim logic, and the claims registry CLI."""
+
+import json
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from configs import base
+from experiments.batchnorm_only import analysis, claims
+from lib import config as config_lib, models, optim, repro
+
+PARAMS = {
+    "a/bn/scale": np.array([0.005, 0.5, -0.03], np.float32),
+    "a/bn/bias": np.array([0.0, -1.0, 0.2], np.float32),
+    "a/conv/kernel": np.ones((3, 3, 1, 3), np.float32),
+    "b/bn/scale": np.array([0.2], np.float32),
+    "b/bn/bias": np.array([-0.1], np.float32),
+}
+ROLES = {"a/bn/scale": "bn_scale", "a/bn/bias": "bn_bias", "a/conv/kernel": "conv_kernel",
+         "b/bn/scale": "bn_scale", "b/bn/bias": "bn_bias"}
+
+
+def test_gamma_statistics_by_hand():
+    gamma, beta = analysis.gamma_beta(PARAMS, ROLES)
+    np.testing.assert_array_equal(gamma, np.float32([0.005, 0.5, -0.03, 0.2]))
+    np.testing.assert_array_equal(beta, np.float32([0.0, -1.0, 0.2, -0.1]))
+    stats = analysis.gamma_stats(PARAMS, ROLES)
+    assert stats["channels"] == 4
+    assert stats["f_0.01"] == 0.25          # 0.005
+    assert stats["f_0.05"] == 0.5           # 0.005, -0.03
+    assert stats["f_0.1"] == 0.5
+    assert stats["off_after_relu_0.05"] == 0.25  # only 0.005 has β ≤ 0
+
+
+def test_zero_small_gamma_keeps_beta_and_large_gamma():
+    out = analysis.zero_small_gamma(PARAMS, ROLES, 0.05)
+    np.testing.assert_array_equal(out["a/bn/scale"], np.float32([0.0, 0.5, 0.0]))
+    np.testing.assert_array_equal(out["b/bn/scale"], np.float32([0.2]))
+    np.testing.assert_array_equal(out["a/bn/bias"], PARAMS["a/bn/bias"])
+    assert PARAMS["a/bn/scale"][0] == np.float32(0.005)  # the input is not modified
+
+
+def _measurements(acc):
+    m = {"accuracy": {k: [v] * 3 for k, v in acc.items()},
+         "f_0.01": {"all": [0.01] * 3, "bn_only": [0.03] * 3},
+         "f_0.05": {"all": [0.04] * 3, "bn_only": [0.08] * 3},
+         "f_0.1": {"all": [0.06] * 3, "bn_only": [0.15] * 3},
+         "off_after_relu_0.05": {"all": [0.03] * 3, "bn_only": [0.06] * 3},
+         "ablation_change_0.05": {"bn_only": [0.001] * 3},
+         "trainable_params": {"bn_only": 672}}
+    return m
+
+
+GOOD = {"all": 0.85, "bn_and_output": 0.75, "bn_only": 0.66, "output_only": 0.61,
+        "random_k_per_channel": 0.30, "none": 0.10}
+
+
+def test_small_claims_pass_on_the_expected_ordering():
+    rows = repro.evaluate_small(claims, _measurements(GOOD))
+    assert all(r.passed for r in rows if r.hard), repro.table(rows)
+    assert repro._exit_code(rows) == 0
+
+
+def test_small_claims_fail_when_bn_only_falls_below_output_only():
+    rows = repro.evaluate_small(claims, _measurements({**GOOD, "bn_only": 0.60}))
+    failed = {r.id for r in rows if r.passed is False}
+    assert "S-bn_only>output_only" in failed and "S-bn_and_output>bn_only" not in failed
+    assert repro._exit_code(rows) == 1
+
+
+def test_missing_measurement_is_a_failure_not_a_crash():
+    m = _measurements(GOOD)
+    del m["f_0.05"]
+    rows = repro.evaluate_small(claims, m)
+    assert any(r.id == "S-gamma-small" and r.passed is False for r in rows)
+
+
+def test_b7_bn_only_count_of_resnet866_matches_the_architecture():
+    cfg = base.get_config().model
+    cfg.depth = 866
+    model = nnx.eval_shape(lambda: models.build(cfg, num_classes=10, in_channels=3,
+                                                rngs=nnx.Rngs(0)))
+    roles = models.param_roles(model)
+    shapes = {"/".join(map(str, p)): tuple(v.value.shape)
+              for p, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+    b7 = next(c for c in claims.PAPER_CLAIMS if c.id == "B7")
+    assert optim.trainable_subset("bn_only", roles, shapes).count(shapes) == b7.expected
+
+
+def test_every_paper_claim_config_loads():
+    for claim in claims.PAPER_CLAIMS:
+        if claim.config:
+            path, arg = config_lib.split_config_spec(claim.config)
+            config_lib.load_file(repro.REPO / path, arg)
+        assert claim.source and claim.confidence
+
+
+def _finished_run(tmp_path, spec, results):
+    path, arg = config_lib.split_config_spec(spec)
+    config = config_lib.load_file(repro.REPO / path, arg)
+    config.data.data_dir = "/somewhere/else"  # paths do not make a different run
+    (tmp_path / "config.json").write_text(config.to_json_best_effort())
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    return tmp_path
+
+
+def test_check_passes_and_fails_hard_claims(tmp_path, capsys):
+    spec = "experiments/batchnorm_only/configs/cifar_resnet.py:depth=866,trainable=bn_only"
+    good = _finished_run(tmp_path / "good", spec, {"eval/accuracy": 0.815,
+                                                   "trainable_params": 64_736,
+                                                   "gamma/f_0.05": 0.1})
+    assert repro.check(good) == 0  # B3 (soft) fails, hard B1 and B7 pass
+    out = capsys.readouterr().out
+    assert "B1" in out and "PASS" in out and "FAIL (soft)" in out
+    bad = _finished_run(tmp_path / "bad", spec, {"eval/accuracy": 0.70,
+                                                 "trainable_params": 64_736,
+                                                 "gamma/f_0.05": 0.3})
+    assert repro.check(bad) == 1
+
+
+def test_check_without_results_says_how_to_resume(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{}")
+    assert repro.check(tmp_path) == 2
+    assert "resume" in capsys.readouterr().out
+
+
+def test_list_names_every_paper(capsys):
+    assert repro.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for slug in repro.SLUGS:
+        assert slug in out
+    assert "B1" in out and "S-bn_only>output_only" in out
+
+
+@pytest.mark.parametrize("pair", list(zip(("all", "bn_and_output", "bn_only", "output_only",
+                                           "random_k_per_channel"),
+                                          ("bn_and_output", "bn_only", "output_only",
+                                           "random_k_per_channel", "none"))))
+def test_every_ordering_pair_has_a_claim(pair):
+    assert any(c.id == f"S-{pair[0]}>{pair[1]}" for c in claims.SMALL_CLAIMS)
