@@ -45,7 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.image_size = 0            # output size for imagenet preprocessing (0 = native size)
     c.data.normalization = "dataset"  # dataset (train mean/std) | imagenet | cifar10 | none
     c.data.batch_size = 128          # global train batch
-    c.data.eval_batch_size = 500     # global eval batch (the last one is padded and masked)
+    c.data.eval_batch_size = 512     # global eval batch (the last one is padded and masked)
     c.data.num_workers = 0           # Grain worker processes (0 = in the main process)
     c.data.prefetch = 2              # batches Grain prepares ahead per worker
 

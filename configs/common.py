@@ -22,7 +22,7 @@ def lth_cifar10(c: ml_collections.ConfigDict) -> None:
     c.data.augment = "cifar"
     c.data.normalization = "imagenet"  # open_lth quirk, kept (lth_common.md §3)
     c.data.batch_size = 128
-    c.data.eval_batch_size = 1000
+    c.data.eval_batch_size = 1024
     c.data.num_workers = 4
     c.optim.name = "sgd"
     c.optim.lr = 0.1
@@ -45,7 +45,7 @@ def lth_imagenet(c: ml_collections.ConfigDict) -> None:
     c.data.image_size = 224
     c.data.normalization = "imagenet"
     c.data.batch_size = 1024
-    c.data.eval_batch_size = 1000
+    c.data.eval_batch_size = 1024
     c.data.num_workers = 16
     c.optim.name = "sgd"
     c.optim.lr = 0.4
@@ -72,7 +72,7 @@ def quick(c: ml_collections.ConfigDict, steps: int = 60) -> None:
     c.data.image_size = 0
     c.data.normalization = "dataset"
     c.data.batch_size = 64
-    c.data.eval_batch_size = 250
+    c.data.eval_batch_size = 256
     c.data.num_workers = 0
     c.total_steps = steps
     c.optim.milestones = (steps // 2, 3 * steps // 4)

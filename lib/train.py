@@ -235,13 +235,12 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
                                      process_index=jax.process_index(),
                                      process_count=jax.process_count())
     state = trainer.initial_state()
-    start = ckpt.latest_step()
-    if start is not None:
+    start = ckpt.latest_step() or 0
+    if start:
         state, data_state = ckpt.restore(start, state)
         train_iter.set_state(data_state)
-        writer.truncate_after(start)
         log.info("resumed %s from step %d", workdir, start)
-    start = start or 0
+    writer.truncate_after(start)  # steps logged after the checkpoint are logged again
     t0 = time.perf_counter()
     try:
         state = _loop(trainer, state, train_iter, start, ckpt, writer)

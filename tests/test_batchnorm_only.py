@@ -100,6 +100,7 @@ def _finished_run(tmp_path, spec, results):
     path, arg = config_lib.split_config_spec(spec)
     config = config_lib.load_file(repro.REPO / path, arg)
     config.data.data_dir = "/somewhere/else"  # paths do not make a different run
+    tmp_path.mkdir(parents=True)
     (tmp_path / "config.json").write_text(config.to_json_best_effort())
     (tmp_path / "results.json").write_text(json.dumps(results))
     return tmp_path
@@ -139,3 +140,19 @@ def test_list_names_every_paper(capsys):
                                            "random_k_per_channel", "none"))))
 def test_every_ordering_pair_has_a_claim(pair):
     assert any(c.id == f"S-{pair[0]}>{pair[1]}" for c in claims.SMALL_CLAIMS)
+
+
+def test_analysis_of_a_finished_run(tmp_path):
+    from lib import train
+
+    config = config_lib.load_file(repro.REPO / "experiments/batchnorm_only/configs/digits.py",
+                                  "trainable=bn_only,steps=8")
+    config.progress = False
+    results = train.run(config, tmp_path)
+    out = analysis.analyse(tmp_path, ablation_tau=0.05)
+    assert out["ablation"]["accuracy_before"] == pytest.approx(results["eval/accuracy"])
+    assert out["final"]["channels"] == 336 and out["init"]["channels"] == 336
+    # γ ~ U[0,1) at init: f_τ ≈ τ over 336 channels
+    assert abs(out["init"]["f_0.1"] - 0.1) < 0.06
+    assert (tmp_path / "analysis" / "gamma.json").is_file()
+    assert (tmp_path / "analysis" / "gamma_hist.png").stat().st_size > 1000
