@@ -15,6 +15,20 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     return math.ceil(num_examples / batch_size)
 
 
+def lth_sgd(c: ml_collections.ConfigDict, *, lr: float, total_steps: int,
+            milestones: tuple[int, ...], warmup_steps: int = 0) -> None:
+    """open_lth's optimizer: SGD μ 0.9 with coupled wd 1e-4, lr × 0.1 at each milestone."""
+    c.optim.name = "sgd"
+    c.optim.lr = lr
+    c.optim.momentum = 0.9
+    c.optim.weight_decay = 1e-4
+    c.optim.schedule = "step"
+    c.optim.decay_factor = 0.1
+    c.optim.milestones = tuple(milestones)
+    c.optim.warmup_steps = warmup_steps
+    c.total_steps = total_steps
+
+
 def lth_cifar10(c: ml_collections.ConfigDict) -> None:
     """open_lth cifar_resnet / cifar_vgg defaults: 160 epochs of SGD, drops at 80 and 120."""
     epoch = steps_per_epoch(CIFAR10_TRAIN, 128)  # 391
@@ -24,13 +38,8 @@ def lth_cifar10(c: ml_collections.ConfigDict) -> None:
     c.data.batch_size = 128
     c.data.eval_batch_size = 1024
     c.data.num_workers = 4
-    c.optim.name = "sgd"
-    c.optim.lr = 0.1
-    c.optim.momentum = 0.9
-    c.optim.weight_decay = 1e-4
-    c.optim.schedule = "step"
-    c.optim.milestones = (80 * epoch, 120 * epoch)  # 31,280 and 46,920
-    c.total_steps = 160 * epoch  # 62,560
+    lth_sgd(c, lr=0.1, total_steps=160 * epoch,  # 62,560
+            milestones=(80 * epoch, 120 * epoch))  # 31,280 and 46,920
     c.eval_every = epoch * 10
     c.log_every = 100
     c.checkpoint_every = epoch * 10
@@ -47,14 +56,8 @@ def lth_imagenet(c: ml_collections.ConfigDict) -> None:
     c.data.batch_size = 1024
     c.data.eval_batch_size = 1024
     c.data.num_workers = 16
-    c.optim.name = "sgd"
-    c.optim.lr = 0.4
-    c.optim.momentum = 0.9
-    c.optim.weight_decay = 1e-4
-    c.optim.schedule = "step"
-    c.optim.milestones = (30 * epoch, 60 * epoch, 80 * epoch)
-    c.optim.warmup_steps = 5 * epoch
-    c.total_steps = 90 * epoch  # 112,680
+    lth_sgd(c, lr=0.4, total_steps=90 * epoch,  # 112,680
+            milestones=(30 * epoch, 60 * epoch, 80 * epoch), warmup_steps=5 * epoch)
     c.eval_every = epoch * 5
     c.log_every = 100
     c.checkpoint_every = 1000

@@ -12,7 +12,7 @@ Hardware: a 2-core CPU. Expected wall time: about 10–20 s per run, mostly comp
 Args: trainable, seed, steps, quick.
 """
 
-from configs import base
+from configs import base, common
 from experiments.batchnorm_only import settings
 from lib.config import parse_arg
 
@@ -30,14 +30,8 @@ def get_config(arg=None):
     c.data.normalization = "dataset"
     c.data.batch_size = 128
     c.data.eval_batch_size = 560  # the whole 539-image test split in one padded batch
-    c.optim.name = "sgd"
-    c.optim.lr = 0.1
-    c.optim.momentum = 0.9
-    c.optim.weight_decay = 1e-4
-    c.optim.schedule = "step"
     steps = 60 if a.quick else a.steps
-    c.total_steps = steps
-    c.optim.milestones = (steps // 2, 3 * steps // 4)
+    common.lth_sgd(c, lr=0.1, total_steps=steps, milestones=(steps // 2, 3 * steps // 4))
     c.log_every = 50 if not a.quick else 10
     c.checkpoint_every = steps
     settings.apply(c, a.trainable)
