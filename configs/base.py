@@ -3,7 +3,7 @@
 Experiment configs start from `get_config()` here and override values; `lib.config.validate`
 rejects any key that is not declared below (with the closest valid keys in the message) and any
 value whose type differs from the default's. Lengths and cadences are in optimizer steps; use
-`configs.common.epochs_to_steps` to convert.
+`configs.common.steps_per_epoch` to convert.
 """
 
 import ml_collections

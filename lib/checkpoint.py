@@ -8,27 +8,25 @@ a crash is never listed, let alone restored.
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 
 class Checkpointer:
-    def __init__(self, directory: str | pathlib.Path, *, keep: int, async_save: bool = True):
+    def __init__(self, directory, *, keep: int, async_save: bool = True):
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep,
             create=True,
             enable_async_checkpointing=async_save,
         )
-        self._manager = ocp.CheckpointManager(pathlib.Path(directory).absolute(), options=options)
+        self.directory = epath.Path(directory).absolute()  # local or gs://
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
-
-    def all_steps(self) -> list[int]:
-        return list(self._manager.all_steps())
 
     def save(self, step: int, state: Any, data_state: dict) -> None:
         self._manager.save(step, force=True, args=ocp.args.Composite(

@@ -37,6 +37,19 @@ def _parse_value(key: str, text: str, default: Any) -> Any:
         ) from e
 
 
+# Keys that cannot change what a run computes: where data and outputs live, how often it logs,
+# evaluates and checkpoints, and how many devices share the batch (results do not depend on the
+# device count, DESIGN.md rule 5). They may change when a run is resumed.
+OPERATIONAL_KEYS = (
+    "data.data_dir", "data.prefetch", "data.eval_batch_size", "log_every", "eval_every",
+    "checkpoint_every", "keep_checkpoints", "async_checkpointing", "progress", "mesh.",
+)
+
+
+def is_operational(key: str) -> bool:
+    return key.startswith(OPERATIONAL_KEYS)
+
+
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
     """Parses `"quick,variant=bn_only"` into typed options; unknown options are errors.
 

@@ -46,7 +46,9 @@ def _unknown_override(key: str) -> str | None:
             options = list(node.keys()) if hasattr(node, "keys") else []
             close = config_lib.closest_keys(part, options)
             where = ".".join(done) or "the top level"
-            hint = f" Did you mean: {', '.join('.'.join(done + [c]) for c in close)}?" if close else ""
+            hint = ""
+            if close:
+                hint = f" Did you mean: {', '.join('.'.join(done + [c]) for c in close)}?"
             return (f"unknown config key {key!r}: {part!r} is not a key of {where}.{hint} "
                     f"Valid keys there: {', '.join(sorted(options))}")
         node, done = node[part], done + [part]
@@ -59,10 +61,8 @@ def _parse_flags(argv: list[str]) -> list[str]:
             _fail(message)
     try:
         return flags.FLAGS(argv)
-    except flags.Error as e:
+    except (flags.Error, config_lib.ConfigError) as e:  # bad flag value, or bad ':arg' option
         _fail(f"{e}")
-    except (AttributeError, KeyError, TypeError, ValueError) as e:
-        _fail(f"could not build the config: {e}")
 
 
 def main(argv: list[str]) -> None:
@@ -72,9 +72,7 @@ def main(argv: list[str]) -> None:
     metrics.quiet_library_logs()
 
     try:
-        config = _CONFIG.value
-        config_lib.validate(config)
-        results = train.run(config, _WORKDIR.value)
+        results = train.run(_CONFIG.value, _WORKDIR.value)
     except train.NonFiniteLossError as e:
         _fail(str(e), EXIT_NONFINITE)
     except (config_lib.ConfigError, data.DatasetNotFoundError,

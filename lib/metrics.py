@@ -1,19 +1,18 @@
 """Metric output: JSONL (+ TensorBoard when tensorboardX is installed), progress and ETA.
 
-Per-step metrics stay on device until the log interval (no host sync per step); the trainer
-hands this module the fetched values. Only process 0 writes.
+Per-step metrics are summed on device and fetched at the log interval (no host sync per step).
+Only process 0 writes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import pathlib
 import time
 
 import jax
-import numpy as np
+import jax.numpy as jnp
+from etils import epath
 
 
 def quiet_library_logs() -> None:
@@ -29,33 +28,38 @@ def _is_writer() -> bool:
 
 
 class MetricWriter:
-    """Appends `{"step": s, "split/name": value, ...}` lines to metrics.jsonl."""
+    """metrics.jsonl: one `{"step": s, "split/name": value, ...}` line per write.
 
-    def __init__(self, workdir: pathlib.Path):
-        self.path = pathlib.Path(workdir) / "metrics.jsonl"
+    The whole file is rewritten on each write (it stays small), which works on object stores
+    such as gs:// that cannot append.
+    """
+
+    def __init__(self, workdir):
+        self.path = epath.Path(workdir) / "metrics.jsonl"
+        self._lines: list[str] = []
         self._tb = None
-        if _is_writer():
-            try:
-                from tensorboardX import SummaryWriter
-            except ImportError:
-                pass
-            else:
-                self._tb = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
+        if not _is_writer():
+            return
+        if self.path.exists():
+            self._lines = [line for line in self.path.read_text().splitlines() if line]
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            return
+        self._tb = SummaryWriter(str(epath.Path(workdir) / "tensorboard"))
 
     def truncate_after(self, step: int) -> None:
         """Drops lines logged after `step`: a resumed run logs those steps again."""
-        if not _is_writer() or not self.path.exists():
-            return
-        lines = self.path.read_text().splitlines()
-        kept = [line for line in lines if line and json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        if _is_writer():
+            self._lines = [line for line in self._lines if json.loads(line)["step"] <= step]
+            self.path.write_text("".join(line + "\n" for line in self._lines))
 
     def write(self, step: int, values: dict[str, float]) -> None:
         if not _is_writer():
             return
         values = {k: float(v) for k, v in values.items()}
-        with self.path.open("a") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
+        self._lines.append(json.dumps({"step": step, **values}))
+        self.path.write_text("".join(line + "\n" for line in self._lines))
         if self._tb is not None:
             for k, v in values.items():
                 self._tb.add_scalar(k, v, step)
@@ -66,18 +70,46 @@ class MetricWriter:
             self._tb.close()
 
 
-def mean_of_steps(per_step: list[dict]) -> dict[str, float]:
-    """Averages a list of per-step scalar metric dicts fetched from device."""
-    fetched = jax.device_get(per_step)
-    return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+LAST_VALUE = ("lr",)  # logged as the value at the last step, not the window mean
 
 
-def first_nonfinite(per_step: list[dict], first_step: int, key: str = "loss") -> int | None:
-    """The step number of the first non-finite `key` in a fetched list, or None."""
-    for i, m in enumerate(jax.device_get(per_step)):
-        if not math.isfinite(float(m[key])):
-            return first_step + i
-    return None
+@jax.jit
+def _accumulate(acc: dict, step_metrics: dict, step) -> dict:
+    finite = step_metrics["finite"]
+    first_bad = jnp.where((acc["first_bad"] < 0) & (finite == 0), step, acc["first_bad"])
+    sums = {k: acc["sums"][k] + v for k, v in step_metrics.items()
+            if k != "finite" and k not in LAST_VALUE}
+    last = {k: step_metrics[k] for k in LAST_VALUE if k in step_metrics}
+    return {"sums": sums, "last": last, "count": acc["count"] + 1, "first_bad": first_bad}
+
+
+class StepMetrics:
+    """Per-step metrics summed on device (one small dispatch per step, no host sync).
+
+    Each step reports `finite` (1 when its loss and updated parameters are finite); `fetch`
+    returns window means and the first step that was not finite, if any.
+    """
+
+    def __init__(self):
+        self._acc = None
+
+    def add(self, step_metrics: dict, step: int) -> None:
+        if self._acc is None:
+            zeros = {k: jnp.zeros_like(v) for k, v in step_metrics.items()
+                     if k != "finite" and k not in LAST_VALUE}
+            self._acc = {"sums": zeros, "last": {}, "count": jnp.zeros((), jnp.int32),
+                         "first_bad": jnp.full((), -1, jnp.int32)}
+        self._acc = _accumulate(self._acc, step_metrics, step)
+
+    def fetch(self) -> tuple[dict[str, float], int | None]:
+        """(means over the window, first non-finite step or None), and starts a new window."""
+        if self._acc is None:
+            return {}, None
+        acc, self._acc = jax.device_get(self._acc), None
+        means = {k: float(v) / int(acc["count"]) for k, v in acc["sums"].items()}
+        means.update({k: float(v) for k, v in acc["last"].items()})
+        first_bad = int(acc["first_bad"])
+        return means, (first_bad if first_bad >= 0 else None)
 
 
 def _duration(seconds: float) -> str:

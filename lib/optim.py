@@ -14,7 +14,6 @@ import dataclasses
 import re
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -59,7 +58,8 @@ def _random_k_per_channel_masks(kernels: dict[str, tuple], k: int, seed: int) ->
         shape = kernels[name]
         per_channel = int(np.prod(shape[:-1]))
         if k > per_channel:
-            raise ConfigError(f"random_k={k} exceeds the {per_channel} entries per channel of {name}")
+            raise ConfigError(
+                f"random_k={k} exceeds the {per_channel} entries per channel of {name}")
         mask = np.zeros((per_channel, shape[-1]), dtype=np.float32)
         for channel in range(shape[-1]):
             mask[rng.choice(per_channel, size=k, replace=False), channel] = 1.0
@@ -197,6 +197,3 @@ def check_trainable_config(optim_cfg, model_cfg) -> None:
             f"model.bn_init='fixed' (got {model_cfg.bn_init!r}); add --config.model.bn_init=fixed"
         )
 
-
-def tree_size(tree) -> int:
-    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))

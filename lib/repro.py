@@ -23,7 +23,9 @@ import math
 import pathlib
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
+
+from etils import epath
 
 SLUGS = ("batchnorm_only", "early_phase", "pruning_stability", "class_selectivity",
          "background_aug", "invariance", "width_transfer", "joslim", "reservoir", "plan2vec")
@@ -161,18 +163,18 @@ def verify(slug: str, workdir: pathlib.Path) -> int:
 
 def _run_matches(claim: PaperClaim, run_config: dict) -> bool:
     """Whether a finished run's config is the claim's config (paths and cadences aside)."""
-    from lib import config as config_lib, train
+    from lib import config as config_lib
+    from lib import train
 
     path, arg = config_lib.split_config_spec(claim.config)
     expected = json.loads(config_lib.load_file(REPO / path, arg).to_json_best_effort())
-    ignored = ("data.data_dir", "data.num_workers", "data.prefetch", "data.eval_batch_size",
-               "log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
-               "async_checkpointing", "progress", "mesh.")
     diff = train.config_diff(expected, run_config)
-    return not [k for k in diff if not k.startswith(ignored)]
+    # a claim holds for every seed; worker counts do not change results either
+    return all(config_lib.is_operational(k) or k in ("seed", "data.num_workers") for k in diff)
 
 
-def check(workdir: pathlib.Path) -> int:
+def check(workdir) -> int:
+    workdir = epath.Path(workdir)
     config_path, results_path = workdir / "config.json", workdir / "results.json"
     if not results_path.exists():
         print(f"{workdir} has no results.json: the run has not finished (re-run its command "
@@ -225,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--workdir", type=pathlib.Path, default=None,
                    help="where runs and the report go (default: workdirs/verify/SLUG)")
     c = sub.add_parser("check", help="compare a finished run with its config's claims")
-    c.add_argument("workdir", type=pathlib.Path)
+    c.add_argument("workdir", help="a finished run's workdir (local or gs://)")
     sub.add_parser("list", help="list every claim")
     args = parser.parse_args(argv)
     from lib import metrics

@@ -10,6 +10,7 @@ import platform
 import subprocess
 
 import jax
+from etils import epath
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain",
             "tensorflow-datasets", "ml-collections", "chex", "numpy")
@@ -45,7 +46,7 @@ def _versions() -> dict[str, str]:
 def describe(mesh) -> dict:
     devices = jax.devices()
     return {
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "host": platform.node(),
@@ -59,11 +60,13 @@ def describe(mesh) -> dict:
     }
 
 
-def record_start(workdir: pathlib.Path, mesh) -> None:
+def record_start(workdir, mesh, changed_keys: list[str] = ()) -> None:
     """run.json: this start's description at the top level, every start under "starts"."""
     if jax.process_index() != 0:
         return
-    path = pathlib.Path(workdir) / "run.json"
+    path = epath.Path(workdir) / "run.json"
     starts = json.loads(path.read_text())["starts"] if path.exists() else []
     current = describe(mesh)
+    if changed_keys:
+        current["config_keys_changed_at_this_start"] = list(changed_keys)
     path.write_text(json.dumps({**current, "starts": starts + [current]}, indent=2) + "\n")

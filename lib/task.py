@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from lib import losses
+from lib.config import ConfigError
 
 
 class Task(Protocol):
@@ -59,8 +60,13 @@ def resolve(spec: str):
     """`"module.path:ClassName"` -> the class, with a clear error when it does not exist."""
     module_name, sep, attr = spec.partition(":")
     if not sep:
-        raise ValueError(f"task {spec!r} must look like 'module.path:ClassName'")
+        raise ConfigError(f"task={spec!r} must look like 'module.path:ClassName'")
     try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"task {spec!r} cannot be resolved: {e}") from e
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and module_name.startswith(e.name):
+            raise ConfigError(f"task={spec!r}: no module {e.name!r}") from e
+        raise
+    if not hasattr(module, attr):
+        raise ConfigError(f"task={spec!r}: module {module_name!r} has no {attr!r}")
+    return getattr(module, attr)

@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import json
 import logging
-import pathlib
 import time
 from typing import Any
 
@@ -24,9 +23,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from etils import epath
 from flax import nnx, traverse_util
 
-from lib import checkpoint, config as config_lib, data, metrics, models, optim, runinfo, sharding
+from lib import checkpoint, data, metrics, models, optim, runinfo, sharding
+from lib import config as config_lib
 from lib import task as task_lib
 
 log = logging.getLogger("lib.train")
@@ -118,7 +119,9 @@ def train_step(setup: Setup, state: dict, batch: dict) -> tuple[dict, dict]:
     grads, (step_metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(trainable)
     updates, opt_state = setup.tx.update(grads, state["opt_state"], trainable)
     trainable = optax.apply_updates(trainable, updates)
-    step_metrics = {**step_metrics, "lr": setup.schedule(state["step"])}
+    finite = jnp.isfinite(step_metrics["loss"]) & jnp.isfinite(optax.global_norm(trainable))
+    step_metrics = {**step_metrics, "lr": setup.schedule(state["step"]),
+                    "finite": finite.astype(jnp.int32)}
     new_state = {
         "step": state["step"] + 1,
         "rng": state["rng"],
@@ -135,35 +138,38 @@ def eval_step(setup: Setup, state: dict, batch: dict) -> dict:
 
 
 class Trainer:
-    """Compiled steps and the loop around them, for one (config, workdir)."""
+    """Compiled steps on a mesh, for one config; checks the inputs before anything is written."""
 
-    def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
+    def __init__(self, config: ml_collections.ConfigDict):
         self.config = config
-        self.workdir = pathlib.Path(workdir)
         self.setup = build(config)
         self.mesh = sharding.make_mesh(config.mesh)
         sharding.check_batch_divides(self.mesh, config.data.batch_size)
         sharding.check_batch_divides(self.mesh, config.data.eval_batch_size,
                                      what="data.eval_batch_size")
-        self._batch_sharding = sharding.batch_sharding(self.mesh)
+        self.batch_sharding = sharding.batch_sharding(self.mesh)
         replicated = sharding.replicated(self.mesh)
-        state_sharding = jax.tree.map(lambda _: replicated, self.setup.init_state)
+        self.state_sharding = jax.tree.map(lambda _: replicated, self.setup.init_state)
         self.train_step = jax.jit(
             functools.partial(train_step, self.setup),
-            in_shardings=(state_sharding, self._batch_sharding),
-            out_shardings=(state_sharding, replicated),
+            in_shardings=(self.state_sharding, self.batch_sharding),
+            out_shardings=(self.state_sharding, replicated),
             donate_argnums=0,
         )
         self.eval_step = jax.jit(
             functools.partial(eval_step, self.setup),
-            in_shardings=(state_sharding, self._batch_sharding),
+            in_shardings=(self.state_sharding, self.batch_sharding),
             out_shardings=replicated,
         )
-        self._state_sharding = state_sharding
         self._eval_batches = None
 
     def initial_state(self) -> dict:
-        return jax.device_put(self.setup.init_state, self._state_sharding)
+        return jax.device_put(self.setup.init_state, self.state_sharding)
+
+    def train_batches(self):
+        return data.train_iterator(self.config.data, seed=self.config.seed,
+                                   process_index=jax.process_index(),
+                                   process_count=jax.process_count())
 
     def evaluate(self, state: dict) -> dict[str, float]:
         """Metrics over the whole eval split (padding masked out), averaged per example."""
@@ -171,7 +177,7 @@ class Trainer:
             self._eval_batches = data.eval_batches(
                 self.config.data, process_index=jax.process_index(),
                 process_count=jax.process_count())
-        sums = [self.eval_step(state, sharding.global_batch(b, self._batch_sharding))
+        sums = [self.eval_step(state, sharding.global_batch(b, self.batch_sharding))
                 for b in self._eval_batches]
         total = jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
         count = float(total.pop("count"))
@@ -185,29 +191,10 @@ class Trainer:
         }
 
 
-def _prepare_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
-    """Writes config.json, or refuses a workdir that holds a run of a different config."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / "config.json"
-    current = json.loads(config.to_json_best_effort())
-    if path.exists():
-        stored = json.loads(path.read_text())
-        if stored != current:
-            diff = sorted(config_diff(stored, current))
-            raise WorkdirConfigMismatchError(
-                f"workdir {str(workdir)!r} holds a run of a different config "
-                f"(differs at: {', '.join(diff)}). Nothing was changed. To keep that run, pass a "
-                "new --workdir; to start over, delete that workdir first."
-            )
-    elif jax.process_index() == 0:
-        path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
-
-
 def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two nested dicts."""
-    keys = set(a) | set(b)
     out = []
-    for k in keys:
+    for k in sorted(set(a) | set(b)):
         va, vb = a.get(k), b.get(k)
         if isinstance(va, dict) and isinstance(vb, dict):
             out += config_diff(va, vb, prefix + k + ".")
@@ -216,24 +203,46 @@ def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+def _prepare_workdir(workdir: epath.Path, config: ml_collections.ConfigDict) -> list[str]:
+    """Writes config.json, or refuses a workdir holding a run of a different config.
+
+    Keys that cannot change the results (config_lib.OPERATIONAL_KEYS: paths, cadences, device
+    count) may change between starts; config.json then records the latest values, and the
+    changed keys are returned for run.json.
+    """
+    path = workdir / "config.json"
+    current = json.loads(config.to_json_best_effort())
+    changed = []
+    if path.exists():
+        changed = config_diff(json.loads(path.read_text()), current)
+        different = [k for k in changed if not config_lib.is_operational(k)]
+        if different:
+            raise WorkdirConfigMismatchError(
+                f"workdir {str(workdir)!r} holds a run of a different config (differs at: "
+                f"{', '.join(different)}). Nothing was changed. To keep that run, pass a new "
+                "--workdir; to start over, delete that workdir first."
+            )
+    if jax.process_index() == 0:
+        workdir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    return changed
+
+
+def run(config: ml_collections.ConfigDict, workdir) -> dict:
     """Trains and evaluates `config` in `workdir`, resuming whatever is already there."""
-    workdir = pathlib.Path(workdir)
-    config_lib.validate(config)
-    _prepare_workdir(workdir, config)
+    workdir = epath.Path(workdir)
     results_path = workdir / "results.json"
+    config_lib.validate(config)
+    trainer = Trainer(config)  # bad config, data or mesh fail here, before anything is written
+    changed = _prepare_workdir(workdir, config)
     if results_path.exists():
         log.info("%s already finished; returning its results.json", workdir)
         return json.loads(results_path.read_text())
-
-    trainer = Trainer(config, workdir)
-    runinfo.record_start(workdir, trainer.mesh)
+    runinfo.record_start(workdir, trainer.mesh, changed)
     ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints,
                                    async_save=config.async_checkpointing)
     writer = metrics.MetricWriter(workdir)
-    train_iter = data.train_iterator(config.data, seed=config.seed,
-                                     process_index=jax.process_index(),
-                                     process_count=jax.process_count())
+    train_iter = trainer.train_batches()
     state = trainer.initial_state()
     start = ckpt.latest_step() or 0
     if start:
@@ -243,11 +252,13 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     writer.truncate_after(start)  # steps logged after the checkpoint are logged again
     t0 = time.perf_counter()
     try:
-        state = _loop(trainer, state, train_iter, start, ckpt, writer)
-        final = trainer.evaluate(state)
-        writer.write(config.total_steps, final)
-        if ckpt.latest_step() != config.total_steps:
+        if start < config.total_steps:
+            state = _loop(trainer, state, train_iter, start, ckpt, writer)
+            final = trainer.evaluate(state)
+            writer.write(config.total_steps, final)  # logged before the final checkpoint
             ckpt.save(config.total_steps, state, train_iter.get_state())
+        else:  # killed between the final checkpoint and results.json: its eval is logged
+            final = trainer.evaluate(state)
         ckpt.wait()
     finally:
         ckpt.close()
@@ -268,54 +279,53 @@ def _due(step: int, every: int) -> bool:
 
 
 def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer) -> dict:
+    """Steps start+1 … total with logging, periodic evals and checkpoints; returns the state.
+
+    The caller evaluates and checkpoints the final state. Before any checkpoint, and at every
+    log, the window's metrics are fetched: a non-finite step stops the run there.
+    """
     config = trainer.config
     total = config.total_steps
     progress = metrics.Progress(start, total)
-    pending: list[dict] = []
-    pending_from = start + 1
+    window = metrics.StepMetrics()
 
     def flush(step: int) -> None:
-        nonlocal pending, pending_from
-        if not pending:
-            return
-        bad = metrics.first_nonfinite(pending, pending_from)
-        if bad is not None:
-            last = ckpt.latest_step()
+        values, first_bad = window.fetch()
+        if first_bad is not None:
             raise NonFiniteLossError(
-                f"non-finite loss at step {bad}; training stopped. The last good checkpoint "
-                f"(step {last}) is kept in {ckpt_dir(trainer)}. Lower optim.lr, enable "
-                "optim.grad_clip_norm, or check the data; re-running resumes from that checkpoint."
+                f"non-finite loss or parameters at step {first_bad}; training stopped. The last "
+                f"good checkpoint (step {ckpt.latest_step() or 'none'}) is kept in "
+                f"{ckpt.directory}. Re-running the same command resumes from it; to try "
+                "another optim.lr or optim.grad_clip_norm, use a new --workdir."
             )
-        values = {f"train/{k}": v for k, v in metrics.mean_of_steps(pending).items()}
-        values["train/lr"] = float(pending[-1]["lr"])  # the current rate, not the window mean
+        if not values:
+            return
+        values = {f"train/{k}": v for k, v in values.items()}
         writer.write(step, values)
         if config.progress and jax.process_index() == 0:
-            shown = {k.split("/")[1]: values[k] for k in ("train/loss", "train/accuracy", "train/lr")
-                     if k in values}
+            shown = {k.split("/")[1]: values[k] for k in ("train/loss", "train/accuracy",
+                                                          "train/lr") if k in values}
             print(progress.line(step, shown), flush=True)
-        pending, pending_from = [], step + 1
 
     for step in range(start + 1, total + 1):
-        batch = sharding.global_batch(next(train_iter), trainer._batch_sharding)
+        batch = sharding.global_batch(next(train_iter), trainer.batch_sharding)
         state, step_metrics = trainer.train_step(state, batch)
-        pending.append(step_metrics)
+        window.add(step_metrics, step)
         if _due(step, config.log_every) or step == total:
             flush(step)
-        if _due(step, config.eval_every) and step != total:
+        if step == total:
+            break
+        if _due(step, config.eval_every):
             writer.write(step, trainer.evaluate(state))
-        if _due(step, config.checkpoint_every) or step == total:
-            flush(step)  # never checkpoint a state whose loss went non-finite
+        if _due(step, config.checkpoint_every):
+            flush(step)  # never checkpoint a state whose loss or parameters went non-finite
             ckpt.save(step, state, train_iter.get_state())
     return state
 
 
-def ckpt_dir(trainer: Trainer) -> pathlib.Path:
-    return trainer.workdir / "checkpoints"
-
-
-def load_final(workdir: str | pathlib.Path) -> tuple[ml_collections.ConfigDict, Setup, dict]:
+def load_final(workdir) -> tuple[ml_collections.ConfigDict, Setup, dict]:
     """(config, setup, state) of the latest checkpoint of a workdir, for analysis."""
-    workdir = pathlib.Path(workdir)
+    workdir = epath.Path(workdir)
     config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
     setup = build(config)
     ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints,
@@ -326,4 +336,3 @@ def load_final(workdir: str | pathlib.Path) -> tuple[ml_collections.ConfigDict, 
     state, _ = ckpt.restore(step, setup.init_state)
     ckpt.close()
     return config, setup, state
-

@@ -8,7 +8,8 @@ from flax import nnx
 
 from configs import base
 from experiments.batchnorm_only import analysis, claims
-from lib import config as config_lib, models, optim, repro
+from lib import config as config_lib
+from lib import models, optim, repro
 
 PARAMS = {
     "a/bn/scale": np.array([0.005, 0.5, -0.03], np.float32),
@@ -41,39 +42,56 @@ def test_zero_small_gamma_keeps_beta_and_large_gamma():
     assert PARAMS["a/bn/scale"][0] == np.float32(0.005)  # the input is not modified
 
 
-def _measurements(acc):
-    m = {"accuracy": {k: [v] * 3 for k, v in acc.items()},
-         "f_0.01": {"all": [0.01] * 3, "bn_only": [0.03] * 3},
-         "f_0.05": {"all": [0.04] * 3, "bn_only": [0.08] * 3},
-         "f_0.1": {"all": [0.06] * 3, "bn_only": [0.15] * 3},
-         "off_after_relu_0.05": {"all": [0.03] * 3, "bn_only": [0.06] * 3},
-         "ablation_change_0.05": {"bn_only": [0.001] * 3},
-         "trainable_params": {"bn_only": 672}}
-    return m
+def _grid(acc):
+    return {"accuracy": {k: [v] * 3 for k, v in acc.items()},
+            "f_0.01": {"all": [0.01] * 3, "bn_only": [0.03] * 3},
+            "f_0.05": {"all": [0.04] * 3, "bn_only": [0.08] * 3},
+            "f_0.1": {"all": [0.06] * 3, "bn_only": [0.15] * 3},
+            "off_after_relu_0.05": {"all": [0.03] * 3, "bn_only": [0.06] * 3},
+            "ablation_change_0.05": {"bn_only": [0.001] * 3},
+            "trainable_params": {"bn_only": 672}}
 
 
-GOOD = {"all": 0.85, "bn_and_output": 0.75, "bn_only": 0.66, "output_only": 0.61,
-        "random_k_per_channel": 0.30, "none": 0.10}
+FASHION = {"all": 0.85, "bn_and_output": 0.75, "bn_only": 0.66, "output_only": 0.61,
+           "random_k_per_channel": 0.30, "none": 0.10}
+DIGITS = {"all": 0.98, "bn_and_output": 0.94, "bn_only": 0.87, "output_only": 0.76,
+          "random_k_per_channel": 0.46, "none": 0.11}
+
+
+def _measurements(fashion=FASHION, digits=DIGITS):
+    return {"fashion_mnist": _grid(fashion), "digits": _grid(digits)}
 
 
 def test_small_claims_pass_on_the_expected_ordering():
-    rows = repro.evaluate_small(claims, _measurements(GOOD))
+    rows = repro.evaluate_small(claims, _measurements())
     assert all(r.passed for r in rows if r.hard), repro.table(rows)
     assert repro._exit_code(rows) == 0
 
 
 def test_small_claims_fail_when_bn_only_falls_below_output_only():
-    rows = repro.evaluate_small(claims, _measurements({**GOOD, "bn_only": 0.60}))
+    rows = repro.evaluate_small(claims, _measurements(fashion={**FASHION, "bn_only": 0.60}))
     failed = {r.id for r in rows if r.passed is False}
-    assert "S-bn_only>output_only" in failed and "S-bn_and_output>bn_only" not in failed
+    assert "fashion_mnist: bn_only > output_only" in failed
+    assert "fashion_mnist: bn_and_output > bn_only" not in failed
+    assert not any(f.startswith("digits") for f in failed)
     assert repro._exit_code(rows) == 1
 
 
+@pytest.mark.parametrize("change, claim_id", [
+    ({"none": 0.25}, "digits: acc(none) ≤ 0.20"),
+    ({"all": 0.94}, "digits: acc(all) ≥ 0.95"),
+    ({"bn_only": 0.74, "output_only": 0.70}, "digits: acc(bn_only) ≥ 0.75"),
+])
+def test_spec_digits_assertions_fail_outside_their_bounds(change, claim_id):
+    rows = repro.evaluate_small(claims, _measurements(digits={**DIGITS, **change}))
+    assert {r.id: r.passed for r in rows}[claim_id] is False
+
+
 def test_missing_measurement_is_a_failure_not_a_crash():
-    m = _measurements(GOOD)
-    del m["f_0.05"]
+    m = _measurements()
+    del m["digits"]["f_0.05"]
     rows = repro.evaluate_small(claims, m)
-    assert any(r.id == "S-gamma-small" and r.passed is False for r in rows)
+    assert {r.id: r.passed for r in rows}["digits: f_0.05(bn_only) > f_0.05(all)"] is False
 
 
 def test_b7_bn_only_count_of_resnet866_matches_the_architecture():
@@ -131,15 +149,15 @@ def test_list_names_every_paper(capsys):
     out = capsys.readouterr().out
     for slug in repro.SLUGS:
         assert slug in out
-    assert "B1" in out and "S-bn_only>output_only" in out
+    assert "B1" in out and "fashion_mnist: bn_only > output_only" in out
 
 
-@pytest.mark.parametrize("pair", list(zip(("all", "bn_and_output", "bn_only", "output_only",
-                                           "random_k_per_channel"),
-                                          ("bn_and_output", "bn_only", "output_only",
-                                           "random_k_per_channel", "none"))))
-def test_every_ordering_pair_has_a_claim(pair):
-    assert any(c.id == f"S-{pair[0]}>{pair[1]}" for c in claims.SMALL_CLAIMS)
+@pytest.mark.parametrize("grid", ["fashion_mnist", "digits"])
+def test_every_ordering_pair_has_a_hard_claim(grid):
+    order = ("all", "bn_and_output", "bn_only", "output_only", "random_k_per_channel", "none")
+    hard = {c.id for c in claims.SMALL_CLAIMS if c.hard}
+    for better, worse in zip(order, order[1:]):
+        assert f"{grid}: {better} > {worse}" in hard
 
 
 def test_analysis_of_a_finished_run(tmp_path):

@@ -5,8 +5,8 @@ import pathlib
 import ml_collections
 import pytest
 
-from lib import config as config_lib
 from configs import base
+from lib import config as config_lib
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 CONFIG_FILES = sorted(REPO.glob("experiments/*/configs/*.py"))
@@ -49,10 +49,20 @@ def test_validate_accepts_base():
     config_lib.validate(base.get_config())
 
 
+# Options documented in the config docstrings beyond the get_sweep() points.
+EXTRA_ARGS = {
+    "cifar_resnet.py": ["width=512,depth=14", "lr=0.05", "quick,trainable=all_no_affine"],
+    "imagenet_resnet.py": ["lr=0.2", "depth=50,trainable=all"],
+    "cifar_vgg.py": ["lr=0.05,bn_init=fixed", "depth=19,trainable=random_count"],
+    "fashion_mnist.py": ["steps=10", "trainable=gamma_only", "quick,seed=4"],
+    "digits.py": ["steps=10", "trainable=beta_only", "quick,seed=4"],
+}
+
+
 def _documented_args(path):
-    """None, 'quick', and every point of the file's get_sweep() as an arg string."""
+    """None, 'quick', every point of the file's get_sweep() and EXTRA_ARGS as arg strings."""
     module = config_lib._import_file(path)
-    args = [None, "quick"]
+    args = [None, "quick", *EXTRA_ARGS.get(path.name, [])]
     for point in module.get_sweep() if hasattr(module, "get_sweep") else []:
         args.append(",".join(f"{k}={v}" for k, v in point.items()))
     return args

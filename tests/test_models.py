@@ -68,11 +68,31 @@ def test_cifar_resnet_param_counts(depth, width, in_channels, total, bn):
     (50, 25_557_032),   # torchvision resnet50
     (101, 44_549_160),  # torchvision resnet101
     (152, 60_192_808),  # torchvision resnet152
-    (200, 64_673_832),  # counted; same layout as 152 with [3, 24, 36, 3]
+    (200, 64_673_832),  # = bottleneck_resnet_count([3, 24, 36, 3]) below
 ])
 def test_imagenet_resnet_param_counts(depth, total):
     m = build_abstract(num_classes=1000, name="imagenet_resnet", depth=depth, width=64)
     assert counts(m)[0] == total
+
+
+def bottleneck_resnet_count(blocks, width=64, classes=1000):
+    """Parameters of a torchvision-layout bottleneck ResNet, counted by hand."""
+    total = 7 * 7 * 3 * width + 2 * width  # stem conv + BN
+    cin = width
+    for stage, n in enumerate(blocks):
+        w = width * 2**stage
+        for b in range(n):
+            total += cin * w + 2 * w + 9 * w * w + 2 * w + w * 4 * w + 2 * 4 * w
+            if b == 0:  # projection shortcut (channels change in every first block)
+                total += cin * 4 * w + 2 * 4 * w
+            cin = 4 * w
+    return total + cin * classes + classes
+
+
+def test_bottleneck_formula_reproduces_torchvision_then_counts_resnet200():
+    assert bottleneck_resnet_count([3, 4, 6, 3]) == 25_557_032  # torchvision resnet50
+    assert bottleneck_resnet_count([3, 8, 36, 3]) == 60_192_808  # torchvision resnet152
+    assert bottleneck_resnet_count([3, 24, 36, 3]) == 64_673_832
 
 
 @pytest.mark.parametrize("depth,total,bn", [

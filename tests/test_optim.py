@@ -52,6 +52,28 @@ def test_sgd_momentum_coupled_weight_decay_matches_pytorch_form():
     np.testing.assert_allclose(out["w"], [w_hand], rtol=1e-6)
 
 
+def test_nesterov_matches_pytorch_form():
+    # PyTorch nesterov: buf = μ·buf + g; w -= lr·(g + μ·buf)
+    tx, _ = optim.build(_optim_cfg(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.0,
+                                   schedule="constant"), 10)
+    w_hand, buf = 1.0, 0.0
+    for g in (0.5, -0.2):
+        buf = 0.9 * buf + g
+        w_hand -= 0.1 * (g + 0.9 * buf)
+    out = _run(tx, {"w": np.array([1.0])}, [{"w": np.array([0.5])}, {"w": np.array([-0.2])}])
+    np.testing.assert_allclose(out["w"], [w_hand], rtol=1e-6)
+
+
+def test_cosine_schedule_with_warmup():
+    cfg = _optim_cfg(lr=1.0, schedule="cosine", warmup_steps=10, cosine_final_fraction=0.1)
+    lr = optim.learning_rate_schedule(cfg, 110)
+    assert float(lr(5)) == pytest.approx(0.5)
+    assert float(lr(10)) == pytest.approx(1.0)
+    # halfway through the 100 cosine steps: 0.1 + 0.9 · (1 + cos(π/2)) / 2 = 0.55
+    assert float(lr(60)) == pytest.approx(0.55, abs=1e-6)
+    assert float(lr(110)) == pytest.approx(0.1, abs=1e-6)
+
+
 def test_weight_decay_exclude_regex():
     tx, _ = optim.build(_optim_cfg(lr=0.1, momentum=0.0, weight_decay=0.5,
                                    weight_decay_exclude="bn/", schedule="constant"), 10)

@@ -13,7 +13,8 @@ import jax
 import numpy as np
 import pytest
 
-from lib import config as config_lib, sharding, train
+from lib import config as config_lib
+from lib import sharding, train
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DIGITS = REPO / "experiments/batchnorm_only/configs/digits.py"
@@ -49,10 +50,14 @@ def final_params(workdir):
 
 
 def test_run_writes_every_file(tmp_path):
-    results = train.run(digits_config(), tmp_path)
+    results = train.run(digits_config(eval_every=5), tmp_path)
     for name in ("config.json", "run.json", "metrics.jsonl", "results.json"):
         assert (tmp_path / name).is_file(), name
     assert (tmp_path / "checkpoints").is_dir()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    evals = [m for m in read_metrics(tmp_path) if "eval/accuracy" in m]
+    assert [m["step"] for m in evals] == [5, 10, 12]
+    assert evals[-1]["eval/accuracy"] == results["eval/accuracy"]
     run_info = json.loads((tmp_path / "run.json").read_text())
     assert run_info["device_count"] == 8 and run_info["device_kind"]
     assert "jax" in run_info["packages"] and run_info["git_commit"]
@@ -137,6 +142,31 @@ def test_workdir_with_other_config_is_refused(tmp_path):
     with pytest.raises(train.WorkdirConfigMismatchError, match=r"optim.lr.*new --workdir"):
         train.run(digits_config(steps=4, **{"optim.lr": 0.05}), tmp_path)
     assert (tmp_path / "config.json").read_text() == before
+    out = _cli(f"--config={DIGITS}:steps=4", f"--workdir={tmp_path}", "--config.seed=3")
+    assert out.returncode == 2 and "differs at: seed" in out.stderr
+
+
+def test_resume_may_change_operational_keys(tmp_path, monkeypatch):
+    """Cadences, paths and the device count may change on resume; the results do not."""
+    real, calls = sharding.global_batch, {"n": 0}
+
+    def crashing(batch, sh):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise _Crash("simulated kill")
+        return real(batch, sh)
+
+    monkeypatch.setattr(train.sharding, "global_batch", crashing)
+    with pytest.raises(_Crash):
+        train.run(digits_config(), tmp_path)
+    monkeypatch.setattr(train.sharding, "global_batch", real)
+    resumed = train.run(digits_config(log_every=3, **{"mesh.data": 4}), tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["log_every"] == 3
+    run_info = json.loads((tmp_path / "run.json").read_text())
+    assert run_info["config_keys_changed_at_this_start"] == ["log_every", "mesh.data"]
+    assert len(run_info["starts"]) == 2
+    reference = train.run(digits_config(), tmp_path / "reference")
+    assert resumed["eval/accuracy"] == pytest.approx(reference["eval/accuracy"], abs=2e-3)
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -147,6 +177,14 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     assert steps and max(steps) < bad_step
     assert not (tmp_path / "results.json").exists()
+    _, _, state = train.load_final(tmp_path)  # the kept checkpoint is a usable state
+    assert all(np.all(np.isfinite(v)) for v in jax.tree.leaves(state["params"]))
+
+
+def test_cli_nonfinite_exit_code(tmp_path):
+    out = _cli(f"--config={DIGITS}:steps=12", f"--workdir={tmp_path}", "--config.optim.lr=1e30",
+               "--config.log_every=1", "--config.checkpoint_every=1")
+    assert out.returncode == 3 and "non-finite" in out.stderr
 
 
 def test_mesh_must_divide_batch(tmp_path):

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 
 import numpy as np
+from etils import epath
 
 TAUS = (0.01, 0.05, 0.1)
 
@@ -58,7 +58,7 @@ def gamma_stats(params: dict, roles: dict[str, str]) -> dict:
     return stats
 
 
-def analyse(workdir: str | pathlib.Path, ablation_tau: float | None = 0.05,
+def analyse(workdir, ablation_tau: float | None = 0.05,
             plot: bool = True) -> dict:
     """γ statistics at the end and at init and, unless ablation_tau is None, the zero-small-γ
     ablation (two evaluations of the test split); saved in workdir/analysis."""
@@ -66,7 +66,7 @@ def analyse(workdir: str | pathlib.Path, ablation_tau: float | None = 0.05,
 
     from lib import train
 
-    workdir = pathlib.Path(workdir)
+    workdir = epath.Path(workdir)
     config, setup, state = train.load_final(workdir)
     params = jax.device_get(state["params"])
     result = {
@@ -75,7 +75,7 @@ def analyse(workdir: str | pathlib.Path, ablation_tau: float | None = 0.05,
         "init": gamma_stats(jax.device_get(setup.init_state["params"]), setup.roles),
     }
     if ablation_tau is not None:
-        trainer = train.Trainer(config, workdir)
+        trainer = train.Trainer(config)
 
         def accuracy(p):
             return trainer.evaluate({**state, "params": p})["eval/accuracy"]
@@ -94,7 +94,7 @@ def analyse(workdir: str | pathlib.Path, ablation_tau: float | None = 0.05,
     return result
 
 
-def plot_histogram(gammas: dict[str, np.ndarray], path: pathlib.Path) -> None:
+def plot_histogram(gammas: dict[str, np.ndarray], path) -> None:
     """Overlaid histograms of γ, one per setting, with the τ thresholds marked."""
     import matplotlib
 
@@ -113,7 +113,8 @@ def plot_histogram(gammas: dict[str, np.ndarray], path: pathlib.Path) -> None:
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with epath.Path(path).open("wb") as f:
+        fig.savefig(f, format="png", dpi=120)
     plt.close(fig)
 
 

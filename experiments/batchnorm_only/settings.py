@@ -1,7 +1,7 @@
 """The trainable-subset settings of the paper (batchnorm_only.md §2) and what each implies."""
 
-SETTINGS = ("all", "bn_only", "bn_and_output", "output_only", "random_k_per_channel",
-            "random_count", "gamma_only", "beta_only", "all_no_affine", "none")
+from lib.optim import TRAINABLE_SUBSETS as SETTINGS
+
 PAPER_SETTINGS = ("all", "bn_only", "output_only", "random_k_per_channel", "bn_and_output",
                   "all_no_affine")
 # The small-scale ordering the claims check, best first.

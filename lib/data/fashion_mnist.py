@@ -15,6 +15,7 @@ import urllib.request
 
 import numpy as np
 
+from lib.config import ConfigError
 from lib.data.errors import DatasetNotFoundError
 
 URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -53,7 +54,8 @@ def download(target: pathlib.Path) -> None:
 def not_found_error() -> DatasetNotFoundError:
     return DatasetNotFoundError(
         "Fashion-MNIST not found. Either install the Debian package "
-        "(`sudo apt-get install dataset-fashion-mnist`, files in /usr/share/datasets/fashion-mnist/) "
+        "(`sudo apt-get install dataset-fashion-mnist`, "
+        "files in /usr/share/datasets/fashion-mnist/) "
         "or set FASHION_MNIST_DIR to a folder holding the four idx files "
         f"({', '.join(n for pair in FILES.values() for n in pair)}; .gz optional). "
         f"The download into {cache_dir()} from {URL} failed (no network?)."
@@ -92,7 +94,8 @@ def _read_idx(path: pathlib.Path) -> np.ndarray:
 def load(split: str) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 [N, 28, 28, 1], labels int32 [N]) of split 'train' or 'test'."""
     if split not in FILES:
-        raise ValueError(f"Fashion-MNIST has splits {sorted(FILES)}, not {split!r}")
+        raise ConfigError(f"fashion_mnist has splits {sorted(FILES)}, not {split!r}: "
+                          "set data.train_split / data.eval_split")
     folder = find_dir()
     image_file, label_file = FILES[split]
     images = _read_idx(folder / image_file)[..., None]

@@ -160,6 +160,12 @@ def _tfds(name: str, split: str, data_dir: str, which: str) -> Split:
                 "format, but random access needs array_record. Remove that folder (or choose "
                 f"another data_dir) and rebuild it. {how}"
             ) from e
+        base_split = split.split("[")[0]
+        if base_split not in builder.info.splits:
+            raise ConfigError(
+                f"TFDS dataset {name!r} has splits {sorted(builder.info.splits)}, not "
+                f"{base_split!r}: set data.train_split / data.eval_split"
+            ) from e
         raise
     features = builder.info.features
     if "image" not in features or "label" not in features:

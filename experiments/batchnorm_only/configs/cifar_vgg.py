@@ -15,10 +15,11 @@ Reported: qualitative only (no registered number).
 
 from configs import base, common
 from experiments.batchnorm_only import settings
+from lib import models
 from lib.config import parse_arg
 
 DEPTHS = (11, 13, 16, 19)
-BN_INITS = ("uniform", "fixed", "oneone", "positivenegative")
+BN_INITS = models.BN_INITS  # uniform, fixed, oneone, positivenegative
 
 
 def get_config(arg=None):

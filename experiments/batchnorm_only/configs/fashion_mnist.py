@@ -9,7 +9,8 @@ the gaps between settings larger relative to the seed spread (measured: bn_only 
 config for every setting and 3 seeds and checks the claims in ../claims.py.
 
 Command:
-    python -m lib.main --config=experiments/batchnorm_only/configs/fashion_mnist.py:trainable=bn_only \
+    python -m lib.main \
+      --config=experiments/batchnorm_only/configs/fashion_mnist.py:trainable=bn_only \
       --workdir=/tmp/fm_bn_only
 Hardware: a 2-core CPU. Expected wall time: about 40 s for `all`, less for frozen-conv settings.
 Args: trainable, seed, steps, quick.
