@@ -126,9 +126,10 @@ def evaluate_small(claims_module, measurements: dict) -> list[Row]:
 
 def table(rows: list[Row]) -> str:
     """A Markdown table (also readable on a terminal)."""
-    lines = ["| claim | hard | expected | measured | status |", "|---|---|---|---|---|"]
+    lines = ["| claim | what | hard | expected | measured | status |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r.id}: {r.description} | {'hard' if r.hard else 'soft'} | "
+        lines.append(f"| {r.id} | {r.description} | {'hard' if r.hard else 'soft'} | "
                      f"{r.expected} | {r.measured} | {r.status} |")
     return "\n".join(lines)
 

@@ -21,6 +21,11 @@ def make_mesh(mesh_cfg) -> Mesh:
             f"mesh.data={mesh_cfg.data} does not fit the {available} available devices; "
             f"use -1 (all) or a divisor of {available}"
         )
+    if n != available and jax.process_count() > 1:
+        raise ConfigError(
+            f"mesh.data={n} uses part of the {available} devices of a multi-process run; every "
+            "process must hold devices of the mesh: use mesh.data=-1"
+        )
     devices = np.asarray(jax.devices()[:n])
     return Mesh(devices, (DATA_AXIS,), axis_types=(AxisType.Auto,))
 

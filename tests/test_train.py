@@ -142,7 +142,8 @@ def test_workdir_with_other_config_is_refused(tmp_path):
     with pytest.raises(train.WorkdirConfigMismatchError, match=r"optim.lr.*new --workdir"):
         train.run(digits_config(steps=4, **{"optim.lr": 0.05}), tmp_path)
     assert (tmp_path / "config.json").read_text() == before
-    out = _cli(f"--config={DIGITS}:steps=4", f"--workdir={tmp_path}", "--config.seed=3")
+    out = _cli(f"--config={DIGITS}:steps=4,trainable=all", f"--workdir={tmp_path}",
+               "--config.seed=3")
     assert out.returncode == 2 and "differs at: seed" in out.stderr
 
 
@@ -170,8 +171,9 @@ def test_resume_may_change_operational_keys(tmp_path, monkeypatch):
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    config = digits_config(steps=12, **{"optim.lr": 1e30, "checkpoint_every": 1})
-    with pytest.raises(train.NonFiniteLossError, match=r"non-finite loss at step (\d+)") as e:
+    # lr 1e3 diverges after a few finite steps (step 7 when measured), so checkpoints exist
+    config = digits_config(steps=12, **{"optim.lr": 1e3, "checkpoint_every": 1})
+    with pytest.raises(train.NonFiniteLossError, match="non-finite loss or parameters") as e:
         train.run(config, tmp_path)
     bad_step = int(re.search(r"step (\d+)", str(e.value)).group(1))
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
