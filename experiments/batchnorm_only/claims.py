@@ -113,7 +113,8 @@ def _measure_grid(grid: str, workdir: pathlib.Path, done: int, total: int, t0: f
                     out[key].setdefault(setting, []).append(gamma["final"][key])
                 out["ablation_change_0.05"].setdefault(setting, []).append(
                     gamma["ablation"]["change"])
-                out["init_f_0.05"] = gamma["init"]["f_0.05"]
+                if setting == "all":  # the init depends on the seed only
+                    out.setdefault("init_f_0.05", []).append(gamma["init"]["f_0.05"])
     return out
 
 
@@ -226,7 +227,8 @@ def plot(m: dict, workdir: pathlib.Path) -> None:
     from lib import train
 
     fig, axes = plt.subplots(1, len(GRIDS), figsize=(12, 3.8), sharey=True)
-    titles = {"fashion_mnist": "Fashion-MNIST 14×14, 1,000 steps", "digits": "digits 8×8, 300 steps"}
+    titles = {"fashion_mnist": "Fashion-MNIST 14×14, 1,000 steps",
+              "digits": "digits 8×8, 300 steps"}
     for ax, grid in zip(axes, GRIDS):
         names = list(m[grid]["accuracy"])
         stats = [mean_std(m[grid]["accuracy"][n]) for n in names]
