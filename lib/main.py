@@ -62,7 +62,10 @@ def _parse_flags(argv: list[str]) -> list[str]:
     try:
         return flags.FLAGS(argv)
     except (flags.Error, config_lib.ConfigError) as e:  # bad flag value, or bad ':arg' option
-        _fail(f"{e}")
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        if any(line.startswith("Traceback") for line in lines):  # the config file raised
+            lines = [lines[0].rstrip(":") + ":", lines[-1]]
+        _fail("\n".join(lines))
 
 
 def main(argv: list[str]) -> None:

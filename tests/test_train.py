@@ -260,3 +260,33 @@ def test_cli_sigkill_then_rerun_equals_uninterrupted(tmp_path):
     ref, res = json.loads((reference / "results.json").read_text()), json.loads(
         (killed / "results.json").read_text())
     assert ref["eval/accuracy"] == res["eval/accuracy"] and ref["eval/loss"] == res["eval/loss"]
+
+
+@pytest.mark.parametrize("spec, overrides", [
+    ("cifar_resnet.py:depth=14,trainable=bn_only", {}),
+    ("imagenet_resnet.py:depth=18,trainable=random_k_per_channel",
+     {"data.image_size": 32, "model.width": 8}),
+])
+def test_paper_scale_config_trains_on_tfds_mock(tmp_path, spec, overrides):
+    """The paper-scale configs, only shortened, run end to end on TFDS's mock data."""
+    import tensorflow_datasets as tfds
+
+    path, arg = config_lib.split_config_spec(spec)
+    config = config_lib.load_file(REPO / "experiments/batchnorm_only/configs" / path, arg)
+    config.total_steps, config.checkpoint_every, config.log_every = 3, 2, 1
+    config.eval_every, config.progress = 0, False
+    config.data.batch_size, config.data.eval_batch_size, config.data.num_workers = 16, 16, 0
+    for key, value in overrides.items():
+        section, leaf = key.split(".")
+        config[section][leaf] = value
+    with tfds.testing.mock_data(num_examples=40):
+        results = train.run(config, tmp_path)
+    assert np.isfinite(results["eval/loss"]) and "eval/top5_accuracy" in results
+    assert len(train_losses(tmp_path)) == 3
+
+
+def test_cli_unknown_config_option_is_one_clear_line(tmp_path):
+    out = _cli(f"--config={DIGITS}:stpes=3", f"--workdir={tmp_path}")
+    assert out.returncode == 2
+    assert "unknown config option 'stpes'" in out.stderr and "steps (default 300)" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "config.json").exists()
