@@ -2,7 +2,7 @@
 
     python -m lib.repro list                      every claim of every paper
     python -m lib.repro verify SLUG [--workdir D] run the small-scale claims on this CPU
-    python -m lib.repro check WORKDIR             compare a finished paper-scale run
+    python -m lib.repro check WORKDIR [WORKDIR…]  compare finished paper-scale runs
 
 Each paper's `experiments/SLUG/claims.py` defines
 - `PAPER_CLAIMS`: reported numbers (`PaperClaim`), each tied to the config that reproduces it;
@@ -36,8 +36,9 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 class PaperClaim:
     """A number the paper reports, and how a finished run of `config` is compared with it.
 
-    `config` is "path/to/file.py:arg" (None when the claim needs several runs, e.g. a trend
-    over a sweep: then `check` lists it but cannot decide it from one workdir). A run passes
+    `config` is "path/to/file.py:arg". With `versus` (another config) the measured value is
+    metric(config) − metric(versus), each averaged over the runs given to `check`. A claim
+    without config (e.g. a trend over a whole sweep) is listed but not decided. A value passes
     when |measured − expected| ≤ tolerance, or when low ≤ measured ≤ high if `bounds` is set.
     """
 
@@ -51,6 +52,7 @@ class PaperClaim:
     config: str | None = None
     bounds: tuple[float, float] | None = None
     hard: bool = True
+    versus: str | None = None
 
     def passes(self, measured: float) -> bool:
         if self.bounds is not None:
@@ -162,42 +164,78 @@ def verify(slug: str, workdir: pathlib.Path) -> int:
     return _exit_code(rows)
 
 
-def _run_matches(claim: PaperClaim, run_config: dict) -> bool:
-    """Whether a finished run's config is the claim's config (paths and cadences aside)."""
+def _matches(spec: str, run_config: dict) -> bool:
+    """Whether a finished run's config is the config `spec` (paths, cadences and seed aside)."""
     from lib import config as config_lib
     from lib import train
 
-    path, arg = config_lib.split_config_spec(claim.config)
+    path, arg = config_lib.split_config_spec(spec)
     expected = json.loads(config_lib.load_file(REPO / path, arg).to_json_best_effort())
     diff = train.config_diff(expected, run_config)
     # a claim holds for every seed; worker counts do not change results either
     return all(config_lib.is_operational(k) or k in ("seed", "data.num_workers") for k in diff)
 
 
-def check(workdir) -> int:
-    workdir = epath.Path(workdir)
-    config_path, results_path = workdir / "config.json", workdir / "results.json"
-    if not results_path.exists():
-        print(f"{workdir} has no results.json: the run has not finished (re-run its command "
-              "to resume it)")
-        return 2
-    run_config = json.loads(config_path.read_text())
-    results = json.loads(results_path.read_text())
+@dataclasses.dataclass
+class FinishedRun:
+    workdir: epath.Path
+    config: dict
+    results: dict
+
+    def metric(self, claims_module, name: str) -> float | None:
+        """A results.json value, or one the paper's `run_metrics(workdir)` computes."""
+        if name not in self.results and hasattr(claims_module, "run_metrics"):
+            self.results = {**claims_module.run_metrics(self.workdir), **self.results}
+        return self.results.get(name)
+
+
+def _mean_metric(claims_module, runs: list[FinishedRun], name: str) -> float | None:
+    values = [run.metric(claims_module, name) for run in runs]
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _check_claim(claims_module, claim: PaperClaim, runs: list[FinishedRun]) -> Row | None:
+    """The claim's row, from the mean over the matching runs (seeds); None if no run matches."""
+    mine = [r for r in runs if _matches(claim.config, r.config)]
+    if not mine:
+        return None
+    value = _mean_metric(claims_module, mine, claim.metric)
+    what = f"{len(mine)} run(s)"
+    if claim.versus is not None and value is not None:
+        others = [r for r in runs if _matches(claim.versus, r.config)]
+        if not others:
+            return Row(claim.id, claim.description, claim.expected_text(),
+                       f"needs a run of {claim.versus}", None, claim.hard)
+        other = _mean_metric(claims_module, others, claim.metric)
+        value = None if other is None else value - other
+        what += f" vs {len(others)}"
+    if value is None:
+        return Row(claim.id, claim.description, claim.expected_text(), "missing", False,
+                   claim.hard)
+    passed = claim.passes(value) if math.isfinite(value) else False
+    return Row(claim.id, claim.description, claim.expected_text(), f"{value:.4g} ({what})",
+               passed, claim.hard)
+
+
+def check(workdirs: list) -> int:
+    """Compares finished runs with every claim whose config they match (seeds averaged)."""
+    runs = []
+    for workdir in map(epath.Path, workdirs):
+        if not (workdir / "results.json").exists():
+            print(f"{workdir} has no results.json: the run has not finished (re-run its "
+                  "command to resume it)")
+            return 2
+        runs.append(FinishedRun(workdir, json.loads((workdir / "config.json").read_text()),
+                                json.loads((workdir / "results.json").read_text())))
     rows = []
     for slug in SLUGS:
         claims = load_claims(slug)
         for claim in getattr(claims, "PAPER_CLAIMS", ()):
-            if claim.config is None or not _run_matches(claim, run_config):
-                continue
-            if claim.metric not in results and hasattr(claims, "run_metrics"):
-                results = {**claims.run_metrics(workdir), **results}
-            value = results.get(claim.metric)
-            measured = "missing" if value is None else f"{value:.4g}"
-            passed = None if value is None or not math.isfinite(value) else claim.passes(value)
-            rows.append(Row(claim.id, claim.description, claim.expected_text(), measured,
-                            passed, claim.hard))
+            if claim.config is not None and (row := _check_claim(claims, claim, runs)):
+                rows.append(row)
     if not rows:
-        print(f"no registered claim belongs to the config of {workdir}; "
+        print("no registered claim belongs to the config of these runs; "
               "`python -m lib.repro list` shows each claim's config")
         return 0
     print(table(rows))
@@ -214,7 +252,8 @@ def list_claims() -> None:
         for c in claims.PAPER_CLAIMS:
             print(f"  {c.id} [{'hard' if c.hard else 'soft'}, {c.confidence}] {c.description}: "
                   f"{c.expected_text()} ({c.metric}) — {c.source}; "
-                  f"config: {c.config or 'several runs (sweep)'}")
+                  f"config: {c.config or 'a whole sweep (not decided by check)'}"
+                  + (f" vs {c.versus}" if c.versus else ""))
         print("Small scale (python -m lib.repro verify " + slug + "):")
         for c in claims.SMALL_CLAIMS:
             print(f"  {c.id} [{'hard' if c.hard else 'soft'}] {c.description}: {c.expected}")
@@ -227,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("slug", choices=SLUGS)
     v.add_argument("--workdir", type=pathlib.Path, default=None,
                    help="where runs and the report go (default: workdirs/verify/SLUG)")
-    c = sub.add_parser("check", help="compare a finished run with its config's claims")
-    c.add_argument("workdir", help="a finished run's workdir (local or gs://)")
+    c = sub.add_parser("check", help="compare finished runs with their configs' claims")
+    c.add_argument("workdirs", nargs="+", help="finished runs' workdirs (local or gs://); "
+                   "seeds of one config are averaged, comparisons need both configs' runs")
     sub.add_parser("list", help="list every claim")
     args = parser.parse_args(argv)
     from lib import metrics
@@ -237,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "verify":
         return verify(args.slug, args.workdir or REPO / "workdirs" / "verify" / args.slug)
     if args.command == "check":
-        return check(args.workdir)
+        return check(args.workdirs)
     list_claims()
     return 0
 

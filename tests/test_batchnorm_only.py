@@ -114,33 +114,62 @@ def test_every_paper_claim_config_loads():
         assert claim.source and claim.confidence
 
 
-def _finished_run(tmp_path, spec, results):
+def _finished_run(tmp_path, spec, results, seed=0):
     path, arg = config_lib.split_config_spec(spec)
     config = config_lib.load_file(repro.REPO / path, arg)
-    config.data.data_dir = "/somewhere/else"  # paths do not make a different run
+    config.data.data_dir = "/somewhere/else"  # paths and seeds do not make a different config
+    config.seed = seed
     tmp_path.mkdir(parents=True)
     (tmp_path / "config.json").write_text(config.to_json_best_effort())
     (tmp_path / "results.json").write_text(json.dumps(results))
     return tmp_path
 
 
+_RN866 = "experiments/batchnorm_only/configs/cifar_resnet.py:depth=866,trainable=bn_only"
+
+
 def test_check_passes_and_fails_hard_claims(tmp_path, capsys):
-    spec = "experiments/batchnorm_only/configs/cifar_resnet.py:depth=866,trainable=bn_only"
-    good = _finished_run(tmp_path / "good", spec, {"eval/accuracy": 0.815,
-                                                   "trainable_params": 64_736,
-                                                   "gamma/f_0.05": 0.1})
-    assert repro.check(good) == 0  # B3 (soft) fails, hard B1 and B7 pass
+    good = _finished_run(tmp_path / "good", _RN866, {"eval/accuracy": 0.815,
+                                                     "trainable_params": 64_736,
+                                                     "gamma/f_0.05": 0.1})
+    assert repro.check([good]) == 0  # B3 (soft) fails, hard B1 and B7 pass
     out = capsys.readouterr().out
-    assert "B1" in out and "PASS" in out and "FAIL (soft)" in out
-    bad = _finished_run(tmp_path / "bad", spec, {"eval/accuracy": 0.70,
-                                                 "trainable_params": 64_736,
-                                                 "gamma/f_0.05": 0.3})
-    assert repro.check(bad) == 1
+    assert "| B1 |" in out and "PASS" in out and "FAIL (soft)" in out
+    bad = _finished_run(tmp_path / "bad", _RN866, {"eval/accuracy": 0.70,
+                                                   "trainable_params": 64_736,
+                                                   "gamma/f_0.05": 0.3})
+    assert repro.check([bad]) == 1
+
+
+def test_check_averages_seeds_of_one_config(tmp_path, capsys):
+    runs = [_finished_run(tmp_path / f"s{i}", _RN866, {"eval/accuracy": acc,
+                                                       "trainable_params": 64_736,
+                                                       "gamma/f_0.05": 0.3}, seed=i)
+            for i, acc in enumerate((0.79, 0.81, 0.83))]
+    assert repro.check(runs) == 0
+    assert "0.81 (3 run(s))" in capsys.readouterr().out
+
+
+def test_check_comparison_claims_need_both_configs(tmp_path, capsys):
+    cifar = "experiments/batchnorm_only/configs/cifar_resnet.py"
+    full = _finished_run(tmp_path / "all", f"{cifar}:depth=56,trainable=all",
+                         {"eval/accuracy": 0.93})
+    assert repro.check([full]) == 0
+    out = capsys.readouterr().out
+    assert "| B4a |" in out and "needs a run of" in out
+    no_affine = _finished_run(tmp_path / "no_affine", f"{cifar}:depth=56,trainable=all_no_affine",
+                              {"eval/accuracy": 0.94})
+    assert repro.check([full, no_affine]) == 1  # γ, β made it worse: hard B4a fails
+    out = capsys.readouterr().out
+    assert "-0.01 (1 run(s) vs 1)" in out
+    better = _finished_run(tmp_path / "no_affine2", f"{cifar}:depth=56,trainable=all_no_affine",
+                           {"eval/accuracy": 0.92}, seed=1)
+    assert repro.check([full, better]) == 0
 
 
 def test_check_without_results_says_how_to_resume(tmp_path, capsys):
     (tmp_path / "config.json").write_text("{}")
-    assert repro.check(tmp_path) == 2
+    assert repro.check([tmp_path]) == 2
     assert "resume" in capsys.readouterr().out
 
 
