@@ -12,7 +12,8 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
-from etils import epath
+
+from lib import files
 
 
 class Checkpointer:
@@ -22,7 +23,7 @@ class Checkpointer:
             create=True,
             enable_async_checkpointing=async_save,
         )
-        self.directory = epath.Path(directory).absolute()  # local or gs://
+        self.directory = files.as_path(directory)  # local or gs://
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:

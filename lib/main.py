@@ -35,7 +35,8 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
 
 def _override_keys(argv: list[str]) -> list[str]:
-    return [m.group(1) for a in argv if (m := re.match(r"--config\.([\w.]+)=", a))]
+    """Keys of `--config.k=v` and `--config.k v` overrides."""
+    return [m.group(1) for a in argv if (m := re.match(r"--config\.([\w.]+)(=|$)", a))]
 
 
 def _unknown_override(key: str) -> str | None:

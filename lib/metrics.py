@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from etils import epath
 
+from lib import files
+
 
 def quiet_library_logs() -> None:
     """Keeps the console for progress lines: jax start-up and orbax saves log at INFO."""
@@ -30,8 +32,9 @@ def _is_writer() -> bool:
 class MetricWriter:
     """metrics.jsonl: one `{"step": s, "split/name": value, ...}` line per write.
 
-    The whole file is rewritten on each write (it stays small), which works on object stores
-    such as gs:// that cannot append.
+    The whole file is rewritten (atomically) on each write; it stays small, and this works on
+    object stores such as gs:// that cannot append. TensorBoard events of steps logged again
+    after a resume appear twice; metrics.jsonl is truncated instead.
     """
 
     def __init__(self, workdir):
@@ -52,14 +55,14 @@ class MetricWriter:
         """Drops lines logged after `step`: a resumed run logs those steps again."""
         if _is_writer():
             self._lines = [line for line in self._lines if json.loads(line)["step"] <= step]
-            self.path.write_text("".join(line + "\n" for line in self._lines))
+            files.write_text_atomic(self.path, "".join(line + "\n" for line in self._lines))
 
     def write(self, step: int, values: dict[str, float]) -> None:
         if not _is_writer():
             return
         values = {k: float(v) for k, v in values.items()}
         self._lines.append(json.dumps({"step": step, **values}))
-        self.path.write_text("".join(line + "\n" for line in self._lines))
+        files.write_text_atomic(self.path, "".join(line + "\n" for line in self._lines))
         if self._tb is not None:
             for k, v in values.items():
                 self._tb.add_scalar(k, v, step)

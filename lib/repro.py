@@ -172,7 +172,8 @@ def _matches(spec: str, run_config: dict) -> bool:
     path, arg = config_lib.split_config_spec(spec)
     expected = json.loads(config_lib.load_file(REPO / path, arg).to_json_best_effort())
     diff = train.config_diff(expected, run_config)
-    # a claim holds for every seed; worker counts do not change results either
+    # a claim holds for every seed; the worker count changes the data-iterator state's layout
+    # (so a resume refuses it) but not the results
     return all(config_lib.is_operational(k) or k in ("seed", "data.num_workers") for k in diff)
 
 
@@ -185,7 +186,10 @@ class FinishedRun:
     def metric(self, claims_module, name: str) -> float | None:
         """A results.json value, or one the paper's `run_metrics(workdir)` computes."""
         if name not in self.results and hasattr(claims_module, "run_metrics"):
-            self.results = {**claims_module.run_metrics(self.workdir), **self.results}
+            try:
+                self.results = {**claims_module.run_metrics(self.workdir), **self.results}
+            except FileNotFoundError as e:  # e.g. checkpoints deleted: the claim stays N/A
+                print(f"note: {self.workdir}: {e}")
         return self.results.get(name)
 
 
@@ -210,9 +214,9 @@ def _check_claim(claims_module, claim: PaperClaim, runs: list[FinishedRun]) -> R
         other = _mean_metric(claims_module, others, claim.metric)
         value = None if other is None else value - other
         what += f" vs {len(others)}"
-    if value is None:
-        return Row(claim.id, claim.description, claim.expected_text(), "missing", False,
-                   claim.hard)
+    if value is None:  # cannot be decided from these runs
+        return Row(claim.id, claim.description, claim.expected_text(),
+                   f"missing {claim.metric}", None, claim.hard)
     passed = claim.passes(value) if math.isfinite(value) else False
     return Row(claim.id, claim.description, claim.expected_text(), f"{value:.4g} ({what})",
                passed, claim.hard)

@@ -12,6 +12,8 @@ import subprocess
 import jax
 from etils import epath
 
+from lib import files
+
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain",
             "tensorflow-datasets", "ml-collections", "chex", "numpy")
 
@@ -69,4 +71,5 @@ def record_start(workdir, mesh, changed_keys: list[str] = ()) -> None:
     current = describe(mesh)
     if changed_keys:
         current["config_keys_changed_at_this_start"] = list(changed_keys)
-    path.write_text(json.dumps({**current, "starts": starts + [current]}, indent=2) + "\n")
+    files.write_text_atomic(path, json.dumps({**current, "starts": starts + [current]},
+                                             indent=2) + "\n")

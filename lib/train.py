@@ -26,7 +26,7 @@ import optax
 from etils import epath
 from flax import nnx, traverse_util
 
-from lib import checkpoint, data, metrics, models, optim, runinfo, sharding
+from lib import checkpoint, data, files, metrics, models, optim, runinfo, sharding
 from lib import config as config_lib
 from lib import task as task_lib
 
@@ -119,7 +119,8 @@ def train_step(setup: Setup, state: dict, batch: dict) -> tuple[dict, dict]:
     grads, (step_metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(trainable)
     updates, opt_state = setup.tx.update(grads, state["opt_state"], trainable)
     trainable = optax.apply_updates(trainable, updates)
-    finite = jnp.isfinite(step_metrics["loss"]) & jnp.isfinite(optax.global_norm(trainable))
+    finite = (jnp.isfinite(step_metrics["loss"]) & jnp.isfinite(optax.global_norm(trainable))
+              & jnp.isfinite(optax.global_norm(batch_stats)))
     step_metrics = {**step_metrics, "lr": setup.schedule(state["step"]),
                     "finite": finite.astype(jnp.int32)}
     new_state = {
@@ -224,13 +225,13 @@ def _prepare_workdir(workdir: epath.Path, config: ml_collections.ConfigDict) -> 
             )
     if jax.process_index() == 0:
         workdir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+        files.write_text_atomic(path, json.dumps(current, indent=2, sort_keys=True) + "\n")
     return changed
 
 
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
     """Trains and evaluates `config` in `workdir`, resuming whatever is already there."""
-    workdir = epath.Path(workdir)
+    workdir = files.as_path(workdir)
     results_path = workdir / "results.json"
     config_lib.validate(config)
     trainer = Trainer(config)  # bad config, data or mesh fail here, before anything is written
@@ -270,7 +271,8 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
         "wall_seconds_this_start": round(time.perf_counter() - t0, 2),
     }
     if jax.process_index() == 0:
-        results_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        files.write_text_atomic(results_path,
+                                json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results
 
 

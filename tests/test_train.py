@@ -172,7 +172,8 @@ def test_resume_may_change_operational_keys(tmp_path, monkeypatch):
 
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     # lr 1e3 diverges after a few finite steps (step 7 when measured), so checkpoints exist
-    config = digits_config(steps=12, **{"optim.lr": 1e3, "checkpoint_every": 1})
+    # log_every=0: only the check before each checkpoint can stop the run before step 12
+    config = digits_config(steps=12, **{"optim.lr": 1e3, "checkpoint_every": 1, "log_every": 0})
     with pytest.raises(train.NonFiniteLossError, match="non-finite loss or parameters") as e:
         train.run(config, tmp_path)
     bad_step = int(re.search(r"step (\d+)", str(e.value)).group(1))
@@ -205,6 +206,11 @@ def test_cli_unknown_key_names_closest(tmp_path):
     out = _cli(f"--config={DIGITS}", f"--workdir={tmp_path}", "--config.optim.lrr=0.1")
     assert out.returncode == 2
     assert "unknown config key 'optim.lrr'" in out.stderr and "optim.lr" in out.stderr
+
+
+def test_cli_unknown_key_in_space_separated_form(tmp_path):
+    out = _cli(f"--config={DIGITS}", f"--workdir={tmp_path}", "--config.optim.lrr", "0.1")
+    assert out.returncode == 2 and "Did you mean: optim.lr" in out.stderr
 
 
 def test_cli_wrong_type(tmp_path):
