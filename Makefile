@@ -31,7 +31,7 @@ test: venv
 	$(BIN)/python -m pytest -n 2 --durations=15
 
 lint: venv
-	$(BIN)/ruff check lib configs experiments tests
+	$(BIN)/ruff check lib configs experiments tests launch
 
 bench: venv
 	$(BIN)/python -m lib.bench

@@ -22,14 +22,19 @@ def get_config() -> ml_collections.ConfigDict:
     c.progress = True                # console progress lines (step, loss, steps/s, ETA)
 
     c.model = ml_collections.ConfigDict()
-    c.model.name = "cifar_resnet"    # cifar_resnet | imagenet_resnet | cifar_vgg
-    c.model.depth = 20               # 6n+2 for cifar_resnet; 18/34/50/101/152/200; 11/13/16/19 for vgg
-    c.model.width = 16               # first-stage width (cifar_resnet W; imagenet_resnet 64)
+    c.model.name = "cifar_resnet"    # cifar_resnet | imagenet_resnet | cifar_vgg | vit
+    c.model.depth = 20               # 6n+2 for cifar_resnet; 18/34/50/101/152/200; 11/13/16/19 for vgg; vit: encoder blocks
+    c.model.width = 16               # first-stage width (cifar_resnet W; imagenet_resnet 64); vit: hidden size
     c.model.bn_init = "uniform"      # uniform: γ~U[0,1), β=0 | fixed: 1,0 | oneone: 1,1 | positivenegative: γ~U[-1,1)
     c.model.kernel_init = "kaiming_normal"  # kaiming_normal (untruncated) | kaiming_uniform | orthogonal | binary
     c.model.bn_momentum = 0.9        # running ← m·running + (1-m)·batch (PyTorch momentum 0.1)
     c.model.bn_epsilon = 1e-5
     c.model.dtype = "float32"        # compute dtype: float32 | bfloat16 (parameters stay float32)
+    c.model.variant = ""             # vit preset Ti | S | B | L: sets width, depth, num_heads, mlp_dim ("" = use those keys)
+    c.model.patch_size = 16          # vit: square patch side; the image size must be divisible by it
+    c.model.num_heads = 6            # vit: attention heads (must divide width)
+    c.model.mlp_dim = 1536           # vit: hidden size of the MLP in each block
+    c.model.pool = "cls"             # vit: cls (learned token) | gap (mean over patch tokens)
 
     c.data = ml_collections.ConfigDict()
     c.data.name = "fashion_mnist"    # fashion_mnist | digits | any TFDS name (cifar10, imagenet2012, ...)
@@ -70,7 +75,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.optim.random_k = 2             # random_k_per_channel: kernel entries trained per output channel
 
     c.mesh = ml_collections.ConfigDict()
-    c.mesh.data = -1                 # devices on the data axis (-1 = all)
+    c.mesh.data = -1                 # devices on the data axis (-1 = all the others)
+    c.mesh.fsdp = 1                  # devices on the fsdp axis: parameters and optimizer state sharded over it (1 = pure data parallel)
+    c.mesh.fsdp_min_size = 2**14     # tensors with fewer elements stay replicated on the fsdp axis
 
     c.eval = ml_collections.ConfigDict()
     c.eval.top_k = 5                 # also report top-k accuracy (0 = off)

@@ -2,8 +2,13 @@
 
 A checkpoint holds the train state (step, RNG, parameters, BN statistics, optimizer state) and
 the data iterator's state, so a resumed run continues the exact data order. Orbax writes each
-checkpoint to a temporary directory and renames it when complete, so a checkpoint interrupted by
-a crash is never listed, let alone restored.
+checkpoint to a temporary directory and renames it when complete (on gs://, where renames are not
+atomic, it marks completion with a commit file), so a checkpoint interrupted by a crash is never
+listed, let alone restored; its leftovers are deleted at the next start.
+
+Every process calls save and restore (orbax coordinates them; each writes its own shards of
+sharded arrays). The data state stored is process 0's: Grain's state is the number of local
+batches consumed (per worker where data.num_workers > 0), the same on every process.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ class Checkpointer:
             max_to_keep=keep,
             create=True,
             enable_async_checkpointing=async_save,
+            cleanup_tmp_directories=True,  # leftovers of a save that a crash interrupted
         )
         self.directory = files.as_path(directory)  # local or gs://
         self._manager = ocp.CheckpointManager(self.directory, options=options)

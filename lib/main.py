@@ -3,8 +3,15 @@
     python -m lib.main --config=experiments/batchnorm_only/configs/cifar_resnet.py:quick \
         --workdir=/tmp/run [--config.optim.lr=0.05 ...]
 
-Exit codes: 0 finished; 2 bad input (config, dataset, workdir, mesh) with a message saying what
-to do; 3 non-finite loss (the last good checkpoint is kept).
+Multi-process runs (one process per host or per GPU) start on their own under SLURM and on Cloud
+TPU; elsewhere pass --coordinator_address, --num_processes and --process_id (or the variables
+JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID) to every process. See lib.distributed.
+
+Exit codes: 0 finished; 2 bad input (config, dataset, workdir, mesh, process group) with a
+message saying what to do; 3 non-finite loss (the last good checkpoint is kept); 75 preempted
+(SIGTERM: every process checkpointed the same step; re-running the same command resumes it).
+A process whose peer died aborts (SIGABRT, exit 134) within --heartbeat_timeout seconds; the
+re-run resumes from the last complete checkpoint.
 """
 
 from __future__ import annotations
@@ -23,10 +30,18 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True,
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (local path or gs://).")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "HOST:PORT of process 0 (multi-process runs outside SLURM/TPU).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0-based.")
+_HEARTBEAT = flags.DEFINE_integer(
+    "heartbeat_timeout", 30, "Seconds without a heartbeat after which a process counts as dead "
+    "and the others abort.", lower_bound=1)
 flags.mark_flags_as_required(["config", "workdir"])
 
 EXIT_BAD_INPUT = 2
 EXIT_NONFINITE = 3
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: try again
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -71,12 +86,21 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> None:
     del argv
-    from lib import data, metrics, train
+    from lib import data, distributed, metrics, train
 
     metrics.quiet_library_logs()
+    try:
+        distributed.initialize(
+            distributed.resolve(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value),
+            heartbeat_timeout=_HEARTBEAT.value)
+    except distributed.TopologyError as e:
+        _fail(f"process group: {e}")
 
     try:
         results = train.run(_CONFIG.value, _WORKDIR.value)
+    except distributed.Preempted as e:
+        print(e, file=sys.stderr, flush=True)
+        sys.exit(EXIT_PREEMPTED)
     except train.NonFiniteLossError as e:
         _fail(str(e), EXIT_NONFINITE)
     except (config_lib.ConfigError, data.DatasetNotFoundError,

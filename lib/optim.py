@@ -33,6 +33,11 @@ _ROLES_OF_SUBSET = {
     "beta_only": {"bn_bias"},
     "none": set(),
 }
+# Subsets defined by the BatchNorm parameters (random_count: as many weights as BN has). On a
+# model without BatchNorm (vit: LayerNorm only) they would silently train nothing or only the
+# head, so they are refused instead.
+_NEEDS_BATCHNORM = ("bn_only", "bn_and_output", "gamma_only", "beta_only", "random_count",
+                    "all_no_affine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +93,10 @@ def trainable_subset(
             f"unknown optim.trainable={setting!r}; valid: {', '.join(TRAINABLE_SUBSETS)}"
         )
     names = sorted(roles)
+    if setting in _NEEDS_BATCHNORM and not {"bn_scale", "bn_bias"} & set(roles.values()):
+        raise ConfigError(
+            f"optim.trainable={setting!r} is defined by BatchNorm parameters and the model has "
+            "no BatchNorm (LayerNorm is not counted); use all, output_only or none")
     if setting == "all":
         return TrainableSubset(tuple(names), {})
     if setting == "all_no_affine":

@@ -1,4 +1,4 @@
-"""Device mesh from config, and the shardings of batches and replicated state (rule 5)."""
+"""Device mesh from config; shardings of batches and train state, data parallel or FSDP (rule 5)."""
 
 from __future__ import annotations
 
@@ -10,24 +10,35 @@ from jax.sharding import PartitionSpec as P
 from lib.config import ConfigError
 
 DATA_AXIS = "data"
+FSDP_AXIS = "fsdp"
+BATCH_AXES = (DATA_AXIS, FSDP_AXIS)  # a batch is split over every device of the mesh
+SHARDED_STATE = ("params", "opt_state")  # what FSDP shards; BN statistics, step, RNG replicate
 
 
 def make_mesh(mesh_cfg) -> Mesh:
-    """A 1-D data-parallel mesh over `mesh.data` devices (-1: all), with Auto axis types."""
+    """A (data, fsdp) mesh over mesh.data × mesh.fsdp devices (data=-1: all the rest), Auto axes.
+
+    mesh.fsdp=1 is plain data parallelism. Devices keep jax's process-major order, so each
+    process's devices hold one contiguous block of the global batch.
+    """
     available = jax.device_count()
-    n = available if mesh_cfg.data == -1 else mesh_cfg.data
-    if n < 1 or n > available or available % n:
+    fsdp = mesh_cfg.fsdp
+    if fsdp < 1 or available % fsdp:
+        raise ConfigError(f"mesh.fsdp={fsdp} must be a divisor of the {available} devices")
+    data = available // fsdp if mesh_cfg.data == -1 else mesh_cfg.data
+    n = data * fsdp
+    if data < 1 or n > available or available % n:
         raise ConfigError(
-            f"mesh.data={mesh_cfg.data} does not fit the {available} available devices; "
-            f"use -1 (all) or a divisor of {available}"
+            f"mesh.data={mesh_cfg.data} × mesh.fsdp={fsdp} does not fit the {available} "
+            f"available devices; use mesh.data=-1 (all) or make the product divide {available}"
         )
     if n != available and jax.process_count() > 1:
         raise ConfigError(
-            f"mesh.data={n} uses part of the {available} devices of a multi-process run; every "
+            f"the mesh uses {n} of the {available} devices of a multi-process run; every "
             "process must hold devices of the mesh: use mesh.data=-1"
         )
-    devices = np.asarray(jax.devices()[:n])
-    return Mesh(devices, (DATA_AXIS,), axis_types=(AxisType.Auto,))
+    devices = np.asarray(jax.devices()[:n]).reshape(data, fsdp)
+    return Mesh(devices, BATCH_AXES, axis_types=(AxisType.Auto, AxisType.Auto))
 
 
 def check_batch_divides(mesh: Mesh, batch_size: int, what: str = "data.batch_size") -> None:
@@ -44,11 +55,39 @@ def check_batch_divides(mesh: Mesh, batch_size: int, what: str = "data.batch_siz
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P(DATA_AXIS))
+    return NamedSharding(mesh, P(BATCH_AXES))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
+
+
+def fsdp_spec(shape: tuple[int, ...], fsdp_size: int, min_size: int) -> P:
+    """Shards the largest dimension divisible by the fsdp size; small tensors replicate.
+
+    Ties go to the later dimension (the output features of a kernel).
+    """
+    if fsdp_size == 1 or int(np.prod(shape, dtype=np.int64)) < min_size:
+        return P()
+    for dim in sorted(range(len(shape)), key=lambda d: (shape[d], d), reverse=True):
+        if shape[dim] % fsdp_size == 0:
+            return P(*[FSDP_AXIS if d == dim else None for d in range(len(shape))])
+    return P()
+
+
+def state_shardings(mesh: Mesh, state: dict, min_size: int) -> dict:
+    """Shardings of a train state: parameters and optimizer state FSDP-sharded, rest replicated.
+
+    Optimizer leaves are sharded by their own shapes, so a momentum buffer or mask follows its
+    parameter.
+    """
+    fsdp_size = mesh.shape[FSDP_AXIS]
+
+    def leaf(x):
+        return NamedSharding(mesh, fsdp_spec(tuple(np.shape(x)), fsdp_size, min_size))
+
+    return {k: jax.tree.map(leaf, v) if k in SHARDED_STATE
+            else jax.tree.map(lambda _: replicated(mesh), v) for k, v in state.items()}
 
 
 def global_batch(local_batch: dict, sharding: NamedSharding) -> dict:

@@ -26,7 +26,7 @@ import optax
 from etils import epath
 from flax import nnx, traverse_util
 
-from lib import checkpoint, data, files, metrics, models, optim, runinfo, sharding
+from lib import checkpoint, data, distributed, files, metrics, models, optim, runinfo, sharding
 from lib import config as config_lib
 from lib import task as task_lib
 
@@ -81,7 +81,7 @@ def build(config: ml_collections.ConfigDict, info: data.DatasetInfo | None = Non
     try:
         model = models.build(
             config.model, num_classes=info.num_classes, in_channels=info.image_shape[-1],
-            rngs=nnx.Rngs(config.seed),
+            image_size=info.image_shape[:2], rngs=nnx.Rngs(config.seed),
         )
     except ValueError as e:
         raise config_lib.ConfigError(f"model: {e}") from e
@@ -150,7 +150,8 @@ class Trainer:
                                      what="data.eval_batch_size")
         self.batch_sharding = sharding.batch_sharding(self.mesh)
         replicated = sharding.replicated(self.mesh)
-        self.state_sharding = jax.tree.map(lambda _: replicated, self.setup.init_state)
+        self.state_sharding = sharding.state_shardings(self.mesh, self.setup.init_state,
+                                                       config.mesh.fsdp_min_size)
         self.train_step = jax.jit(
             functools.partial(train_step, self.setup),
             in_shardings=(self.state_sharding, self.batch_sharding),
@@ -243,6 +244,7 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints,
                                    async_save=config.async_checkpointing)
     writer = metrics.MetricWriter(workdir)
+    preemption = distributed.PreemptionWatch()
     train_iter = trainer.train_batches()
     state = trainer.initial_state()
     start = ckpt.latest_step() or 0
@@ -254,7 +256,7 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     t0 = time.perf_counter()
     try:
         if start < config.total_steps:
-            state = _loop(trainer, state, train_iter, start, ckpt, writer)
+            state = _loop(trainer, state, train_iter, start, ckpt, writer, preemption)
             final = trainer.evaluate(state)
             writer.write(config.total_steps, final)  # logged before the final checkpoint
             ckpt.save(config.total_steps, state, train_iter.get_state())
@@ -262,6 +264,7 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
             final = trainer.evaluate(state)
         ckpt.wait()
     finally:
+        preemption.close()
         ckpt.close()
         writer.close()
     results = {
@@ -280,11 +283,13 @@ def _due(step: int, every: int) -> bool:
     return every > 0 and step % every == 0
 
 
-def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer) -> dict:
+def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
+          preemption: distributed.PreemptionWatch) -> dict:
     """Steps start+1 … total with logging, periodic evals and checkpoints; returns the state.
 
     The caller evaluates and checkpoints the final state. Before any checkpoint, and at every
-    log, the window's metrics are fetched: a non-finite step stops the run there.
+    log, the window's metrics are fetched: a non-finite step stops the run there. After a
+    SIGTERM the current step is checkpointed and `distributed.Preempted` raised.
     """
     config = trainer.config
     total = config.total_steps
@@ -319,9 +324,16 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer) -> dict
             break
         if _due(step, config.eval_every):
             writer.write(step, trainer.evaluate(state))
-        if _due(step, config.checkpoint_every):
+        saved = _due(step, config.checkpoint_every)
+        if saved:
             flush(step)  # never checkpoint a state whose loss or parameters went non-finite
             ckpt.save(step, state, train_iter.get_state())
+        if preemption.reached(step):
+            if not saved:
+                flush(step)
+                ckpt.save(step, state, train_iter.get_state())
+            ckpt.wait()
+            raise distributed.Preempted(step, str(ckpt.directory))
     return state
 
 

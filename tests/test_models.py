@@ -268,3 +268,167 @@ def test_bfloat16_compute_float32_params():
 def test_invalid_config_errors(overrides, match):
     with pytest.raises(ValueError, match=match):
         build_abstract(**overrides)
+
+
+# --- Vision Transformer -----------------------------------------------------------------------
+
+TINY_VIT = {"name": "vit", "width": 32, "depth": 2, "num_heads": 4, "mlp_dim": 64,
+            "patch_size": 4}
+
+
+def build_vit(image_size=(8, 8), num_classes=10, in_channels=3, seed=0, **overrides):
+    return models.build(cfg(**{**TINY_VIT, **overrides}), num_classes=num_classes,
+                        in_channels=in_channels, image_size=image_size, rngs=nnx.Rngs(seed))
+
+
+@pytest.fixture(scope="module")
+def vit_tiny():
+    """width 32, 2 blocks, 4 heads, 8x8 images in 4x4 patches: 4 patch tokens + cls."""
+    return build_vit()
+
+
+def vit_param_count(width, depth, mlp_dim, *, patch=16, image=224, channels=3, classes=1000,
+                    cls=True):
+    """Parameters of a ViT counted by hand from the layer shapes (original ViT / timm layout:
+    the position embedding also covers the cls token)."""
+    tokens = (image // patch) ** 2 + cls
+    embedding = patch * patch * channels * width + width
+    block = (2 * width                          # LayerNorm γ, β
+             + 4 * (width * width + width)      # query, key, value, out
+             + 2 * width                        # LayerNorm γ, β
+             + width * mlp_dim + mlp_dim        # MLP in
+             + mlp_dim * width + width)         # MLP out
+    return (embedding + cls * width + tokens * width + depth * block
+            + 2 * width + width * classes + classes)  # encoder_norm, head
+
+
+@pytest.mark.parametrize("variant,total", [
+    ("Ti", 5_717_416),     # timm vit_tiny_patch16_224
+    ("S", 22_050_664),     # timm vit_small_patch16_224
+    ("B", 86_567_656),     # timm vit_base_patch16_224
+    ("L", 304_326_632),    # timm vit_large_patch16_224
+])
+def test_vit_param_counts(variant, total):
+    v = models.VARIANTS[variant]
+    assert vit_param_count(v["width"], v["depth"], v["mlp_dim"]) == total
+    m = nnx.eval_shape(lambda: build_vit(image_size=(224, 224), num_classes=1000,
+                                         variant=variant, patch_size=16))
+    assert sum(x.size for x in jax.tree.leaves(nnx.state(m, nnx.Param))) == total
+    assert counts(m)[1] == 0  # no BatchNorm
+
+
+def test_vit_s16_param_count_and_shapes():
+    m = nnx.eval_shape(lambda: build_vit(image_size=224, num_classes=1000, variant="S",
+                                         patch_size=16))
+    p = params(m)
+    assert sum(v.size for v in p.values()) == vit_param_count(384, 12, 1536) == 22_050_664
+    assert p["embedding/kernel"].shape == (16, 16, 3, 384)
+    assert p["pos_embedding"].shape == (1, 197, 384) and p["cls"].shape == (1, 1, 384)
+    assert p["block11/mlp/fc1/kernel"].shape == (384, 1536)
+    assert "block12/norm1/scale" not in p
+
+
+def test_vit_shapes_and_features(vit_tiny):
+    logits, feats = vit_tiny(jnp.ones((2, 8, 8, 3)), train=False, features=True)
+    assert logits.shape == (2, 10) and logits.dtype == jnp.float32
+    assert isinstance(feats, collections.OrderedDict)
+    assert {k: v.shape for k, v in feats.items()} == {
+        "block0": (2, 5, 32), "block1": (2, 5, 32), "pre_logits": (2, 32)}
+    assert list(feats) == ["block0", "block1", "pre_logits"]
+    # pre_logits is the normalised cls token of the last block's output
+    np.testing.assert_allclose(feats["pre_logits"], vit_tiny.encoder_norm(feats["block1"])[:, 0],
+                               rtol=1e-5, atol=1e-5)
+    assert vit_tiny(jnp.ones((2, 8, 8, 3)), train=True).shape == (2, 10)
+
+
+def test_vit_non_square_images_and_train_flag_is_a_no_op():
+    m = build_vit(image_size=(8, 12), num_classes=3, in_channels=1)
+    assert params(m)["pos_embedding"].shape == (1, 2 * 3 + 1, 32)
+    x = jax.random.normal(jax.random.key(0), (2, 8, 12, 1))
+    _, f_eval = m(x, train=False, features=True)
+    _, f_train = m(x, train=True, features=True)
+    np.testing.assert_array_equal(f_eval["pre_logits"], f_train["pre_logits"])
+
+
+def test_vit_gap_pool():
+    m = build_vit(pool="gap")
+    p = params(m)
+    assert "cls" not in p and p["pos_embedding"].shape == (1, 4, 32)
+    logits, feats = m(jax.random.normal(jax.random.key(1), (2, 8, 8, 3)), train=False,
+                      features=True)
+    assert logits.shape == (2, 10) and feats["block1"].shape == (2, 4, 32)
+    np.testing.assert_allclose(feats["pre_logits"],
+                               m.encoder_norm(feats["block1"]).mean(axis=1), rtol=1e-5, atol=1e-5)
+    total = sum(v.size for v in p.values())
+    assert total == vit_param_count(32, 2, 64, patch=4, image=8, classes=10, cls=False)
+
+
+def test_vit_init_follows_big_vision(vit_tiny):
+    p = params(vit_tiny)
+    assert np.all(np.asarray(p["head/kernel"]) == 0) and np.all(np.asarray(p["head/bias"]) == 0)
+    assert np.all(np.asarray(p["cls"]) == 0)
+    assert np.all(np.asarray(p["block0/norm1/scale"]) == 1)
+    assert np.all(np.asarray(p["block0/attention/query/bias"]) == 0)
+    np.testing.assert_array_equal(vit_tiny(jnp.ones((1, 8, 8, 3)), train=False), 0.0)
+    pos = np.asarray(build_vit(image_size=64, patch_size=4, width=64, depth=1)
+                     .pos_embedding[...])  # 257 x 64 entries
+    assert pos.std() == pytest.approx(0.02, rel=0.05) and abs(pos.mean()) < 0.002
+
+
+def test_vit_param_roles(vit_tiny):
+    roles = models.param_roles(vit_tiny)
+    assert set(roles) == set(params(vit_tiny))
+    assert set(roles.values()) <= set(models.ROLES)
+    assert roles["embedding/kernel"] == "conv_kernel" and roles["embedding/bias"] == "conv_bias"
+    assert {k for k, r in roles.items() if r == "other"} == {"pos_embedding", "cls"}
+    assert {k for k, r in roles.items() if r.startswith("head")} == {"head/kernel", "head/bias"}
+    assert roles["head/kernel"] == "head_kernel" and roles["head/bias"] == "head_bias"
+    for j in range(2):
+        for ln in ("norm1", "norm2"):
+            assert roles[f"block{j}/{ln}/scale"] == "ln_scale"
+            assert roles[f"block{j}/{ln}/bias"] == "ln_bias"
+        for lin in ("attention/query", "attention/key", "attention/value", "attention/out",
+                    "mlp/fc1", "mlp/fc2"):
+            assert roles[f"block{j}/{lin}/kernel"] == "linear_kernel"
+            assert roles[f"block{j}/{lin}/bias"] == "linear_bias"
+    assert roles["encoder_norm/scale"] == "ln_scale" and roles["encoder_norm/bias"] == "ln_bias"
+
+
+def test_vit_batchnorm_subsets_are_refused(vit_tiny):
+    from lib import optim
+    from lib.config import ConfigError
+
+    roles = models.param_roles(vit_tiny)
+    shapes = {k: tuple(v.shape) for k, v in params(vit_tiny).items()}
+    for setting in ("bn_only", "bn_and_output", "gamma_only", "beta_only", "random_count",
+                    "all_no_affine"):
+        with pytest.raises(ConfigError, match=f"'{setting}'.*no BatchNorm"):
+            optim.trainable_subset(setting, roles, shapes)
+    assert optim.trainable_subset("output_only", roles, shapes).count(shapes) == 32 * 10 + 10
+    assert optim.trainable_subset("none", roles, shapes).count(shapes) == 0
+
+
+def test_vit_bfloat16_compute_float32_params():
+    m = build_vit(dtype="bfloat16")
+    logits, feats = m(jnp.ones((2, 8, 8, 3)), train=True, features=True)
+    assert logits.dtype == jnp.float32
+    assert feats["block1"].dtype == feats["pre_logits"].dtype == jnp.bfloat16
+    assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(nnx.state(m, nnx.Param)))
+    _, f32 = build_vit()(jnp.ones((2, 8, 8, 3)), train=True, features=True)
+    np.testing.assert_allclose(feats["pre_logits"].astype(jnp.float32), f32["pre_logits"],
+                               atol=0.1)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"image_size": 10}, r"10x10 is not divisible by patch size 4"),
+    ({"image_size": (8, 6)}, r"8x6 is not divisible by patch size 4"),
+    ({"image_size": None}, r"vit needs the input image size"),
+    ({"variant": "XL"}, r"'XL'.*Ti, S, B, L"),
+    ({"pool": "mean"}, r"'mean'.*cls, gap"),
+    ({"num_heads": 5}, r"width 32 is not divisible by num_heads 5"),
+    ({"dtype": "float16"}, r"'float16'.*float32, bfloat16"),
+    ({"name": "vit_s"}, r"'vit_s'.*cifar_vgg, vit"),
+])
+def test_vit_invalid_config_errors(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        nnx.eval_shape(lambda: build_vit(**overrides))

@@ -1,52 +1,15 @@
 """The trainer end to end on sklearn digits: files, resume, devices, freezing, bad input."""
 
 import json
-import os
-import pathlib
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import jax
 import numpy as np
 import pytest
+from helpers import DIGITS, REPO, cli, digits_config, final_params, read_metrics, train_losses
 
 from lib import config as config_lib
 from lib import sharding, train
-
-REPO = pathlib.Path(__file__).resolve().parent.parent
-DIGITS = REPO / "experiments/batchnorm_only/configs/digits.py"
-
-
-def digits_config(trainable="all", steps=12, **overrides):
-    c = config_lib.load_file(DIGITS, f"trainable={trainable},steps={steps}")
-    c.log_every = 1
-    c.checkpoint_every = 4
-    c.progress = False
-    c.async_checkpointing = False
-    for key, value in overrides.items():
-        node = c
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return c
-
-
-def read_metrics(workdir):
-    lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
-
-
-def train_losses(workdir):
-    return [m["train/loss"] for m in read_metrics(workdir) if "train/loss" in m]
-
-
-def final_params(workdir):
-    _, _, state = train.load_final(workdir)
-    return jax.device_get(state["params"]), jax.device_get(state["batch_stats"])
 
 
 def test_run_writes_every_file(tmp_path):
@@ -142,7 +105,7 @@ def test_workdir_with_other_config_is_refused(tmp_path):
     with pytest.raises(train.WorkdirConfigMismatchError, match=r"optim.lr.*new --workdir"):
         train.run(digits_config(steps=4, **{"optim.lr": 0.05}), tmp_path)
     assert (tmp_path / "config.json").read_text() == before
-    out = _cli(f"--config={DIGITS}:steps=4,trainable=all", f"--workdir={tmp_path}",
+    out = cli(f"--config={DIGITS}:steps=4,trainable=all", f"--workdir={tmp_path}",
                "--config.seed=3")
     assert out.returncode == 2 and "differs at: seed" in out.stderr
 
@@ -185,7 +148,7 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 
 def test_cli_nonfinite_exit_code(tmp_path):
-    out = _cli(f"--config={DIGITS}:steps=12", f"--workdir={tmp_path}", "--config.optim.lr=1e30",
+    out = cli(f"--config={DIGITS}:steps=12", f"--workdir={tmp_path}", "--config.optim.lr=1e30",
                "--config.log_every=1", "--config.checkpoint_every=1")
     assert out.returncode == 3 and "non-finite" in out.stderr
 
@@ -195,26 +158,19 @@ def test_mesh_must_divide_batch(tmp_path):
         train.run(digits_config(**{"data.batch_size": 12}), tmp_path)
 
 
-def _cli(*args, **env):
-    return subprocess.run(
-        [sys.executable, "-m", "lib.main", *args], cwd=REPO, capture_output=True, text=True,
-        env={**os.environ, "JAX_PLATFORMS": "cpu", **env}, timeout=300,
-    )
-
-
 def test_cli_unknown_key_names_closest(tmp_path):
-    out = _cli(f"--config={DIGITS}", f"--workdir={tmp_path}", "--config.optim.lrr=0.1")
+    out = cli(f"--config={DIGITS}", f"--workdir={tmp_path}", "--config.optim.lrr=0.1")
     assert out.returncode == 2
     assert "unknown config key 'optim.lrr'" in out.stderr and "optim.lr" in out.stderr
 
 
 def test_cli_unknown_key_in_space_separated_form(tmp_path):
-    out = _cli(f"--config={DIGITS}", f"--workdir={tmp_path}", "--config.optim.lrr", "0.1")
+    out = cli(f"--config={DIGITS}", f"--workdir={tmp_path}", "--config.optim.lrr", "0.1")
     assert out.returncode == 2 and "Did you mean: optim.lr" in out.stderr
 
 
 def test_cli_wrong_type(tmp_path):
-    out = _cli(f"--config={DIGITS}", f"--workdir={tmp_path}", "--config.total_steps=ten")
+    out = cli(f"--config={DIGITS}", f"--workdir={tmp_path}", "--config.total_steps=ten")
     assert out.returncode == 2 and "total_steps" in out.stderr
 
 
@@ -236,36 +192,10 @@ def test_quick_run_of_every_config_family(tmp_path, path):
 def test_cli_missing_dataset_gives_prepare_command(tmp_path):
     empty = tmp_path / "tfds"
     empty.mkdir()
-    out = _cli(f"--config={DIGITS}", f"--workdir={tmp_path / 'run'}", "--config.data.name=cifar10",
+    out = cli(f"--config={DIGITS}", f"--workdir={tmp_path / 'run'}", "--config.data.name=cifar10",
                f"--config.data.data_dir={empty}")
     assert out.returncode == 2, out.stderr[-2000:]
     assert f"python -m lib.data.prepare cifar10 --data_dir={empty}" in out.stderr
-
-
-def test_cli_sigkill_then_rerun_equals_uninterrupted(tmp_path):
-    """A real `kill -9` at an arbitrary step; re-running the same command finishes identically."""
-    args = [f"--config={DIGITS}:steps=150", "--config.checkpoint_every=10",
-            "--config.log_every=5"]
-    reference = tmp_path / "reference"
-    assert _cli(*args, f"--workdir={reference}").returncode == 0
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "lib.main", *args, f"--workdir={killed}"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "JAX_PLATFORMS": "cpu"})
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        ckpts = [p for p in (killed / "checkpoints").glob("*") if p.name.isdigit()]
-        if any(int(p.name) >= 20 for p in ckpts):
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "results.json").exists(), "finished before the kill: raise steps"
-    assert _cli(*args, f"--workdir={killed}").returncode == 0
-    assert train_losses(killed) == train_losses(reference)
-    ref, res = json.loads((reference / "results.json").read_text()), json.loads(
-        (killed / "results.json").read_text())
-    assert ref["eval/accuracy"] == res["eval/accuracy"] and ref["eval/loss"] == res["eval/loss"]
 
 
 @pytest.mark.parametrize("spec, overrides", [
@@ -292,7 +222,7 @@ def test_paper_scale_config_trains_on_tfds_mock(tmp_path, spec, overrides):
 
 
 def test_cli_unknown_config_option_is_one_clear_line(tmp_path):
-    out = _cli(f"--config={DIGITS}:stpes=3", f"--workdir={tmp_path}")
+    out = cli(f"--config={DIGITS}:stpes=3", f"--workdir={tmp_path}")
     assert out.returncode == 2
     assert "unknown config option 'stpes'" in out.stderr and "steps (default 300)" in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "config.json").exists()

@@ -1,21 +1,22 @@
 """Model zoo: build(model_cfg, ...) -> Flax NNX module, and param_roles(model).
 
 Families (architectures: /work/shared/papers/lth_common.md §1): 'cifar_resnet',
-'imagenet_resnet', 'cifar_vgg'. Every model is called as
-``model(x, *, train, features=False)`` on NHWC input and returns float32 logits, or
+'imagenet_resnet', 'cifar_vgg', and 'vit' (big_vision's Vision Transformer). Every model is
+called as ``model(x, *, train, features=False)`` on NHWC input and returns float32 logits, or
 ``(logits, feats)`` with an OrderedDict of intermediate activations when features=True.
 The output layer is always the attribute ``head``; parameter paths are described in the
-docstrings of lib.models.resnet and lib.models.vgg.
+docstrings of lib.models.resnet, lib.models.vgg and lib.models.vit.
 """
 from flax import nnx
 
 from lib.models.layers import BN_INITS, DTYPES, KERNEL_INITS, LayerSpec
 from lib.models.resnet import CifarResNet, ImageNetResNet
 from lib.models.vgg import CifarVGG
+from lib.models.vit import VARIANTS, ViT
 
-MODELS = ("cifar_resnet", "imagenet_resnet", "cifar_vgg")
-ROLES = ("bn_scale", "bn_bias", "head_kernel", "head_bias", "conv_kernel", "conv_bias",
-         "linear_kernel", "linear_bias", "other")
+MODELS = ("cifar_resnet", "imagenet_resnet", "cifar_vgg", "vit")
+ROLES = ("bn_scale", "bn_bias", "ln_scale", "ln_bias", "head_kernel", "head_bias", "conv_kernel",
+         "conv_bias", "linear_kernel", "linear_bias", "other")
 
 __all__ = [
     "BN_INITS",
@@ -23,17 +24,28 @@ __all__ = [
     "KERNEL_INITS",
     "MODELS",
     "ROLES",
+    "VARIANTS",
     "CifarResNet",
     "CifarVGG",
     "ImageNetResNet",
     "LayerSpec",
+    "ViT",
     "build",
     "param_roles",
 ]
 
 
-def build(model_cfg, *, num_classes: int, in_channels: int, rngs: nnx.Rngs) -> nnx.Module:
-    """The model named by model_cfg.name (keys as in configs/base.py; VGG ignores width)."""
+def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
+          rngs: nnx.Rngs) -> nnx.Module:
+    """The model named by model_cfg.name (keys as in configs/base.py; VGG ignores width).
+
+    image_size, (height, width) or an int, is needed by 'vit' only (its position embedding has
+    one entry per patch); the conv nets accept any input size and ignore it. For 'vit' a
+    non-empty model.variant (Ti, S, B, L) sets width, depth, num_heads and mlp_dim; the
+    kernel_init and bn_* keys do not apply (big_vision initialisation, no BatchNorm).
+    """
+    if model_cfg.name == "vit":
+        return _build_vit(model_cfg, num_classes, in_channels, image_size, rngs)
     layers = LayerSpec(
         kernel_init=model_cfg.kernel_init, bn_init=model_cfg.bn_init,
         bn_momentum=model_cfg.bn_momentum, bn_epsilon=model_cfg.bn_epsilon,
@@ -49,7 +61,23 @@ def build(model_cfg, *, num_classes: int, in_channels: int, rngs: nnx.Rngs) -> n
     raise ValueError(f"unknown model name {model_cfg.name!r}; valid choices: {', '.join(MODELS)}")
 
 
+def _build_vit(model_cfg, num_classes, in_channels, image_size, rngs):
+    if image_size is None:
+        raise ValueError("vit needs the input image size: pass image_size=(height, width)")
+    shape = {"width": model_cfg.width, "depth": model_cfg.depth,
+             "num_heads": model_cfg.num_heads, "mlp_dim": model_cfg.mlp_dim}
+    if model_cfg.variant:
+        if model_cfg.variant not in VARIANTS:
+            raise ValueError(f"unknown vit variant {model_cfg.variant!r}; valid choices: "
+                             f"'' (explicit sizes), {', '.join(VARIANTS)}")
+        shape = VARIANTS[model_cfg.variant]
+    return ViT(image_size=image_size, patch_size=model_cfg.patch_size, **shape,
+               num_classes=num_classes, in_channels=in_channels, pool=model_cfg.pool,
+               dtype=model_cfg.dtype, rngs=rngs)
+
+
 _SUFFIX = {nnx.BatchNorm: {"scale": "bn_scale", "bias": "bn_bias"},
+           nnx.LayerNorm: {"scale": "ln_scale", "bias": "ln_bias"},
            nnx.Conv: {"kernel": "conv_kernel", "bias": "conv_bias"},
            nnx.Linear: {"kernel": "linear_kernel", "bias": "linear_bias"}}
 
