@@ -103,7 +103,8 @@ def from_slurm(env: Mapping[str, str]) -> Topology | None:
     port = env.get("JAX_COORDINATOR_PORT") or str(job % 2**12 + 65535 - 2**12 + 1)
     nodes = _int(env.get("SLURM_STEP_NUM_NODES", env.get("SLURM_NNODES", "1")), "SLURM_NNODES")
     local_ids = None
-    if ntasks > nodes and len(env.get("CUDA_VISIBLE_DEVICES", "").split(",")) != 1:
+    bound = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d]
+    if ntasks > nodes and len(bound) != 1:
         local_ids = (_int(env.get("SLURM_LOCALID", "0"), "SLURM_LOCALID"),)
     return Topology("slurm", f"{first_slurm_host(env['SLURM_STEP_NODELIST'])}:{port}", ntasks,
                     _int(env["SLURM_PROCID"], "SLURM_PROCID"), local_ids)
