@@ -6,13 +6,21 @@
   inputs: the step's cost does not depend on pixel values);
 - the trainer's overhead: `lib.train`'s loop (data pipeline, global-array assembly, on-device
   metric collection, logging) against a bare loop of the same jitted step over batches already
-  on device. Target ≤ 2 %.
+  on device. Target ≤ 2 %;
+- the train-step time of one config as 1 process × 8 devices and as 2 processes × 4 devices
+  (jax.distributed on 127.0.0.1, CPU devices: the cost of crossing processes);
+- checkpoint save and restore time of a ResNet-50-sized train state (parameters, momentum, BN
+  statistics), synchronous and asynchronous.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -20,7 +28,7 @@ import jax
 import numpy as np
 
 from configs import base
-from lib import checkpoint, data, metrics, sharding, train
+from lib import checkpoint, data, distributed, metrics, sharding, train
 
 
 def _config(depth: int, batch: int, steps: int, dataset: str = "fashion_mnist"):
@@ -88,6 +96,7 @@ def trainer_overhead(depth: int, batch: int, steps: int, rounds: int = 3) -> dic
     with tempfile.TemporaryDirectory() as workdir:
         ckpt = checkpoint.Checkpointer(f"{workdir}/checkpoints", keep=1)
         writer = metrics.MetricWriter(workdir)
+        preemption = distributed.PreemptionWatch()
         for _ in range(rounds):
             batches = _block([sharding.global_batch(next(it), trainer.batch_sharding)
                               for _ in range(steps)])
@@ -98,8 +107,9 @@ def trainer_overhead(depth: int, batch: int, steps: int, rounds: int = 3) -> dic
             bare.append(time.perf_counter() - t0)
             t0 = time.perf_counter()  # checkpoint_every=0: the loop itself never saves
             state = _block(train._loop(trainer, state, it, config.total_steps - steps, ckpt,
-                                       writer))
+                                       writer, preemption))
             looped.append(time.perf_counter() - t0)
+        preemption.close()
         ckpt.close()
         writer.close()
     bare_s, trainer_s = float(np.median(bare)), float(np.median(looped))
@@ -109,19 +119,110 @@ def trainer_overhead(depth: int, batch: int, steps: int, rounds: int = 3) -> dic
             "overhead_pct": round(100 * (trainer_s - bare_s) / bare_s, 2), "target_pct": 2.0}
 
 
+def _topology_worker(spec: str) -> None:
+    """One process of `topology_step_time`: times the train step; process 0 prints JSON."""
+    address, *numbers = spec.split(",")
+    processes, process_id, depth, batch, steps = map(int, numbers)
+    if processes > 1:
+        distributed.initialize(distributed.Topology("bench", address, processes, process_id))
+    trainer = train.Trainer(_config(depth, batch, steps))
+    it = trainer.train_batches()
+    batches = [sharding.global_batch(next(it), trainer.batch_sharding) for _ in range(steps)]
+    state = trainer.initial_state()
+    t0 = time.perf_counter()
+    state, m = _block(trainer.train_step(state, batches[0]))
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for b in batches:
+        state, m = trainer.train_step(state, b)
+    _block((state, m))
+    elapsed = time.perf_counter() - t0
+    if jax.process_index() == 0:
+        print(json.dumps({"step_ms": round(1000 * elapsed / steps, 1),
+                          "compile_s": round(compile_s, 2)}), flush=True)
+
+
+def topology_step_time(depth: int, batch: int, steps: int) -> dict:
+    """Step time of the same config as 1 process × 8 CPU devices and 2 processes × 4."""
+    out = {"model": f"cifar_resnet_{depth}", "batch": batch, "input": "fashion_mnist 28x28x1"}
+    for processes, devices in ((1, 8), (2, 4)):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            address = f"127.0.0.1:{s.getsockname()[1]}"
+        env = {**os.environ, "JAX_PLATFORMS": "cpu",
+               "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+        procs = [subprocess.Popen(
+            [sys.executable, "-m", "lib.bench", "--topology_worker",
+             f"{address},{processes},{i},{depth},{batch},{steps}"],
+            env=env, stdout=subprocess.PIPE, text=True) for i in range(processes)]
+        lines = [p.communicate(timeout=900)[0] for p in procs]
+        if any(p.returncode for p in procs):
+            raise RuntimeError(f"topology {processes}x{devices} failed: {lines}")
+        out[f"{processes}x{devices}"] = json.loads(lines[0].strip().splitlines()[-1])
+    out["2x4_vs_1x8"] = round(out["2x4"]["step_ms"] / out["1x8"]["step_ms"], 3)
+    return out
+
+
+def checkpoint_time(rounds: int = 3) -> dict:
+    """Save/restore seconds of a ResNet-50 train state (ImageNet shapes, SGD momentum).
+
+    `save_s`: a synchronous save to local disk; `async_blocking_s`: what an asynchronous save
+    costs the train loop before it continues; `restore_s`: a restore onto the same shardings.
+    Medians of `rounds`.
+    """
+    c = base.get_config()
+    c.model.name, c.model.depth, c.model.width = "imagenet_resnet", 50, 64
+    setup = train.build(c, info=data.DatasetInfo("synthetic_imagenet", (224, 224, 3), 1000,
+                                                 1_281_167, 50_000))
+    state = _block(jax.device_put(setup.init_state))
+    size = sum(x.nbytes for x in jax.tree.leaves(state))
+    times = {"save_s": [], "async_blocking_s": [], "restore_s": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for mode, async_save in (("save_s", False), ("async_blocking_s", True)):
+                ckpt = checkpoint.Checkpointer(f"{tmp}/{mode}{r}", keep=1, async_save=async_save)
+                t0 = time.perf_counter()
+                ckpt.save(1, state, {"next_index": 0})
+                times[mode].append(time.perf_counter() - t0)
+                ckpt.close()
+            ckpt = checkpoint.Checkpointer(f"{tmp}/save_s{r}", keep=1, async_save=False)
+            t0 = time.perf_counter()
+            _block(ckpt.restore(1, state))
+            times["restore_s"].append(time.perf_counter() - t0)
+            ckpt.close()
+    return {"state": "imagenet_resnet_50 params + momentum + BN statistics",
+            "params": int(sum(np.prod(s) for s in setup.param_shapes().values())),
+            "megabytes": round(size / 2**20, 1), "rounds": rounds,
+            **{k: round(float(np.median(v)), 3) for k, v in times.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the overhead test")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--models", default="20,56", help="CIFAR ResNet depths")
+    parser.add_argument("--only", default="", help="comma-separated subset of: train_step, "
+                        "trainer_overhead, topology, checkpoint")
+    parser.add_argument("--topology_worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     metrics.quiet_library_logs()
+    if args.topology_worker:
+        return _topology_worker(args.topology_worker)
     depths = [int(d) for d in args.models.split(",")]
-    report = {
-        "train_step": [step_throughput(d, args.batch, args.steps) for d in depths],
-        "trainer_overhead": trainer_overhead(depths[0], args.batch, args.steps, args.rounds),
+    benches = {
+        "train_step": lambda: [step_throughput(d, args.batch, args.steps) for d in depths],
+        "trainer_overhead": lambda: trainer_overhead(depths[0], args.batch, args.steps,
+                                                     args.rounds),
+        "topology": lambda: topology_step_time(depths[0], args.batch, args.steps),
+        "checkpoint": lambda: checkpoint_time(args.rounds),
     }
+    chosen = args.only.split(",") if args.only else list(benches)
+    unknown = set(chosen) - set(benches)
+    if unknown:
+        parser.error(f"unknown --only {', '.join(sorted(unknown))}; choose from "
+                     f"{', '.join(benches)}")
+    report = {name: benches[name]() for name in chosen}
     print(json.dumps(report, indent=2))
 
 
