@@ -23,16 +23,25 @@ DATA_ORDER_NOTE = (
 )
 
 
-def git_commit() -> str:
-    root = pathlib.Path(__file__).resolve().parent.parent
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def git_commit(root: pathlib.Path = REPO) -> str:
+    """HEAD (+dirty) of the checkout; in a copy without .git (launch/tpu/setup.sh), the commit
+    its GIT_COMMIT file names."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (commit + ("+dirty" if dirty else "")) or "unknown"
+        commit = dirty = ""
+    if commit:
+        return commit + ("+dirty" if dirty else "")
+    copied = root / "GIT_COMMIT"
+    if copied.is_file():
+        return copied.read_text().strip() + " (copy without .git)"
+    return "unknown"
 
 
 def _versions() -> dict[str, str]:

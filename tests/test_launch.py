@@ -19,7 +19,10 @@ ENTRY_POINTS = ["local.sh", "tpu/create.sh", "tpu/setup.sh", "tpu/run.sh", "tpu/
                 "tpu/launch.sh", "gpu/single_host.sh", "gpu/slurm.sh", "gpu/slurm.sbatch",
                 "sweep.py"]
 DIGITS = "experiments/batchnorm_only/configs/digits.py"
+COMMIT = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                        check=True).stdout.strip()
 INSTALL = ("'rm -rf ier && mkdir ier && tar -xzf ier.tar.gz -C ier && cd ier"
+           f" && echo {COMMIT} > GIT_COMMIT"
            " && python3 -m pip install --user --quiet uv"
            " && python3 -m uv venv --quiet --python 3.12 .venv"
            " && python3 -m uv pip install --quiet --python .venv/bin/python -e \".[tpu]\"'")

@@ -145,9 +145,19 @@ def test_sigterm_to_one_process_stops_all_at_one_step(tmp_path, references):
     assert finish(procs) == [EXIT_PREEMPTED] * 2, output(workdir, 1)[-3000:]
     stopped = {int(m.split(" at step ")[1].split(":")[0]) for m in
                (output(workdir, i) for i in range(2))}
-    assert len(stopped) == 1 and (workdir / "checkpoints" / str(stopped.pop())).is_dir()
+    step = stopped.pop()
+    assert (workdir / "checkpoints" / str(step)).is_dir()
+    elsewhere = tmp_path / "resumed_as_1x8"
+    shutil.copytree(workdir, elsewhere)
     assert finish(start(workdir, processes=2, devices=4)) == [0, 0]
     assert_same_run(workdir, references / "2x4", exact=True)
+
+    # The checkpoint also resumes on another topology (one process, 8 devices): same data
+    # position and state, so the first step after it matches up to reduction order.
+    run_to_end(elsewhere)
+    resumed, reference = train_losses(elsewhere), train_losses(references / "2x4")
+    assert len(resumed) == STEPS and resumed[:step] == reference[:step]
+    np.testing.assert_allclose(resumed[step], reference[step], rtol=1e-5)
 
 
 def test_kill_9_at_several_steps_then_rerun_equals_uninterrupted(tmp_path, references):

@@ -37,7 +37,10 @@ if [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no) ]]; then
 fi
 tarball=${TMPDIR:-/tmp}/$TPU_REPO_DIR-$name.tar.gz
 dir=$TPU_REPO_DIR
+# The copy has no .git: GIT_COMMIT tells lib.runinfo which commit run.json should name.
+commit=$(git -C "$REPO" rev-parse HEAD)
 install="rm -rf $dir && mkdir $dir && tar -xzf $dir.tar.gz -C $dir && cd $dir"
+install+=" && echo $commit > GIT_COMMIT"
 install+=" && python3 -m pip install --user --quiet uv"
 install+=" && python3 -m uv venv --quiet --python 3.12 .venv"
 install+=" && python3 -m uv pip install --quiet --python .venv/bin/python -e \".[tpu]\""
