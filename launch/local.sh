@@ -5,7 +5,10 @@
 # run resumes it from its last checkpoint. Exit 0 (finished, DIR/results.json written) ends the
 # loop, as do 2 (bad input) and 3 (non-finite loss), which a rerun would only repeat; 75
 # (preempted: SIGTERM, checkpoint saved) and any other failure relaunch the same command.
-# Ctrl-C stops the loop once the run has exited. $PYTHON (default: python) runs lib.main.
+# SIGTERM or Ctrl-C (SIGINT) to this script ends the loop: it sends SIGTERM to the run, which
+# saves a checkpoint and exits 75, and then exits with the run's exit code instead of
+# relaunching (during the wait before a relaunch: at once). $PYTHON (default: python) runs
+# lib.main.
 #
 # Options:
 #   --config FILE.py[:arg]   experiment config, as for lib.main
@@ -44,13 +47,29 @@ if ((DRY_RUN)); then
   exit 0
 fi
 
-# Bash runs the trap once the foreground run has exited, so Ctrl-C (which reaches the run too)
-# stops the loop instead of looking like a crash.
-stop=0
-trap 'stop=1' INT TERM
+# The run goes to the background and the script waits for it, because bash runs a trap only
+# once the foreground command has exited: a SIGTERM or SIGINT for this script would otherwise
+# wait for the end of the run. The run gets SIGTERM for both: lib.main checkpoints on SIGTERM,
+# and a background command of a script ignores SIGINT (Ctrl-C in a terminal reaches it too).
+stop=0 signalled=0 child=""
+on_signal() {
+  stop=1 signalled=1
+  if [[ -n $child ]]; then kill -TERM "$child" 2>/dev/null || true; fi
+}
+trap on_signal INT TERM
 for ((restart = 1; ; restart++)); do
-  code=0
-  "${cmd[@]}" || code=$?
+  "${cmd[@]}" &
+  child=$!
+  # A signal that came before child was set did not reach the run.
+  if ((stop)); then kill -TERM "$child" 2>/dev/null || true; fi
+  # wait returns at once (> 128) when a trapped signal arrives, while the run goes on
+  # (checkpointing): wait again until the run has exited.
+  while true; do
+    signalled=0 code=0
+    wait "$child" || code=$?
+    ((signalled && code > 128)) || break
+  done
+  child=""
   case $code in
     0 | 2 | 3) exit "$code" ;;
     75) why="preempted" ;;
@@ -63,5 +82,10 @@ for ((restart = 1; ; restart++)); do
   fi
   echo "local.sh: the run $why (exit $code); restart $restart of $max_restarts" \
     "in ${restart_delay}s" >&2
-  sleep "$restart_delay"
+  # In the background too, so that a signal ends the wait at once.
+  sleep "$restart_delay" &
+  pause=$!
+  wait "$pause" || true
+  kill "$pause" 2>/dev/null || true
+  ((!stop)) || exit "$code"
 done

@@ -13,11 +13,12 @@ to every point. Modes:
          tasks' lib.main arguments go to a commands file in ROOT, which must be on the
          cluster's shared filesystem;
   tpu    the points one after another on one TPU VM or slice that setup.sh prepared
-         (launch/tpu/run.sh).
+         (launch/tpu/run.sh); ROOT must be gs://, which every worker reads and writes.
 
---dry-run prints the commands (for slurm: each task's lib.main arguments as a comment, then the
-submission) and runs nothing. Exit code: 0 when every point ran (or was submitted) without
-error, 1 otherwise, 2 for bad arguments.
+Finished points in a gs:// ROOT are found with `gcloud storage ls`. --dry-run prints the
+commands (for slurm: each task's lib.main arguments as a comment, then the submission) and runs
+nothing, gcloud included: with a gs:// ROOT it lists every point, finished or not. Exit code: 0
+when every point ran (or was submitted) without error, 1 otherwise, 2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -192,6 +193,9 @@ def main(argv: list[str]) -> int:
     if args.mode == "slurm" and "://" in root:
         parser.error("--mode slurm writes its commands file to --workdir_root, which must be on "
                      "the cluster's shared filesystem")
+    if args.mode == "tpu" and not root.startswith("gs://"):
+        parser.error("--mode tpu needs a gs:// --workdir_root: a local path would be on the "
+                     "TPU's disks, not here where finished points are looked up")
 
     path, _ = config_lib.split_config_spec(args.config)
     points = _points(parser, args.config)
@@ -202,7 +206,11 @@ def main(argv: list[str]) -> int:
         parser.error(str(e))
     if len(set(names)) != len(names):
         parser.error(f"get_sweep gives points with the same workdir name: {sorted(names)}")
-    done = finished(root)
+    if args.dry_run and root.startswith("gs://"):
+        done = set()  # a dry run calls no gcloud
+        print(f"--dry-run: finished points in {root} are not looked up", file=sys.stderr)
+    else:
+        done = finished(root)
     todo = [(spec, f"{root}/{name}") for spec, name in zip(specs, names) if name not in done]
     print(f"{len(todo)} of {len(points)} points to run ({len(points) - len(todo)} finished "
           f"in {root})", file=sys.stderr, flush=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -146,16 +145,19 @@ def topology_step_time(depth: int, batch: int, steps: int) -> dict:
     """Step time of the same config as 1 process × 8 CPU devices and 2 processes × 4."""
     out = {"model": f"cifar_resnet_{depth}", "batch": batch, "input": "fashion_mnist 28x28x1"}
     for processes, devices in ((1, 8), (2, 4)):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            address = f"127.0.0.1:{s.getsockname()[1]}"
+        address = distributed.local_coordinator_address()
         env = {**os.environ, "JAX_PLATFORMS": "cpu",
                "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
         procs = [subprocess.Popen(
             [sys.executable, "-m", "lib.bench", "--topology_worker",
              f"{address},{processes},{i},{depth},{batch},{steps}"],
             env=env, stdout=subprocess.PIPE, text=True) for i in range(processes)]
-        lines = [p.communicate(timeout=900)[0] for p in procs]
+        try:
+            lines = [p.communicate(timeout=900)[0] for p in procs]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
         if any(p.returncode for p in procs):
             raise RuntimeError(f"topology {processes}x{devices} failed: {lines}")
         out[f"{processes}x{devices}"] = json.loads(lines[0].strip().splitlines()[-1])

@@ -19,11 +19,11 @@ detected fatal errors", instead of waiting forever in a collective.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import logging
 import os
 import re
 import signal
+import socket
 import threading
 from collections.abc import Mapping
 
@@ -34,7 +34,6 @@ log = logging.getLogger("lib.distributed")
 
 HEARTBEAT_TIMEOUT_S = 30
 TPU_COORDINATOR_PORT = 8476  # the port jax's own Cloud TPU detection uses
-GOOGLE_PCI_VENDOR = "0x1ae0"
 
 
 class TopologyError(ValueError):
@@ -110,34 +109,33 @@ def from_slurm(env: Mapping[str, str]) -> Topology | None:
                     _int(env["SLURM_PROCID"], "SLURM_PROCID"), local_ids)
 
 
-def on_cloud_tpu_vm(pci_root: str = "/sys/bus/pci/devices") -> bool:
-    """A Google TPU chip on the PCI bus (what jax itself checks)."""
-    for path in glob.glob(os.path.join(pci_root, "*", "vendor")):
-        try:
-            with open(path) as f:
-                if f.read().strip() == GOOGLE_PCI_VENDOR:
-                    return True
-        except OSError:
-            continue
-    return False
+def on_cloud_tpu_vm() -> bool:
+    """TPU chips on the PCI bus, by jax's own check (Google vendor id and a TPU device id; the
+    vendor alone also matches the network card and disks of ordinary Google Cloud VMs)."""
+    try:
+        from jax._src import hardware_utils  # not public; its TPU device ids track new chips
+        return hardware_utils.num_available_tpu_chips_and_device_id()[0] > 0
+    except (ImportError, AttributeError, OSError) as e:
+        log.warning("cannot check the PCI bus for TPU chips (%s); set the process group with "
+                    "flags or JAX_* variables if this is a TPU pod", e)
+        return False
 
 
-def from_cloud_tpu(env: Mapping[str, str], pci_root: str = "/sys/bus/pci/devices"
-                   ) -> Topology | None:
+def from_cloud_tpu(env: Mapping[str, str]) -> Topology | None:
     hosts = [h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h]
     if hosts and "TPU_WORKER_ID" in env and "MEGASCALE_COORDINATOR_ADDRESS" not in env:
         if len(hosts) == 1:
             return None
         return Topology("cloud_tpu_env", f"{hosts[0]}:{TPU_COORDINATOR_PORT}", len(hosts),
                         _int(env["TPU_WORKER_ID"], "TPU_WORKER_ID"))
-    if on_cloud_tpu_vm(pci_root):
+    if on_cloud_tpu_vm():
         return Topology("cloud_tpu_metadata")  # jax reads the workers from the metadata server
     return None
 
 
 def resolve(coordinator_address: str | None = None, num_processes: int | None = None,
-            process_id: int | None = None, env: Mapping[str, str] | None = None,
-            pci_root: str = "/sys/bus/pci/devices") -> Topology | None:
+            process_id: int | None = None, env: Mapping[str, str] | None = None
+            ) -> Topology | None:
     """The process group from flags, environment, SLURM or Cloud TPU; None: single process."""
     env = os.environ if env is None else env
     flags = _explicit(coordinator_address, num_processes, process_id, "flags")
@@ -150,7 +148,7 @@ def resolve(coordinator_address: str | None = None, num_processes: int | None = 
         return _explicit(address, None if count is None else _int(count, "JAX_NUM_PROCESSES"),
                          None if pid is None else _int(pid, "JAX_PROCESS_ID"),
                          "environment (JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID)")
-    return from_slurm(env) or from_cloud_tpu(env, pci_root)
+    return from_slurm(env) or from_cloud_tpu(env)
 
 
 def initialize(topology: Topology | None, heartbeat_timeout: int = HEARTBEAT_TIMEOUT_S) -> None:
@@ -166,6 +164,17 @@ def initialize(topology: Topology | None, heartbeat_timeout: int = HEARTBEAT_TIM
                           if topology.local_device_ids is not None else None),
         heartbeat_timeout_seconds=heartbeat_timeout,
     )
+
+
+def is_multiprocess() -> bool:
+    return jax.distributed.is_initialized() and jax.process_count() > 1
+
+
+def local_coordinator_address() -> str:
+    """127.0.0.1:PORT with a port free right now, for multi-process runs on one machine."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
 
 
 class Preempted(Exception):
@@ -184,7 +193,8 @@ class PreemptionWatch:
     Multi-process: jax's preemption service catches SIGTERM on any process and agrees with
     the others on one step (the largest step any process has reached, plus one), so all save
     the same step. Single process: a SIGTERM handler sets a flag read after the current step.
-    `reached(step)` must be called after every step, from the same start step on all processes.
+    Create it before the slow parts of a start (restore, compilation) so that a SIGTERM there
+    is not lost, and call `reached` after every step on every process.
     """
 
     def __init__(self):
@@ -199,9 +209,15 @@ class PreemptionWatch:
         log.warning("SIGTERM: checkpointing after the current step, then exiting")
         self._signalled = True
 
-    def reached(self, step: int) -> bool:
+    def reached(self, steps_this_start: int) -> bool:
+        """Whether to checkpoint now, after the `steps_this_start`-th step of this start.
+
+        The count restarts at 1 on every start: jax's counter starts at 0, so a SIGTERM that
+        comes before the first step (during restore or compilation) agrees on step 1, which a
+        count of absolute steps of a resumed run would never meet.
+        """
         if self._multi:
-            return multihost_utils.reached_preemption_sync_point(step)
+            return multihost_utils.reached_preemption_sync_point(steps_this_start)
         return self._signalled
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ re-run resumes from the last complete checkpoint.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -24,6 +25,7 @@ from ml_collections import config_flags
 
 from configs import base
 from lib import config as config_lib
+from lib import distributed
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, optionally with ':arg' (e.g. file.py:quick).",
@@ -35,8 +37,8 @@ _COORDINATOR = flags.DEFINE_string(
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0-based.")
 _HEARTBEAT = flags.DEFINE_integer(
-    "heartbeat_timeout", 30, "Seconds without a heartbeat after which a process counts as dead "
-    "and the others abort.", lower_bound=1)
+    "heartbeat_timeout", distributed.HEARTBEAT_TIMEOUT_S, "Seconds without a heartbeat after "
+    "which a process counts as dead and the others abort.", lower_bound=1)
 flags.mark_flags_as_required(["config", "workdir"])
 
 EXIT_BAD_INPUT = 2
@@ -45,7 +47,13 @@ EXIT_PREEMPTED = 75  # EX_TEMPFAIL: try again
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    """Prints the error and exits. A failing process of a multi-process run skips jax's
+    shutdown barrier, where it would wait for peers that may never get there; they notice its
+    end by its missing heartbeats and abort."""
     print(f"error: {message}", file=sys.stderr, flush=True)
+    if distributed.is_multiprocess():
+        sys.stdout.flush()
+        os._exit(code)
     sys.exit(code)
 
 
@@ -86,7 +94,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> None:
     del argv
-    from lib import data, distributed, metrics, train
+    from lib import data, metrics, train
 
     metrics.quiet_library_logs()
     try:
@@ -98,7 +106,7 @@ def main(argv: list[str]) -> None:
 
     try:
         results = train.run(_CONFIG.value, _WORKDIR.value)
-    except distributed.Preempted as e:
+    except distributed.Preempted as e:  # every process is here: jax's shutdown barrier is fine
         print(e, file=sys.stderr, flush=True)
         sys.exit(EXIT_PREEMPTED)
     except train.NonFiniteLossError as e:

@@ -18,8 +18,8 @@ SHARDED_STATE = ("params", "opt_state")  # what FSDP shards; BN statistics, step
 def make_mesh(mesh_cfg) -> Mesh:
     """A (data, fsdp) mesh over mesh.data × mesh.fsdp devices (data=-1: all the rest), Auto axes.
 
-    mesh.fsdp=1 is plain data parallelism. Devices keep jax's process-major order, so each
-    process's devices hold one contiguous block of the global batch.
+    mesh.fsdp=1 is plain data parallelism. jax.make_mesh orders the devices by the chips'
+    interconnect where it knows it (TPU), else as jax.devices() lists them.
     """
     available = jax.device_count()
     fsdp = mesh_cfg.fsdp
@@ -37,8 +37,8 @@ def make_mesh(mesh_cfg) -> Mesh:
             f"the mesh uses {n} of the {available} devices of a multi-process run; every "
             "process must hold devices of the mesh: use mesh.data=-1"
         )
-    devices = np.asarray(jax.devices()[:n]).reshape(data, fsdp)
-    return Mesh(devices, BATCH_AXES, axis_types=(AxisType.Auto, AxisType.Auto))
+    return jax.make_mesh((data, fsdp), BATCH_AXES, axis_types=(AxisType.Auto, AxisType.Auto),
+                         devices=jax.devices()[:n])
 
 
 def check_batch_divides(mesh: Mesh, batch_size: int, what: str = "data.batch_size") -> None:

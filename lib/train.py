@@ -231,8 +231,19 @@ def _prepare_workdir(workdir: epath.Path, config: ml_collections.ConfigDict) -> 
 
 
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
-    """Trains and evaluates `config` in `workdir`, resuming whatever is already there."""
-    workdir = files.as_path(workdir)
+    """Trains and evaluates `config` in `workdir`, resuming whatever is already there.
+
+    A SIGTERM from here on checkpoints the next step and raises `distributed.Preempted`.
+    """
+    preemption = distributed.PreemptionWatch()
+    try:
+        return _run(config, files.as_path(workdir), preemption)
+    finally:
+        preemption.close()
+
+
+def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
+         preemption: distributed.PreemptionWatch) -> dict:
     results_path = workdir / "results.json"
     config_lib.validate(config)
     trainer = Trainer(config)  # bad config, data or mesh fail here, before anything is written
@@ -244,7 +255,6 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints,
                                    async_save=config.async_checkpointing)
     writer = metrics.MetricWriter(workdir)
-    preemption = distributed.PreemptionWatch()
     train_iter = trainer.train_batches()
     state = trainer.initial_state()
     start = ckpt.latest_step() or 0
@@ -264,7 +274,6 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
             final = trainer.evaluate(state)
         ckpt.wait()
     finally:
-        preemption.close()
         ckpt.close()
         writer.close()
     results = {
@@ -289,7 +298,9 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
 
     The caller evaluates and checkpoints the final state. Before any checkpoint, and at every
     log, the window's metrics are fetched: a non-finite step stops the run there. After a
-    SIGTERM the current step is checkpointed and `distributed.Preempted` raised.
+    SIGTERM, the step all processes agree on is checkpointed and `distributed.Preempted`
+    raised; an eval due at that step is skipped (the time left before a hard kill may not
+    cover it), so that point is missing from the eval curve.
     """
     config = trainer.config
     total = config.total_steps
@@ -322,16 +333,13 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
             flush(step)
         if step == total:
             break
-        if _due(step, config.eval_every):
-            writer.write(step, trainer.evaluate(state))
-        saved = _due(step, config.checkpoint_every)
-        if saved:
+        preempted = preemption.reached(step - start)
+        if _due(step, config.eval_every) and not preempted:
+            writer.write(step, trainer.evaluate(state))  # logged before its checkpoint
+        if _due(step, config.checkpoint_every) or preempted:
             flush(step)  # never checkpoint a state whose loss or parameters went non-finite
             ckpt.save(step, state, train_iter.get_state())
-        if preemption.reached(step):
-            if not saved:
-                flush(step)
-                ckpt.save(step, state, train_iter.get_state())
+        if preempted:
             ckpt.wait()
             raise distributed.Preempted(step, str(ckpt.directory))
     return state

@@ -4,9 +4,12 @@ shellcheck, and the restart loops driven by stand-ins for python, gcloud, srun a
 import os
 import pathlib
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
+import uuid
 
 import pytest
 
@@ -21,6 +24,10 @@ ENTRY_POINTS = ["local.sh", "tpu/create.sh", "tpu/setup.sh", "tpu/run.sh", "tpu/
 DIGITS = "experiments/batchnorm_only/configs/digits.py"
 COMMIT = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
                         check=True).stdout.strip()
+# run.sh's first command on the workers: end what an earlier run left there.
+LEFTOVERS = ("'pkill -f \"[p]ython -m lib.main\" || exit 0; for _ in $(seq 60); do sleep 2;"
+             " pgrep -f \"[p]ython -m lib.main\" >/dev/null || exit 0; done;"
+             " pkill -9 -f \"[p]ython -m lib.main\"; true'")
 INSTALL = ("'rm -rf ier && mkdir ier && tar -xzf ier.tar.gz -C ier && cd ier"
            f" && echo {COMMIT} > GIT_COMMIT"
            " && python3 -m pip install --user --quiet uv"
@@ -40,15 +47,19 @@ def _no_real_cloud_commands(tmp_path_factory):
     GUARD["path"] = f"{guard}{os.pathsep}{os.environ['PATH']}"
 
 
+def launch_env(env=None, tmpdir="/tmp") -> dict:
+    full_env = {k: v for k, v in os.environ.items() if k != "PYTHON"}
+    full_env.update({"TMPDIR": tmpdir, "PATH": GUARD["path"], **(env or {})})
+    return full_env
+
+
 def launch(script, *args, env=None, tmpdir="/tmp"):
     """Runs launch/SCRIPT from the repository root; TMPDIR fixes setup.sh's tarball path."""
     path = LAUNCH / script
     cmd = {".py": [sys.executable, str(path)], ".sbatch": ["bash", str(path)]}.get(
         path.suffix, [str(path)])
-    full_env = {k: v for k, v in os.environ.items() if k != "PYTHON"}
-    full_env.update({"TMPDIR": tmpdir, "PATH": GUARD["path"], **(env or {})})
-    return subprocess.run([*cmd, *args], cwd=REPO, env=full_env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([*cmd, *args], cwd=REPO, env=launch_env(env, tmpdir),
+                          capture_output=True, text=True, timeout=60)
 
 
 def with_stand_ins(directory: pathlib.Path, **env) -> dict:
@@ -130,6 +141,8 @@ def test_help(script):
     ("sweep.py", ["--config", DIGITS, "--workdir_root", "w"], "--mode"),
     ("sweep.py", ["--config", DIGITS, "--workdir_root", "w", "--mode", "tpu"],
      "--mode tpu needs --tpu_name"),
+    ("sweep.py", ["--config", DIGITS, "--workdir_root", "/local/runs", "--mode", "tpu",
+                  "--tpu_name", "t1", "--zone", "z"], "--mode tpu needs a gs:// --workdir_root"),
     ("sweep.py", ["--config", DIGITS, "--workdir_root", "w", "--mode", "local", "--nodes", "2"],
      "--nodes applies to --mode slurm"),
     ("sweep.py", ["--config", "configs/base.py", "--workdir_root", "w", "--mode", "local"],
@@ -203,10 +216,33 @@ def test_tpu_run_dry_run():
     assert dry_run("tpu/run.sh", "--name", "t1", "--zone", "z", "--config",
                    "experiments/x.py:depth=866", "--workdir", "gs://b/runs/a", "--data_dir",
                    "gs://b/tfds", "--", "--config.optim.lr=0.05", "--config.name=a b") == [
+        f"gcloud compute tpus tpu-vm ssh t1 --zone=z --worker=all --command {LEFTOVERS}",
         "gcloud compute tpus tpu-vm ssh t1 --zone=z --worker=all --command 'cd ier && "
         ".venv/bin/python -m lib.main --config=experiments/x.py:depth=866 "
         "--workdir=gs://b/runs/a --config.data.data_dir=gs://b/tfds --config.optim.lr=0.05 "
         "'\"'\"'--config.name=a b'\"'\"''"]
+
+
+def test_tpu_run_ends_leftovers_but_not_itself(tmp_path):
+    """The workers' command that ends an earlier run, on this machine, with the pattern renamed
+    so that no real lib.main is touched: it SIGTERMs the match, waits for it to exit, and exits 0
+    (its own shell, whose command line holds the pattern, survives)."""
+    name = f"fake_lib_main_{uuid.uuid4().hex}"
+    command = LEFTOVERS[1:-1].replace("lib.main", name)
+    leftover = subprocess.Popen(
+        ["bash", "-c", f'exec -a "/x/.venv/bin/python -m {name} --workdir=w" bash -c '
+                       f'\'trap "sleep 1; touch {tmp_path}/checkpoint; exit 75" TERM; '
+                       f'while true; do sleep 0.1; done\''], start_new_session=True)
+    try:
+        time.sleep(0.5)
+        result = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                                timeout=30)
+        assert result.returncode == 0, result.stderr
+        assert leftover.poll() == 75  # exited (and reaped) before the command returned
+        assert (tmp_path / "checkpoint").exists()
+        assert subprocess.run(["bash", "-c", command], timeout=30).returncode == 0  # none left
+    finally:
+        stop_session(leftover)
 
 
 @pytest.mark.parametrize("args,expected", [
@@ -228,6 +264,7 @@ def test_tpu_launch_dry_run_prints_one_cycle():
         f"git -C {REPO} archive --format=tar.gz --output=/tmp/ier-t1.tar.gz HEAD",
         "gcloud compute tpus tpu-vm scp /tmp/ier-t1.tar.gz t1:ier.tar.gz --zone=z --worker=all",
         f"gcloud compute tpus tpu-vm ssh t1 --zone=z --worker=all --command {INSTALL}",
+        f"gcloud compute tpus tpu-vm ssh t1 --zone=z --worker=all --command {LEFTOVERS}",
         "gcloud compute tpus tpu-vm ssh t1 --zone=z --worker=all --command 'cd ier && "
         ".venv/bin/python -m lib.main --config=experiments/x.py:depth=866 "
         "--workdir=gs://b/runs/a --config.data.data_dir=gs://b/tfds --config.optim.lr=0.05'",
@@ -245,7 +282,7 @@ def test_tpu_launch_dry_run_queued_and_kept():
         "gcloud compute tpus queued-resources describe t1 --zone=z --project=p "
         "'--format=value(state.state)'"]
     assert lines[-1] == "gcloud storage ls gs://b/r/results.json"  # --keep: no delete
-    assert len(lines) == 7
+    assert len(lines) == 8
 
 
 @pytest.mark.parametrize("args,expected", [
@@ -304,19 +341,60 @@ def test_sweep_local_dry_run_has_one_command_per_point(tmp_path):
 
 def test_sweep_workdirs_are_unique_and_finished_points_skipped(tmp_path):
     args = ["--config", "experiments/batchnorm_only/configs/cifar_resnet.py:seeds=1",
-            "--workdir_root", str(tmp_path), "--mode", "tpu", "--tpu_name", "t1", "--zone", "z"]
+            "--workdir_root", str(tmp_path), "--mode", "local"]
     lines = dry_run("sweep.py", *args)
     points = cifar_resnet.get_sweep("seeds=1")
     assert len(lines) == len(points)
     workdirs = [line.split(" --workdir ")[1].split()[0] for line in lines]
     assert len(set(workdirs)) == len(points)
     assert lines[0] == (
-        f"{LAUNCH}/tpu/run.sh --config experiments/batchnorm_only/configs/cifar_resnet.py:"
+        f"{LAUNCH}/local.sh --config experiments/batchnorm_only/configs/cifar_resnet.py:"
         f"depth=14,width=16,trainable=all,seed=0 --workdir {tmp_path}/depth=14,width=16,"
-        "trainable=all,seed=0 --name t1 --zone z")
+        "trainable=all,seed=0")
     (tmp_path / "depth=14,width=16,trainable=all,seed=0").mkdir()
     (tmp_path / "depth=14,width=16,trainable=all,seed=0" / "results.json").write_text("{}")
     assert dry_run("sweep.py", *args) == lines[1:]
+
+
+def test_sweep_tpu_dry_run_lists_every_point_without_gcloud():
+    # The guard's gcloud fails: a dry run that called it would exit with an error.
+    result = launch("sweep.py", "--dry-run", "--config", f"{DIGITS}:seeds=1", "--workdir_root",
+                    "gs://b/sweep/", "--mode", "tpu", "--tpu_name", "t1", "--zone", "z",
+                    "--project", "p")
+    assert result.returncode == 0, result.stderr
+    assert "gcloud called" not in result.stderr
+    assert result.stdout.splitlines() == [
+        f"{LAUNCH}/tpu/run.sh --config {DIGITS}:trainable={p['trainable']},seed=0 "
+        f"--workdir gs://b/sweep/trainable={p['trainable']},seed=0 --name t1 --zone z "
+        "--project p" for p in digits.get_sweep("seeds=1")]
+
+
+# gcloud for a TPU sweep: `storage ls` finds results.json of the points in $FAKE_FINISHED (or
+# matches no objects); the training ssh of run.sh succeeds.
+FAKE_GCLOUD_SWEEP = """\
+case "$*" in
+  "storage ls "*)
+    [[ -n $FAKE_FINISHED ]] || {
+      echo "ERROR: (gcloud.storage.ls) One or more URLs matched no objects." >&2; exit 1; }
+    for point in $FAKE_FINISHED; do echo "gs://b/sweep/$point/results.json"; done ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("finished", ["", "trainable=all,seed=0 trainable=bn_only,seed=0"])
+def test_sweep_tpu_skips_the_points_gcloud_finds_finished(tmp_path, finished):
+    stand_in(tmp_path, "gcloud", FAKE_GCLOUD_SWEEP)
+    env = with_stand_ins(tmp_path, FAKE_LOG=str(tmp_path / "log"), FAKE_FINISHED=finished)
+    result = launch("sweep.py", "--config", f"{DIGITS}:seeds=1", "--workdir_root",
+                    "gs://b/sweep", "--mode", "tpu", "--tpu_name", "t1", "--zone", "z", env=env)
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "log").read_text().splitlines()
+    assert calls[0] == "gcloud storage ls gs://b/sweep/*/results.json"
+    trained = [call.split("--workdir=gs://b/sweep/")[1] for call in calls if "lib.main" in call
+               and "cd ier && " in call]
+    names = [f"trainable={p['trainable']},seed=0" for p in digits.get_sweep("seeds=1")]
+    assert trained == [name for name in names if name not in finished.split()]
+    assert f"{len(trained)} of 6 points to run" in result.stderr
 
 
 def test_sweep_slurm_dry_run_prints_the_tasks_and_one_submission(tmp_path):
@@ -383,6 +461,71 @@ def test_local_gives_up_after_max_restarts(tmp_path):
     assert "after 2 restarts; giving up" in result.stderr
 
 
+# python that runs until SIGTERM, which it answers as lib.main does: "checkpoint", exit 75.
+FAKE_PYTHON_UNTIL_SIGTERM = """\
+trap 'kill "$sleeper"; touch "$FAKE_LOG.checkpoint"; exit 75' TERM
+sleep 30 &
+sleeper=$!
+touch "$FAKE_LOG.ready"
+wait
+"""
+
+
+def start_local(tmp_path, python_body, *args, codes=""):
+    """Starts local.sh in the background, in a session of its own, with stderr in a file."""
+    python = stand_in(tmp_path, "python", python_body)
+    env = launch_env({"PYTHON": str(python), "FAKE_LOG": str(tmp_path / "log"),
+                      "FAKE_CODES": codes})
+    # SIGINT as bash expects it, even where the test runner ignores it (bash cannot trap a
+    # signal ignored on entry).
+    with open(tmp_path / "stderr", "w") as stderr:
+        return subprocess.Popen(
+            [str(LAUNCH / "local.sh"), "--config", "c.py", "--workdir", str(tmp_path / "run"),
+             *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def stop_session(process):
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_local_forwards_a_signal_as_sigterm_and_stops(tmp_path, sig):
+    process = start_local(tmp_path, FAKE_PYTHON_UNTIL_SIGTERM)
+    try:
+        wait_for((tmp_path / "log.ready").exists)
+        start = time.monotonic()
+        process.send_signal(sig)
+        assert process.wait(timeout=10) == 75  # the fake would sleep 30 s without the SIGTERM
+        assert time.monotonic() - start < 10
+    finally:
+        stop_session(process)
+    assert (tmp_path / "log.checkpoint").exists()
+    assert len((tmp_path / "log").read_text().splitlines()) == 1  # not relaunched
+    assert "restart" not in (tmp_path / "stderr").read_text()
+
+
+def test_local_sigterm_in_the_restart_delay_stops_at_once(tmp_path):
+    process = start_local(tmp_path, FAKE_PYTHON, "--restart_delay", "30", codes="134")
+    try:
+        wait_for(lambda: "restart 1 of 10 in 30s" in (tmp_path / "stderr").read_text())
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 134
+    finally:
+        stop_session(process)
+    assert len((tmp_path / "log").read_text().splitlines()) == 1
+
+
 # gcloud: the training ssh exits with the codes in $FAKE_RUN_CODES (then 0), and exit 0 makes
 # `storage ls` find results.json; `describe` prints $FAKE_STATE.
 FAKE_GCLOUD = """\
@@ -406,7 +549,8 @@ def gcloud_steps(log: pathlib.Path) -> list[str]:
         if words[1] == "storage":
             steps.append("results?")
         elif words[4] == "ssh":
-            steps.append("train" if "lib.main" in line else "install")
+            steps.append("leftovers" if "pkill" in line else
+                         "train" if "lib.main" in line else "install")
         else:
             steps.append(words[4])
     return steps
@@ -425,23 +569,40 @@ def run_tpu_launch(tmp_path, run_codes, state, *args):
 def test_tpu_launch_recreates_a_preempted_tpu(tmp_path):
     result, steps = run_tpu_launch(tmp_path, "75 0", "PREEMPTED")
     assert result.returncode == 0, result.stderr
-    assert steps == ["create", "scp", "install", "train", "results?", "describe",
-                     "delete", "create", "scp", "install", "train", "results?", "delete"]
+    assert steps == ["create", "scp", "install", "leftovers", "train", "results?", "describe",
+                     "delete", "create", "scp", "install", "leftovers", "train", "results?",
+                     "delete"]
     assert "TPU t1 is PREEMPTED; recreating it" in result.stderr
 
 
 def test_tpu_launch_reruns_on_a_ready_tpu_and_keeps_it(tmp_path):
     result, steps = run_tpu_launch(tmp_path, "134 0", "READY", "--keep")
     assert result.returncode == 0, result.stderr
-    assert steps == ["create", "scp", "install", "train", "results?", "describe",
-                     "train", "results?"]
+    # Before the rerun, run.sh ends what the failed run may have left on the workers.
+    assert steps == ["create", "scp", "install", "leftovers", "train", "results?", "describe",
+                     "leftovers", "train", "results?"]
+
+
+def test_tpu_launch_preemptions_on_a_ready_tpu_do_not_count(tmp_path):
+    result, steps = run_tpu_launch(tmp_path, "75 75 134 75 0", "READY", "--max_restarts", "1")
+    assert result.returncode == 0, result.stderr
+    assert steps.count("train") == 5
+    assert "preempted (exit 75); TPU t1 is READY; rerunning" in result.stderr
+    assert "restart 1 of 1" in result.stderr
+
+
+def test_tpu_launch_gives_up_after_max_restarts_on_a_ready_tpu(tmp_path):
+    result, steps = run_tpu_launch(tmp_path, "134 75 134 0", "READY", "--max_restarts", "1")
+    assert result.returncode == 134
+    assert steps.count("train") == 3
+    assert "after 1 restarts; giving up" in result.stderr
 
 
 @pytest.mark.parametrize("code", [2, 3])
 def test_tpu_launch_stops_on_permanent_failures_and_deletes(tmp_path, code):
     result, steps = run_tpu_launch(tmp_path, str(code), "READY")
     assert result.returncode == code
-    assert steps == ["create", "scp", "install", "train", "results?", "delete"]
+    assert steps == ["create", "scp", "install", "leftovers", "train", "results?", "delete"]
 
 
 @pytest.mark.parametrize("code,requeued", [(75, True), (2, False), (134, False)])

@@ -6,9 +6,9 @@ each, joined by jax.distributed (gloo collectives), as on a pod or a GPU cluster
 
 import json
 import os
+import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from helpers import DIGITS, REPO, digits_config, final_params, read_metrics, train_losses
 
-from lib import train
+from lib import distributed, train
 
 STEPS = 40
 ARGS = [f"--config={DIGITS}:steps={STEPS}", "--config.log_every=1",
@@ -31,19 +31,13 @@ TOPOLOGIES = {"1x1": (1, 1), "1x8": (1, 8), "2x4": (2, 4)}  # processes × devic
 EXIT_PREEMPTED = 75
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(workdir, processes=1, devices=8, args=ARGS, extra=()) -> list[subprocess.Popen]:
     """Starts one run as `processes` processes; their output goes to WORKDIR.pI.log."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu",
            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
     group = []
     if processes > 1:
-        group = [f"--coordinator_address=127.0.0.1:{_free_port()}",
+        group = [f"--coordinator_address={distributed.local_coordinator_address()}",
                  f"--num_processes={processes}"]
     procs = []
     for i in range(processes):
@@ -122,39 +116,76 @@ def test_topologies_give_the_same_run(tmp_path):
     assert "finished:" in output(tmp_path / "2x4", 1)  # process 1 ran to the end
 
 
+def preempted_step(workdir, processes=1) -> int:
+    """The step every process last reported saving at exit 75 (they must agree)."""
+    steps = {int(re.findall(r"preempted \(SIGTERM\) at step (\d+)", output(workdir, i))[-1])
+             for i in range(processes)}
+    assert len(steps) == 1, steps
+    return steps.pop()
+
+
+def starts(workdir) -> int:
+    try:
+        return len(json.loads((workdir / "run.json").read_text())["starts"])
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+
+
+def sigterm_when(workdir, procs, ready, victim=0, timeout=240) -> None:
+    deadline = time.time() + timeout
+    while not ready():
+        assert time.time() < deadline and all(p.poll() is None for p in procs), \
+            output(workdir)[-3000:]
+        time.sleep(0.02)
+    procs[victim].send_signal(signal.SIGTERM)
+
+
+# No periodic checkpoints: every checkpoint in these runs is the one a SIGTERM asked for.
+PREEMPT_ARGS = [*ARGS, "--config.checkpoint_every=1000"]
+
+
 def test_sigterm_checkpoints_exits_75_and_resumes_exactly(tmp_path, references):
     workdir = tmp_path / "run"
-    procs = start(workdir)
-    wait_for_step(workdir, 12, procs)
-    procs[0].send_signal(signal.SIGTERM)
+    procs = start(workdir, args=PREEMPT_ARGS)
+    sigterm_when(workdir, procs, lambda: logged_step(workdir) >= 12)
     assert finish(procs) == [EXIT_PREEMPTED], output(workdir)[-3000:]
-    stopped = logged_step(workdir)
-    assert f"preempted (SIGTERM) at step {stopped}" in output(workdir)
-    assert (workdir / "checkpoints" / str(stopped)).is_dir()  # saved at the step it stopped
-    assert stopped % 10 and stopped < STEPS
-    assert finish(start(workdir)) == [0]
+    stopped = preempted_step(workdir)
+    assert logged_step(workdir) == stopped < STEPS
+    assert [p.name for p in (workdir / "checkpoints").iterdir()] == [str(stopped)]
+
+    # a SIGTERM during the next start's restore or compilation saves its first step
+    procs = start(workdir, args=PREEMPT_ARGS)
+    sigterm_when(workdir, procs, lambda: starts(workdir) == 2)
+    assert finish(procs) == [EXIT_PREEMPTED], output(workdir)[-3000:]
+    assert preempted_step(workdir) == stopped + 1
+
+    assert finish(start(workdir, args=PREEMPT_ARGS)) == [0]
     assert_same_run(workdir, references / "1x8", exact=True)
 
 
 def test_sigterm_to_one_process_stops_all_at_one_step(tmp_path, references):
     """Preemption reaches one worker; jax's preemption service makes all save the same step."""
     workdir = tmp_path / "run"
-    procs = start(workdir, processes=2, devices=4)
-    wait_for_step(workdir, 12, procs)
-    procs[1].send_signal(signal.SIGTERM)
+    procs = start(workdir, processes=2, devices=4, args=PREEMPT_ARGS)
+    sigterm_when(workdir, procs, lambda: logged_step(workdir) >= 12, victim=1)
     assert finish(procs) == [EXIT_PREEMPTED] * 2, output(workdir, 1)[-3000:]
-    stopped = {int(m.split(" at step ")[1].split(":")[0]) for m in
-               (output(workdir, i) for i in range(2))}
-    step = stopped.pop()
-    assert (workdir / "checkpoints" / str(step)).is_dir()
+    step = preempted_step(workdir, processes=2)
+    assert [p.name for p in (workdir / "checkpoints").iterdir()] == [str(step)]
     elsewhere = tmp_path / "resumed_as_1x8"
     shutil.copytree(workdir, elsewhere)
-    assert finish(start(workdir, processes=2, devices=4)) == [0, 0]
+
+    # a SIGTERM before the resumed run's first step still meets a sync point: that step
+    procs = start(workdir, processes=2, devices=4, args=PREEMPT_ARGS)
+    sigterm_when(workdir, procs, lambda: starts(workdir) == 2, victim=1)
+    assert finish(procs) == [EXIT_PREEMPTED] * 2, output(workdir, 1)[-3000:]
+    assert preempted_step(workdir, processes=2) == step + 1
+
+    assert finish(start(workdir, processes=2, devices=4, args=PREEMPT_ARGS)) == [0, 0]
     assert_same_run(workdir, references / "2x4", exact=True)
 
     # The checkpoint also resumes on another topology (one process, 8 devices): same data
     # position and state, so the first step after it matches up to reduction order.
-    run_to_end(elsewhere)
+    run_to_end(elsewhere, args=PREEMPT_ARGS)
     resumed, reference = train_losses(elsewhere), train_losses(references / "2x4")
     assert len(resumed) == STEPS and resumed[:step] == reference[:step]
     np.testing.assert_allclose(resumed[step], reference[step], rtol=1e-5)
@@ -167,7 +198,7 @@ def test_kill_9_at_several_steps_then_rerun_equals_uninterrupted(tmp_path, refer
     time.sleep(1.0)  # still importing / compiling: nothing saved yet
     procs[0].kill()
     finish(procs)
-    for step in (7, 23, 34):
+    for step in (7, 18, 27):
         procs = start(workdir)
         wait_for_step(workdir, step, procs)
         procs[0].kill()

@@ -81,8 +81,14 @@ def vit_s_config(**overrides):
         "data.batch_size": 32, "eval.top_k": 0, **overrides})
 
 
-def test_fsdp_vit_s_equals_one_device(tmp_path):
-    one = train.run(vit_s_config(**{"mesh.data": 1}), tmp_path / "one")
-    assert one["total_params"] > 21_000_000
-    train.run(vit_s_config(**{"mesh.fsdp": 8}), tmp_path / "fsdp")
-    _assert_close(tmp_path / "one", tmp_path / "fsdp")
+@pytest.fixture(scope="module")
+def vit_s_one_device(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("vit_s") / "one_device"
+    assert train.run(vit_s_config(**{"mesh.data": 1}), workdir)["total_params"] > 21_000_000
+    return workdir
+
+
+@pytest.mark.parametrize("mesh", [{"mesh.fsdp": 8}, {"mesh.data": 8}])  # FSDP, data parallel
+def test_vit_s_equals_one_device(tmp_path, vit_s_one_device, mesh):
+    train.run(vit_s_config(**mesh), tmp_path)
+    _assert_close(vit_s_one_device, tmp_path)

@@ -5,10 +5,15 @@
 # One run on a TPU VM or pod slice it manages, until the run finishes: create.sh, setup.sh and
 # run.sh; whenever a run ends without gs://DIR/results.json, exit 2 or 3 stops (a rerun would
 # only repeat it), a preempted or vanished TPU is deleted, recreated and set up again, and on a
-# TPU that is still READY the run is started again (--max_restarts times at most). Every rerun
-# resumes from the run's last checkpoint. At the end the TPU is deleted, unless --keep. NAME
-# must not exist yet; to go on with an existing TPU use run.sh. Keep this script alive (e.g. in
-# tmux): the run's output streams through its ssh sessions, and a run that loses them fails.
+# TPU that is still READY the run is started again (after a failure --max_restarts times at
+# most; exit 75, a preemption, does not count). Every rerun resumes from the run's last
+# checkpoint; run.sh first ends what an earlier run left on the workers. At the end the TPU is
+# deleted, unless --keep. NAME must not exist yet; to go on with an existing TPU use run.sh.
+# Keep this script alive (e.g. in tmux): the run's output streams through its ssh sessions. If
+# they drop, nothing tells the workers' processes: they go on unseen until their next output
+# fails (a crash, no checkpoint) or the rerun's run.sh stops them (SIGTERM: a checkpoint).
+# Ctrl-C ends the ssh sessions and then this script, which deletes the TPU unless --keep; a
+# SIGTERM sent to this script alone takes effect only when the run's ssh ends.
 #
 # Options:
 #   --name, --zone, --accelerator_type, --runtime_version, --project, --spot, --preemptible,
@@ -16,8 +21,8 @@
 #   --config FILE.py[:arg]   experiment config, a path inside this repository
 #   --workdir gs://DIR       run directory
 #   --data_dir gs://DIR      TFDS data directory (--config.data.data_dir)
-#   --max_restarts N         reruns on a READY TPU before giving up (default 3); preemptions
-#                            do not count
+#   --max_restarts N         reruns after a failure on a READY TPU before giving up (default
+#                            3); preemptions (exit 75, a preempted TPU) do not count
 #   --keep                   do not delete the TPU at the end
 #   --dry-run                print the commands of one cycle instead of running them
 #   -h, --help               this help
@@ -89,7 +94,9 @@ while true; do
   case $code in 2 | 3) exit "$code" ;; esac
   state=$(gcloud compute tpus tpu-vm describe "$name" --zone="$zone" \
     ${project:+"--project=$project"} --format='value(state)' 2>/dev/null) || state=""
-  if [[ $state == READY ]]; then
+  if [[ $state == READY ]] && ((code == 75)); then
+    echo "launch.sh: the run was preempted (exit 75); TPU $name is READY; rerunning" >&2
+  elif [[ $state == READY ]]; then
     if ((restarts++ >= max_restarts)); then
       echo "error: the run failed (exit $code) on a READY TPU after $max_restarts restarts;" \
         "giving up" >&2

@@ -8,6 +8,13 @@
 # meaning). Re-running the same command resumes the run. A pod slice needs a gs:// workdir,
 # which every worker reads; on one TPU VM a local one also works but dies with the VM.
 #
+# If the ssh session drops (network, a laptop asleep; also Ctrl-C here), ssh exits (255) but
+# nothing tells the workers' processes (no terminal, so no SIGHUP): they go on unseen, holding
+# the TPU, until a write to their closed output fails (process 0's next progress line: a crash
+# without a checkpoint; its peers then stop too). So this script first ends whatever lib.main
+# an earlier run left on the workers: SIGTERM (a live run saves a checkpoint and exits 75),
+# SIGKILL after 2 minutes. That first command alone (see --dry-run) stops a run cleanly.
+#
 # Options:
 #   --name NAME              TPU name
 #   --zone ZONE              its zone
@@ -15,7 +22,7 @@
 #   --workdir gs://DIR       run directory
 #   --data_dir gs://DIR      TFDS data directory (--config.data.data_dir)
 #   --project P              Google Cloud project (default: gcloud's configured one)
-#   --dry-run                print the command instead of running it
+#   --dry-run                print the commands instead of running them
 #   -h, --help               this help
 set -euo pipefail
 # shellcheck source=launch/common.sh
@@ -40,6 +47,13 @@ while (($#)); do
 done
 required name zone config workdir
 where=(--zone="$zone" ${project:+"--project=$project"})
+
+# [p]: the pattern does not match the command line of the shell that runs these commands.
+# shellcheck disable=SC2016  # $(seq 60) is for the workers' shell
+leftovers='pkill -f "[p]ython -m lib.main" || exit 0; for _ in $(seq 60); do sleep 2;'
+leftovers+=' pgrep -f "[p]ython -m lib.main" >/dev/null || exit 0; done;'
+leftovers+=' pkill -9 -f "[p]ython -m lib.main"; true'
+run gcloud compute tpus tpu-vm ssh "$name" "${where[@]}" --worker=all --command "$leftovers"
 
 train=$(quote .venv/bin/python -m lib.main "--config=$config" "--workdir=$workdir" \
   ${data_dir:+"--config.data.data_dir=$data_dir"} "${overrides[@]}")
