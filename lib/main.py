@@ -10,7 +10,7 @@ JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID) to every process. Se
 Exit codes: 0 finished; 2 bad input (config, dataset, workdir, mesh, process group) with a
 message saying what to do; 3 non-finite loss (the last good checkpoint is kept); 75 preempted
 (SIGTERM: every process checkpointed the same step; re-running the same command resumes it).
-A process whose peer died aborts (SIGABRT, exit 134) within --heartbeat_timeout seconds; the
+A process whose peer died aborts (SIGABRT; status 134 in a shell) within --heartbeat_timeout s; the
 re-run resumes from the last complete checkpoint.
 """
 
