@@ -20,6 +20,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 2           # checkpoints kept on disk (the newest N)
     c.async_checkpointing = True     # write checkpoints in the background
     c.progress = True                # console progress lines (step, loss, steps/s, ETA)
+    c.keep_steps = (0,)              # steps whose state is also checkpointed and never deleted (e.g. IMP rewind points; 0s ignored)
+    c.procedure = ""                 # "module:function" of a multi-stage procedure (lib.procedure:imp) ('' = one training run)
 
     c.model = ml_collections.ConfigDict()
     c.model.name = "cifar_resnet"    # cifar_resnet | imagenet_resnet | cifar_vgg | vit
@@ -78,6 +80,23 @@ def get_config() -> ml_collections.ConfigDict:
     c.mesh.data = -1                 # devices on the data axis (-1 = all the others)
     c.mesh.fsdp = 1                  # devices on the fsdp axis: parameters and optimizer state sharded over it (1 = pure data parallel)
     c.mesh.fsdp_min_size = 2**14     # tensors with fewer elements stay replicated on the fsdp axis
+
+    c.init = ml_collections.ConfigDict()
+    c.init.workdir = ""              # start from a checkpoint of another run (its workdir; '' = fresh init)
+    c.init.step = -1                 # that run's checkpoint step (-1 = latest); training continues from it with its data order
+    c.init.optimizer = "fresh"       # fresh (new optimizer state, as open_lth rewinds) | keep
+
+    c.sparsity = ml_collections.ConfigDict()
+    c.sparsity.mask = ""             # .npz of {0,1} masks by parameter path: applied at the start, kept through training
+    c.sparsity.include = ""          # regex on kernel paths to prune (conv and linear kernels only; '' = all)
+    c.sparsity.exclude = ""          # regex on kernel paths never pruned (e.g. "^head/")
+    c.sparsity.fraction = 0.2        # share of the remaining prunable weights removed per pruning level
+    c.sparsity.scope = "global"      # global | layerwise magnitude ranking
+    c.sparsity.openlth_threshold = False  # open_lth parity: threshold at index n removes n+1 weights
+
+    c.imp = ml_collections.ConfigDict()
+    c.imp.levels = 1                 # pruning levels after the dense run (lib.procedure:imp)
+    c.imp.rewind_step = 0            # k: every level restarts from the dense run's state after k steps
 
     c.eval = ml_collections.ConfigDict()
     c.eval.top_k = 5                 # also report top-k accuracy (0 = off)

@@ -22,18 +22,29 @@ from lib import files
 
 
 class Checkpointer:
-    def __init__(self, directory, *, keep: int, async_save: bool = True):
+    """The newest `keep` checkpoints, plus those of `keep_steps` forever; read_only: another
+    run's checkpoints (e.g. the dense run an IMP level rewinds to), never written or cleaned."""
+
+    def __init__(self, directory, *, keep: int, async_save: bool = True,
+                 keep_steps: tuple[int, ...] = (), read_only: bool = False):
+        policies = [ocp.checkpoint_managers.LatestN(keep)]
+        if any(keep_steps):
+            policies.append(ocp.checkpoint_managers.CustomSteps([s for s in keep_steps if s]))
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep,
-            create=True,
+            preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+            create=not read_only,
+            read_only=read_only,
             enable_async_checkpointing=async_save,
-            cleanup_tmp_directories=True,  # leftovers of a save that a crash interrupted
+            cleanup_tmp_directories=not read_only,  # leftovers of a save a crash interrupted
         )
         self.directory = files.as_path(directory)  # local or gs://
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
 
     def save(self, step: int, state: Any, data_state: dict) -> None:
         self._manager.save(step, force=True, args=ocp.args.Composite(
@@ -44,6 +55,12 @@ class Checkpointer:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
+        return restored["state"], restored["data"]
+
+    def restore_as_saved(self, step: int) -> tuple[dict, dict]:
+        """The saved tree as host arrays, whatever its structure (another run's checkpoint)."""
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(), data=ocp.args.JsonRestore()))
         return restored["state"], restored["data"]
 
     def wait(self) -> None:

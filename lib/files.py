@@ -11,7 +11,11 @@ def as_path(path) -> epath.Path:
 
 def write_text_atomic(path, text: str) -> None:
     """Writes a temporary file and renames it: a kill mid-write never leaves half a file."""
+    write_bytes_atomic(path, text.encode())
+
+
+def write_bytes_atomic(path, data: bytes) -> None:
     path = epath.Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    tmp.write_bytes(data)
     tmp.replace(path)

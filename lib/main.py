@@ -94,7 +94,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> None:
     del argv
-    from lib import data, metrics, train
+    from lib import data, metrics, task, train
 
     metrics.quiet_library_logs()
     try:
@@ -104,8 +104,10 @@ def main(argv: list[str]) -> None:
     except distributed.TopologyError as e:
         _fail(f"process group: {e}")
 
+    config = _CONFIG.value
     try:
-        results = train.run(_CONFIG.value, _WORKDIR.value)
+        run = task.resolve(config.procedure, "procedure") if config.procedure else train.run
+        results = run(config, _WORKDIR.value)
     except distributed.Preempted as e:  # every process is here: jax's shutdown barrier is fine
         print(e, file=sys.stderr, flush=True)
         sys.exit(EXIT_PREEMPTED)
@@ -114,8 +116,14 @@ def main(argv: list[str]) -> None:
     except (config_lib.ConfigError, data.DatasetNotFoundError,
             train.WorkdirConfigMismatchError) as e:
         _fail(str(e))
-    summary = ", ".join(f"{k} {v:.4f}" for k, v in results.items() if k.startswith("eval/"))
-    print(f"finished: {summary}; results in {_WORKDIR.value}/results.json", flush=True)
+    print(f"finished: {_summary(results)}; results in {_WORKDIR.value}/results.json", flush=True)
+
+
+def _summary(results: dict) -> str:
+    """The eval metrics; for a procedure, those of each stage."""
+    if all(isinstance(v, dict) for v in results.values()):
+        return "; ".join(f"{stage}: {_summary(r)}" for stage, r in results.items())
+    return ", ".join(f"{k} {v:.4f}" for k, v in results.items() if k.startswith("eval/"))
 
 
 if __name__ == "__main__":

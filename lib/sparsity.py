@@ -13,12 +13,16 @@ pruning happens between training stages or at epoch boundaries, never inside a j
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections.abc import Mapping
 
 import numpy as np
+from etils import epath
 from scipy import stats
+
+from lib import files
 
 PRUNABLE_ROLES = ("conv_kernel", "linear_kernel", "head_kernel")
 SCOPES = ("global", "layerwise")
@@ -66,6 +70,30 @@ def dense(shapes: Mapping[str, tuple[int, ...]], names) -> dict[str, np.ndarray]
 def apply(params: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]) -> dict:
     """Parameters with every masked entry set to exactly 0."""
     return {k: (v * masks[k].astype(v.dtype) if k in masks else v) for k, v in params.items()}
+
+
+def save(path, masks: Mapping[str, np.ndarray]) -> None:
+    """Masks as an .npz (written atomically; local or gs://)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{k: np.asarray(v, np.uint8) for k, v in masks.items()})
+    files.write_bytes_atomic(path, buffer.getvalue())
+
+
+def load(path, shapes: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
+    """Masks saved by `save`, checked against the model's parameter shapes when given."""
+    path = epath.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"mask file {str(path)!r} does not exist")
+    with np.load(io.BytesIO(path.read_bytes())) as stored:
+        masks = {k: stored[k].astype(np.float32) for k in stored.files}
+    for k, m in masks.items() if shapes is not None else ():
+        if k not in shapes:
+            raise ValueError(f"mask file {str(path)!r} masks {k!r}, which the model does not "
+                             f"have; its parameters: {', '.join(sorted(shapes))}")
+        if tuple(m.shape) != tuple(shapes[k]):
+            raise ValueError(f"mask {k!r} in {str(path)!r} has shape {m.shape}, the parameter "
+                             f"{tuple(shapes[k])}")
+    return masks
 
 
 def sparsity(masks: Mapping[str, np.ndarray]) -> float:

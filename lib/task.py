@@ -56,17 +56,18 @@ class Classification:
         return sums
 
 
-def resolve(spec: str):
-    """`"module.path:ClassName"` -> the class, with a clear error when it does not exist."""
+def resolve(spec: str, key: str = "task"):
+    """`"module.path:Name"` (config key `key`) -> the object, with a clear error when it does
+    not exist."""
     module_name, sep, attr = spec.partition(":")
     if not sep:
-        raise ConfigError(f"task={spec!r} must look like 'module.path:ClassName'")
+        raise ConfigError(f"{key}={spec!r} must look like 'module.path:Name'")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         if e.name and module_name.startswith(e.name):
-            raise ConfigError(f"task={spec!r}: no module {e.name!r}") from e
+            raise ConfigError(f"{key}={spec!r}: no module {e.name!r}") from e
         raise
     if not hasattr(module, attr):
-        raise ConfigError(f"task={spec!r}: module {module_name!r} has no {attr!r}")
+        raise ConfigError(f"{key}={spec!r}: module {module_name!r} has no {attr!r}")
     return getattr(module, attr)

@@ -26,7 +26,18 @@ import optax
 from etils import epath
 from flax import nnx, traverse_util
 
-from lib import checkpoint, data, distributed, files, metrics, models, optim, runinfo, sharding
+from lib import (
+    checkpoint,
+    data,
+    distributed,
+    files,
+    metrics,
+    models,
+    optim,
+    runinfo,
+    sharding,
+    sparsity,
+)
 from lib import config as config_lib
 from lib import task as task_lib
 
@@ -61,6 +72,7 @@ class Setup:
     schedule: Any
     task: Any
     init_state: dict
+    masks: dict  # pruning masks by parameter path ({} = dense)
 
     def merge(self, params: dict, batch_stats: dict):
         nested = traverse_util.unflatten_dict({self.layout[k]: v for k, v in params.items()})
@@ -92,7 +104,10 @@ def build(config: ml_collections.ConfigDict, info: data.DatasetInfo | None = Non
     trainable = optim.trainable_subset(
         config.optim.trainable, roles, shapes, k=config.optim.random_k, seed=config.seed
     )
-    tx, schedule = optim.build(config.optim, config.total_steps, trainable.element_masks)
+    masks = _load_masks(config, shapes)
+    params = sparsity.apply(params, masks)
+    tx, schedule = optim.build(config.optim, config.total_steps,
+                               _element_masks(trainable, masks))
     state = {
         "step": jnp.zeros((), jnp.int32),
         "rng": jax.random.key_data(jax.random.key(config.seed + 1)),
@@ -101,7 +116,26 @@ def build(config: ml_collections.ConfigDict, info: data.DatasetInfo | None = Non
         "opt_state": tx.init({k: params[k] for k in trainable.names}),
     }
     task = task_lib.resolve(config.task)(config)
-    return Setup(config, info, graphdef, layout, trainable, roles, tx, schedule, task, state)
+    return Setup(config, info, graphdef, layout, trainable, roles, tx, schedule, task, state,
+                 masks)
+
+
+def _load_masks(config, shapes) -> dict[str, np.ndarray]:
+    if not config.sparsity.mask:
+        return {}
+    try:
+        return sparsity.load(config.sparsity.mask, shapes)
+    except (FileNotFoundError, ValueError) as e:
+        raise config_lib.ConfigError(f"sparsity.mask: {e}") from e
+
+
+def _element_masks(trainable: optim.TrainableSubset, masks: dict) -> dict[str, np.ndarray]:
+    """Per-element optimizer masks: the trainable subset's, times the pruning masks."""
+    out = dict(trainable.element_masks)
+    for k, m in masks.items():
+        if k in trainable.names:
+            out[k] = out[k] * m if k in out else m
+    return out
 
 
 def train_step(setup: Setup, state: dict, batch: dict) -> tuple[dict, dict]:
@@ -168,6 +202,39 @@ class Trainer:
     def initial_state(self) -> dict:
         return jax.device_put(self.setup.init_state, self.state_sharding)
 
+    def state_from_run(self) -> tuple[dict, dict]:
+        """The state and data position of another run's checkpoint (config.init): parameters,
+        BN statistics, step and RNG from there, this run's masks applied, and a fresh optimizer
+        state unless init.optimizer='keep'. IMP levels rewind to the dense run this way."""
+        init = self.config.init
+        if init.optimizer not in ("fresh", "keep"):
+            raise config_lib.ConfigError(
+                f"init.optimizer={init.optimizer!r}; valid choices: fresh, keep")
+        source = checkpoint.Checkpointer(files.as_path(init.workdir) / "checkpoints", keep=1,
+                                         async_save=False, read_only=True)
+        try:
+            steps = source.all_steps()
+            step = steps[-1] if init.step == -1 and steps else init.step
+            if step not in steps:
+                raise config_lib.ConfigError(
+                    f"init.step={init.step}: {init.workdir!r} has checkpoints at steps "
+                    f"{steps or 'none'}; pick one of them (-1: the latest)")
+            saved, data_state = source.restore_as_saved(step)
+        finally:
+            source.close()
+        fresh = self.setup.init_state
+        missing = sorted(set(fresh["params"]) - set(saved["params"]))
+        if missing:
+            raise config_lib.ConfigError(
+                f"init.workdir={init.workdir!r} holds another model: it lacks {missing[:3]}")
+        state = {
+            "step": saved["step"], "rng": saved["rng"],
+            "params": sparsity.apply(saved["params"], self.setup.masks),
+            "batch_stats": saved["batch_stats"],
+            "opt_state": saved["opt_state"] if init.optimizer == "keep" else fresh["opt_state"],
+        }
+        return jax.device_put(state, self.state_sharding), data_state
+
     def train_batches(self):
         return data.train_iterator(self.config.data, seed=self.config.seed,
                                    process_index=jax.process_index(),
@@ -187,10 +254,15 @@ class Trainer:
 
     def counts(self) -> dict[str, int]:
         shapes = self.setup.param_shapes()
-        return {
+        out = {
             "trainable_params": self.setup.trainable.count(shapes),
             "total_params": int(sum(np.prod(s) for s in shapes.values())),
         }
+        if self.setup.masks:
+            out["prunable_weights"] = int(sum(m.size for m in self.setup.masks.values()))
+            out["prunable_weights_remaining"] = int(sum(m.sum() for m in
+                                                        self.setup.masks.values()))
+        return out
 
 
 def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -253,7 +325,8 @@ def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
         return json.loads(results_path.read_text())
     runinfo.record_start(workdir, trainer.mesh, changed)
     ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints,
-                                   async_save=config.async_checkpointing)
+                                   async_save=config.async_checkpointing,
+                                   keep_steps=tuple(config.keep_steps))
     writer = metrics.MetricWriter(workdir)
     train_iter = trainer.train_batches()
     state = trainer.initial_state()
@@ -262,6 +335,11 @@ def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
         state, data_state = ckpt.restore(start, state)
         train_iter.set_state(data_state)
         log.info("resumed %s from step %d", workdir, start)
+    elif config.init.workdir:
+        state, data_state = trainer.state_from_run()
+        train_iter.set_state(data_state)
+        start = int(state["step"])
+        log.info("%s starts from step %d of %s", workdir, start, config.init.workdir)
     writer.truncate_after(start)  # steps logged after the checkpoint are logged again
     t0 = time.perf_counter()
     try:
@@ -336,7 +414,7 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
         preempted = preemption.reached(step - start)
         if _due(step, config.eval_every) and not preempted:
             writer.write(step, trainer.evaluate(state))  # logged before its checkpoint
-        if _due(step, config.checkpoint_every) or preempted:
+        if _due(step, config.checkpoint_every) or step in config.keep_steps or preempted:
             flush(step)  # never checkpoint a state whose loss or parameters went non-finite
             ckpt.save(step, state, train_iter.get_state())
         if preempted:

@@ -1,0 +1,108 @@
+"""Multi-stage runs: each stage is one `lib.train.run` in its own sub-workdir (rule 3).
+
+Re-running a procedure resumes it: finished stages return their results.json, an interrupted
+stage resumes from its checkpoints, and nothing a finished stage wrote is overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import ml_collections
+import numpy as np
+
+from lib import config as config_lib
+from lib import files, sparsity, train
+
+
+def _stage_config(config: ml_collections.ConfigDict, **changes) -> ml_collections.ConfigDict:
+    stage = ml_collections.ConfigDict(config.to_dict())
+    stage.procedure = ""
+    for key, value in changes.items():
+        node = stage
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return stage
+
+
+def _check_imp(config) -> None:
+    imp, total = config.imp, config.total_steps
+    if imp.levels < 1:
+        raise config_lib.ConfigError(f"imp.levels={imp.levels}: IMP needs at least 1 level")
+    if not 0 <= imp.rewind_step < total:
+        raise config_lib.ConfigError(
+            f"imp.rewind_step={imp.rewind_step} must lie in [0, total_steps={total}): the "
+            "levels rewind to a state of the dense run")
+    try:
+        sparsity.check_fraction(config.sparsity.fraction, "sparsity.fraction")
+        if config.sparsity.scope not in sparsity.SCOPES:
+            raise ValueError(f"sparsity.scope={config.sparsity.scope!r}; valid choices: "
+                             f"{', '.join(sparsity.SCOPES)}")
+    except ValueError as e:
+        raise config_lib.ConfigError(str(e)) from e
+
+
+def level_masks(config, previous_workdir, previous_masks) -> dict[str, np.ndarray]:
+    """The next level's masks: magnitude pruning of the previous level's final weights."""
+    _, setup, state = train.load_final(previous_workdir)
+    try:
+        names = sparsity.prunable_names(setup.roles, config.sparsity.include,
+                                        config.sparsity.exclude)
+    except ValueError as e:
+        raise config_lib.ConfigError(f"sparsity.include/exclude: {e}") from e
+    params = jax.device_get(state["params"])
+    masks = previous_masks or sparsity.dense(setup.param_shapes(), names)
+    return sparsity.magnitude_prune(params, masks, config.sparsity.fraction,
+                                    config.sparsity.scope, config.sparsity.openlth_threshold)
+
+
+def imp(config: ml_collections.ConfigDict, workdir) -> dict:
+    """Iterative magnitude pruning with rewinding (lth_common.md §5).
+
+    level_0/ trains the dense network and keeps its state after imp.rewind_step = k steps.
+    Level L >= 1 prunes sparsity.fraction of the weights that level L-1 kept (its final
+    weights, global or layer-wise magnitude), writes level_L/mask.npz, and trains from the
+    dense run's step-k state (masked, fresh optimizer state, same schedule position and data
+    order) to total_steps. k = 0 rewinds to the initialisation.
+    """
+    _check_imp(config)
+    workdir = files.as_path(workdir)
+    k = config.imp.rewind_step
+    dense_dir = workdir / "level_0"
+    summary = {"0": _summary(train.run(_stage_config(config, keep_steps=(k,)), dense_dir))}
+    masks = None
+    for level in range(1, config.imp.levels + 1):
+        level_dir = workdir / f"level_{level}"
+        mask_path = level_dir / "mask.npz"
+        if mask_path.exists():
+            masks = sparsity.load(mask_path)  # this level was pruned before: keep its mask
+        else:
+            if (level_dir / "checkpoints").exists() or (level_dir / "results.json").exists():
+                raise config_lib.ConfigError(
+                    f"{level_dir} has training output but no mask.npz: its mask is lost, and a "
+                    "new one could differ. Delete that level's folder (and every later level) "
+                    "and re-run to prune it again.")
+            masks = level_masks(config, workdir / f"level_{level - 1}", masks)
+            level_dir.mkdir(parents=True, exist_ok=True)
+            if jax.process_index() == 0:
+                sparsity.save(mask_path, masks)
+        changes = {"sparsity.mask": str(mask_path)}
+        if k > 0:
+            changes.update({"init.workdir": str(dense_dir), "init.step": k})
+        summary[str(level)] = _summary(train.run(_stage_config(config, **changes), level_dir))
+    if jax.process_index() == 0:
+        files.write_text_atomic(workdir / "results.json",
+                                json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
+def _summary(results: dict) -> dict:
+    out = {k: v for k, v in results.items() if k.startswith("eval/")}
+    if "prunable_weights" in results:
+        out["remaining"] = results["prunable_weights_remaining"] / results["prunable_weights"]
+    else:
+        out["remaining"] = 1.0
+    return out
