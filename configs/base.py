@@ -85,6 +85,14 @@ def get_config() -> ml_collections.ConfigDict:
     c.init.workdir = ""              # start from a checkpoint of another run (its workdir; '' = fresh init)
     c.init.step = -1                 # that run's checkpoint step (-1 = latest); training continues from it with its data order
     c.init.optimizer = "fresh"       # fresh (new optimizer state, as open_lth rewinds) | keep
+    c.init.transform = ""            # "module:function" (params, masks, config) -> params applied to the starting parameters
+    #                                  (e.g. experiments.early_phase.perturb:transform); '' = none
+
+    c.perturb = ml_collections.ConfigDict()  # read by experiments.early_phase.perturb:transform
+    c.perturb.name = "rewind"        # rewind | reinit | reinit_keep_sign | shuffle_layer | shuffle_layer_keep_sign | gaussian_noise
+    c.perturb.epsilon = 1.0          # gaussian_noise: noise std as a multiple of the reference std
+    c.perturb.noise_ref = "init_std"  # init_std (√(2/fan_in)) | rewound_std (std of the rewound unpruned weights)
+    c.perturb.seed = 0               # draws of reinit, shuffles and noise
 
     c.sparsity = ml_collections.ConfigDict()
     c.sparsity.mask = ""             # .npz of {0,1} masks by parameter path: applied at the start, kept through training

@@ -202,6 +202,27 @@ class Trainer:
     def initial_state(self) -> dict:
         return jax.device_put(self.setup.init_state, self.state_sharding)
 
+    def starting_state(self) -> tuple[dict, dict | None]:
+        """A new run's first state, and the data position to start at (None: the beginning).
+
+        Fresh (masked) initialisation, or another run's checkpoint (config.init.workdir); then
+        config.init.transform, if set, rewrites the parameters.
+        """
+        if self.config.init.workdir:
+            state, data_state = self.state_from_run()
+        else:
+            state, data_state = self.setup.init_state, None
+        if self.config.init.transform:
+            transform = task_lib.resolve(self.config.init.transform, "init.transform")
+            host = jax.device_get(state["params"])
+            try:
+                params = transform(host, self.setup.masks, self.config)
+            except ValueError as e:
+                raise config_lib.ConfigError(f"init.transform: {e}") from e
+            state = {**state, "params": {k: np.asarray(v, host[k].dtype)
+                                         for k, v in params.items()}}
+        return jax.device_put(state, self.state_sharding), data_state
+
     def state_from_run(self) -> tuple[dict, dict]:
         """The state and data position of another run's checkpoint (config.init): parameters,
         BN statistics, step and RNG from there, this run's masks applied, and a fresh optimizer
@@ -329,17 +350,16 @@ def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
                                    keep_steps=tuple(config.keep_steps))
     writer = metrics.MetricWriter(workdir)
     train_iter = trainer.train_batches()
-    state = trainer.initial_state()
     start = ckpt.latest_step() or 0
     if start:
-        state, data_state = ckpt.restore(start, state)
+        state, data_state = ckpt.restore(start, trainer.initial_state())
         train_iter.set_state(data_state)
         log.info("resumed %s from step %d", workdir, start)
-    elif config.init.workdir:
-        state, data_state = trainer.state_from_run()
-        train_iter.set_state(data_state)
+    else:
+        state, data_state = trainer.starting_state()
+        if data_state is not None:
+            train_iter.set_state(data_state)
         start = int(state["step"])
-        log.info("%s starts from step %d of %s", workdir, start, config.init.workdir)
     writer.truncate_after(start)  # steps logged after the checkpoint are logged again
     t0 = time.perf_counter()
     try:
