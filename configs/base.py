@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.procedure = ""                 # "module:function" of a multi-stage procedure (lib.procedure:imp) ('' = one training run)
 
     c.model = ml_collections.ConfigDict()
-    c.model.name = "cifar_resnet"    # cifar_resnet | imagenet_resnet | cifar_vgg | vit
+    c.model.name = "cifar_resnet"    # cifar_resnet | imagenet_resnet | cifar_vgg | convnet | vit
     c.model.depth = 20               # 6n+2 for cifar_resnet; 18/34/50/101/152/200; 11/13/16/19 for vgg; vit: encoder blocks
     c.model.width = 16               # first-stage width (cifar_resnet W; imagenet_resnet 64); vit: hidden size
     c.model.bn_init = "uniform"      # uniform: γ~U[0,1), β=0 | fixed: 1,0 | oneone: 1,1 | positivenegative: γ~U[-1,1)
@@ -32,6 +32,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.bn_momentum = 0.9        # running ← m·running + (1-m)·batch (PyTorch momentum 0.1)
     c.model.bn_epsilon = 1e-5
     c.model.dtype = "float32"        # compute dtype: float32 | bfloat16 (parameters stay float32)
+    c.model.widths = (16, 32, 64, 64)  # convnet: widths of its 3x3 conv-BN-ReLU modules
+    c.model.pool_after = (1, 3)      # convnet: modules followed by a 2x2 max-pool
     c.model.variant = ""             # vit preset Ti | S | B | L: sets width, depth, num_heads, mlp_dim ("" = use those keys)
     c.model.patch_size = 16          # vit: square patch side; the image size must be divisible by it
     c.model.num_heads = 6            # vit: attention heads (must divide width)
@@ -93,6 +95,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.perturb.epsilon = 1.0          # gaussian_noise: noise std as a multiple of the reference std
     c.perturb.noise_ref = "init_std"  # init_std (√(2/fan_in)) | rewound_std (std of the rewound unpruned weights)
     c.perturb.seed = 0               # draws of reinit, shuffles and noise
+    c.perturb.names = ("",)          # experiments.early_phase.procedure:run: perturbations trained at the last IMP level ('' ignored)
 
     c.sparsity = ml_collections.ConfigDict()
     c.sparsity.mask = ""             # .npz of {0,1} masks by parameter path: applied at the start, kept through training

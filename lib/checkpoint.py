@@ -17,6 +17,7 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 
 from lib import files
 
@@ -38,7 +39,13 @@ class Checkpointer:
             cleanup_tmp_directories=not read_only,  # leftovers of a save a crash interrupted
         )
         self.directory = files.as_path(directory)  # local or gs://
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        verbosity = absl_logging.get_verbosity()
+        if read_only:  # orbax warns that a read-only manager will not save, which is the point
+            absl_logging.set_verbosity(absl_logging.ERROR)
+        try:
+            self._manager = ocp.CheckpointManager(self.directory, options=options)
+        finally:
+            absl_logging.set_verbosity(verbosity)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()

@@ -16,7 +16,8 @@ from lib import config as config_lib
 from lib import files, sparsity, train
 
 
-def _stage_config(config: ml_collections.ConfigDict, **changes) -> ml_collections.ConfigDict:
+def stage_config(config: ml_collections.ConfigDict, **changes) -> ml_collections.ConfigDict:
+    """A copy of `config` for one stage: dotted-key changes, and no procedure of its own."""
     stage = ml_collections.ConfigDict(config.to_dict())
     stage.procedure = ""
     for key, value in changes.items():
@@ -72,7 +73,7 @@ def imp(config: ml_collections.ConfigDict, workdir) -> dict:
     workdir = files.as_path(workdir)
     k = config.imp.rewind_step
     dense_dir = workdir / "level_0"
-    summary = {"0": _summary(train.run(_stage_config(config, keep_steps=(k,)), dense_dir))}
+    levels = {"0": summary(train.run(stage_config(config, keep_steps=(k,)), dense_dir))}
     masks = None
     for level in range(1, config.imp.levels + 1):
         level_dir = workdir / f"level_{level}"
@@ -92,14 +93,15 @@ def imp(config: ml_collections.ConfigDict, workdir) -> dict:
         changes = {"sparsity.mask": str(mask_path)}
         if k > 0:
             changes.update({"init.workdir": str(dense_dir), "init.step": k})
-        summary[str(level)] = _summary(train.run(_stage_config(config, **changes), level_dir))
+        levels[str(level)] = summary(train.run(stage_config(config, **changes), level_dir))
     if jax.process_index() == 0:
         files.write_text_atomic(workdir / "results.json",
-                                json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    return summary
+                                json.dumps(levels, indent=2, sort_keys=True) + "\n")
+    return levels
 
 
-def _summary(results: dict) -> dict:
+def summary(results: dict) -> dict:
+    """A stage's eval metrics and the fraction of prunable weights it kept."""
     out = {k: v for k, v in results.items() if k.startswith("eval/")}
     if "prunable_weights" in results:
         out["remaining"] = results["prunable_weights_remaining"] / results["prunable_weights"]

@@ -50,19 +50,22 @@ def test_validate_accepts_base():
 
 
 # Options documented in the config docstrings beyond the get_sweep() points.
-EXTRA_ARGS = {
-    "cifar_resnet.py": ["width=512,depth=14", "lr=0.05", "quick,trainable=all_no_affine"],
-    "imagenet_resnet.py": ["lr=0.2", "depth=50,trainable=all"],
-    "cifar_vgg.py": ["lr=0.05,bn_init=fixed", "depth=19,trainable=random_count"],
-    "fashion_mnist.py": ["steps=10", "trainable=gamma_only", "quick,seed=4"],
-    "digits.py": ["steps=10", "trainable=beta_only", "quick,seed=4"],
+EXTRA_ARGS = {  # by "slug/file.py"
+    "batchnorm_only/cifar_resnet.py": ["width=512,depth=14", "lr=0.05",
+                                       "quick,trainable=all_no_affine"],
+    "batchnorm_only/imagenet_resnet.py": ["lr=0.2", "depth=50,trainable=all"],
+    "batchnorm_only/cifar_vgg.py": ["lr=0.05,bn_init=fixed", "depth=19,trainable=random_count"],
+    "batchnorm_only/fashion_mnist.py": ["steps=10", "trainable=gamma_only", "quick,seed=4"],
+    "batchnorm_only/digits.py": ["steps=10", "trainable=beta_only", "quick,seed=4"],
+    "early_phase/digits.py": ["k=0,perturbations=", "levels=3,fraction=0.2",
+                              "perturbations=gaussian_noise+rewind"],
 }
 
 
 def _documented_args(path):
     """None, 'quick', every point of the file's get_sweep() and EXTRA_ARGS as arg strings."""
     module = config_lib._import_file(path)
-    args = [None, "quick", *EXTRA_ARGS.get(path.name, [])]
+    args = [None, "quick", *EXTRA_ARGS.get(f"{path.parent.parent.name}/{path.name}", [])]
     for point in module.get_sweep() if hasattr(module, "get_sweep") else []:
         args.append(",".join(f"{k}={v}" for k, v in point.items()))
     return args

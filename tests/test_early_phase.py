@@ -101,7 +101,7 @@ def trunk(tmp_path_factory):
 
 def perturbed_stage(trunk, name):
     workdir, config = trunk
-    return train.Trainer(procedure._stage_config(config, **{
+    return train.Trainer(procedure.stage_config(config, **{
         "sparsity.mask": str(workdir / "level_1" / "mask.npz"),
         "init.workdir": str(workdir / "level_0"), "init.step": 4,
         "init.transform": "experiments.early_phase.perturb:transform", "perturb.name": name}))

@@ -136,6 +136,23 @@ def test_cifar_vgg_shapes_and_features():
     assert models.param_roles(m)["conv0/conv/bias"] == "conv_bias"
 
 
+def test_convnet_shapes_count_and_roles():
+    """early_phase.md §6's 4-conv net on 8×8×1 digits: 3·3·(1·16 + 16·32 + 32·64 + 64·64)
+    kernel weights, 2·(16+32+64+64) BN parameters, a 64×10 head with bias; no conv biases."""
+    m = build(name="convnet", widths=(16, 32, 64, 64), pool_after=(1, 3), in_channels=1)
+    total, bn = counts(m)
+    assert (total, bn) == (9 * (16 + 16 * 32 + 32 * 64 + 64 * 64) + 2 * 176 + 650, 352)
+    logits, feats = m(jnp.ones((2, 8, 8, 1)), train=False, features=True)
+    assert logits.shape == (2, 10) and logits.dtype == jnp.float32
+    assert list(feats) == ["conv0", "conv1", "conv2", "conv3", "pool"]
+    assert feats["conv1"].shape == (2, 8, 8, 32) and feats["conv3"].shape == (2, 4, 4, 64)
+    roles = models.param_roles(m)
+    assert roles["conv0/conv/kernel"] == "conv_kernel" and "conv0/conv/bias" not in roles
+    assert roles["head/kernel"] == "head_kernel"
+    with pytest.raises(ValueError, match=r"pool_after=\(4,\) names modules outside 0..3"):
+        build(name="convnet", pool_after=(4,))
+
+
 def test_features_order_survives_jit(resnet8):
     graphdef, state = nnx.split(resnet8)
 
@@ -427,7 +444,7 @@ def test_vit_bfloat16_compute_float32_params():
     ({"pool": "mean"}, r"'mean'.*cls, gap"),
     ({"num_heads": 5}, r"width 32 is not divisible by num_heads 5"),
     ({"dtype": "float16"}, r"'float16'.*float32, bfloat16"),
-    ({"name": "vit_s"}, r"'vit_s'.*cifar_vgg, vit"),
+    ({"name": "vit_s"}, r"'vit_s'.*cifar_vgg, convnet, vit"),
 ])
 def test_vit_invalid_config_errors(overrides, match):
     with pytest.raises(ValueError, match=match):

@@ -64,8 +64,8 @@ def test_a_level_starts_from_the_masked_dense_state_at_k(finished):
     workdir, _ = finished
     level_cfg = json.loads((workdir / "level_1" / "config.json").read_text())
     assert level_cfg["init"] == {"workdir": str(workdir / "level_0"), "step": 4,
-                                 "optimizer": "fresh"}
-    trainer = train.Trainer(procedure._stage_config(
+                                 "optimizer": "fresh", "transform": ""}
+    trainer = train.Trainer(procedure.stage_config(
         imp_config(), **{"sparsity.mask": level_cfg["sparsity"]["mask"],
                          "init.workdir": str(workdir / "level_0"), "init.step": 4}))
     state, data_state = trainer.state_from_run()

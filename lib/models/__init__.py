@@ -9,12 +9,13 @@ docstrings of lib.models.resnet, lib.models.vgg and lib.models.vit.
 """
 from flax import nnx
 
+from lib.models.convnet import ConvNet
 from lib.models.layers import BN_INITS, DTYPES, KERNEL_INITS, LayerSpec
 from lib.models.resnet import CifarResNet, ImageNetResNet
 from lib.models.vgg import CifarVGG
 from lib.models.vit import VARIANTS, ViT
 
-MODELS = ("cifar_resnet", "imagenet_resnet", "cifar_vgg", "vit")
+MODELS = ("cifar_resnet", "imagenet_resnet", "cifar_vgg", "convnet", "vit")
 ROLES = ("bn_scale", "bn_bias", "ln_scale", "ln_bias", "head_kernel", "head_bias", "conv_kernel",
          "conv_bias", "linear_kernel", "linear_bias", "other")
 
@@ -27,6 +28,7 @@ __all__ = [
     "VARIANTS",
     "CifarResNet",
     "CifarVGG",
+    "ConvNet",
     "ImageNetResNet",
     "LayerSpec",
     "ViT",
@@ -58,6 +60,8 @@ def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
         return ImageNetResNet(model_cfg.depth, model_cfg.width, **common)
     if model_cfg.name == "cifar_vgg":
         return CifarVGG(model_cfg.depth, **common)
+    if model_cfg.name == "convnet":
+        return ConvNet(model_cfg.widths, model_cfg.pool_after, **common)
     raise ValueError(f"unknown model name {model_cfg.name!r}; valid choices: {', '.join(MODELS)}")
 
 

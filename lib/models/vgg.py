@@ -24,10 +24,10 @@ PLANS = {
 
 
 class ConvModule(nnx.Module):
-    """3x3 conv (pad 1, with bias) - BN - ReLU."""
+    """3x3 conv (pad 1, with bias by default) - BN - ReLU."""
 
-    def __init__(self, cin, cout, layers: LayerSpec, *, rngs: nnx.Rngs):
-        self.conv = layers.conv(cin, cout, 3, padding=PAD1, use_bias=True, rngs=rngs)
+    def __init__(self, cin, cout, layers: LayerSpec, *, use_bias: bool = True, rngs: nnx.Rngs):
+        self.conv = layers.conv(cin, cout, 3, padding=PAD1, use_bias=use_bias, rngs=rngs)
         self.bn = layers.bn(cout, rngs=rngs)
 
     def __call__(self, x, *, train: bool):

@@ -1,0 +1,45 @@
+"""The early-phase experiment as stages: an IMP trunk rewinding to k, then each perturbation of
+the rewound weights trained with the trunk's last-level mask (early_phase.md §2, §6).
+
+    workdir/trunk/level_0 … level_L     lib.procedure.imp (dense run keeps S_k)
+    workdir/perturb_<name>/             from S_k, mask of level L, perturb.name = name
+    workdir/results.json                {"trunk": {level: …}, "perturb": {name: …}}
+
+Every stage is a resumable lib.train.run; re-running resumes the first unfinished one.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import ml_collections
+
+from experiments.early_phase import perturb
+from lib import config as config_lib
+from lib import files, procedure, train
+
+
+def run(config: ml_collections.ConfigDict, workdir) -> dict:
+    names = [n for n in config.perturb.names if n]
+    unknown = [n for n in names if n not in perturb.PERTURBATIONS]
+    if unknown:
+        raise config_lib.ConfigError(
+            f"perturb.names: unknown perturbation {unknown[0]!r}; valid choices: "
+            f"{', '.join(perturb.PERTURBATIONS)}")
+    workdir = files.as_path(workdir)
+    trunk_dir = workdir / "trunk"
+    summary = {"trunk": procedure.imp(config, trunk_dir), "perturb": {}}
+    last = trunk_dir / f"level_{config.imp.levels}"
+    k = config.imp.rewind_step
+    for name in names:
+        changes = {"sparsity.mask": str(last / "mask.npz"), "perturb.name": name,
+                   "init.transform": "experiments.early_phase.perturb:transform"}
+        if k > 0:
+            changes.update({"init.workdir": str(trunk_dir / "level_0"), "init.step": k})
+        stage = procedure.stage_config(config, **changes)
+        summary["perturb"][name] = procedure.summary(train.run(stage, workdir / f"perturb_{name}"))
+    if jax.process_index() == 0:
+        files.write_text_atomic(workdir / "results.json",
+                                json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
