@@ -10,7 +10,9 @@
 - the train-step time of one config as 1 process × 8 devices and as 2 processes × 4 devices
   (jax.distributed on 127.0.0.1, CPU devices: the cost of crossing processes);
 - checkpoint save and restore time of a ResNet-50-sized train state (parameters, momentum, BN
-  statistics), synchronous and asynchronous.
+  statistics), synchronous and asynchronous;
+- the train step with pruning masks against the dense step (target ≤ 5 %), and the host work
+  of one IMP level (magnitude ranking, mask file) on ResNet-20 state.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import jax
 import numpy as np
 
 from configs import base
-from lib import checkpoint, data, distributed, metrics, sharding, train
+from lib import checkpoint, data, distributed, metrics, sharding, sparsity, train
 
 
 def _config(depth: int, batch: int, steps: int, dataset: str = "fashion_mnist"):
@@ -49,10 +51,11 @@ def _block(tree):
     return tree
 
 
-def step_throughput(depth: int, batch: int, steps: int) -> dict:
-    """Images/s of the jitted train step on 32×32×3 inputs, and its compile time."""
-    setup = train.build(_config(depth, batch, steps),
-                        info=data.DatasetInfo("synthetic_cifar", (32, 32, 3), 10, 50_000, 10_000))
+SYNTHETIC_CIFAR = data.DatasetInfo("synthetic_cifar", (32, 32, 3), 10, 50_000, 10_000)
+
+
+def _compiled_step(setup: train.Setup, batch: int):
+    """(compiled step, device state, device batch, compile seconds) on synthetic 32×32×3."""
     step = jax.jit(lambda s, b: train.train_step(setup, s, b), donate_argnums=0)
     rng = np.random.default_rng(0)
     batch_arrays = {"image": rng.normal(size=(batch, 32, 32, 3)).astype(np.float32),
@@ -61,7 +64,13 @@ def step_throughput(depth: int, batch: int, steps: int) -> dict:
     state = jax.device_put(setup.init_state)
     t0 = time.perf_counter()
     compiled = step.lower(state, device_batch).compile()
-    compile_s = time.perf_counter() - t0
+    return compiled, state, device_batch, time.perf_counter() - t0
+
+
+def step_throughput(depth: int, batch: int, steps: int) -> dict:
+    """Images/s of the jitted train step on 32×32×3 inputs, and its compile time."""
+    setup = train.build(_config(depth, batch, steps), info=SYNTHETIC_CIFAR)
+    compiled, state, device_batch, compile_s = _compiled_step(setup, batch)
     state, m = _block(compiled(state, device_batch))  # warm-up
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -72,6 +81,63 @@ def step_throughput(depth: int, batch: int, steps: int) -> dict:
             "images_per_s": round(batch * steps / elapsed, 1),
             "step_ms": round(1000 * elapsed / steps, 2), "compile_s": round(compile_s, 2),
             "device": jax.devices()[0].device_kind, "devices": jax.device_count()}
+
+
+def _magnitude_masks(setup: train.Setup, fraction: float) -> dict:
+    names = sparsity.prunable_names(setup.roles)
+    params = jax.device_get(setup.init_state["params"])
+    return sparsity.magnitude_prune(params, sparsity.dense(setup.param_shapes(), names), fraction)
+
+
+def masked_step_overhead(depth: int, batch: int, steps: int, rounds: int = 3) -> dict:
+    """The train step with pruning masks (80 % of every kernel pruned, global magnitude)
+    against the same step without masks: medians of `rounds` alternating rounds. Target ≤ 5 %.
+    """
+    config = _config(depth, batch, steps)
+    dense = train.build(config, info=SYNTHETIC_CIFAR)
+    with tempfile.TemporaryDirectory() as tmp:
+        sparsity.save(f"{tmp}/mask.npz", _magnitude_masks(dense, 0.8))
+        config.sparsity.mask = f"{tmp}/mask.npz"
+        masked = train.build(config, info=SYNTHETIC_CIFAR)
+    runs = {name: _compiled_step(setup, batch) for name, setup in
+            (("dense", dense), ("masked", masked))}
+    times = {name: [] for name in runs}
+    states = {name: _block(run[0](run[1], run[2]))[0] for name, run in runs.items()}
+    for _ in range(rounds):
+        for name, (compiled, _, device_batch, _) in runs.items():
+            state = states[name]
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                state, m = compiled(state, device_batch)
+            _block((state, m))
+            times[name].append(time.perf_counter() - t0)
+            states[name] = state
+    dense_s, masked_s = (float(np.median(times[n])) for n in ("dense", "masked"))
+    return {"model": f"cifar_resnet_{depth}", "batch": batch, "pruned": 0.8,
+            "steps_per_round": steps, "rounds": rounds,
+            "dense_step_ms": round(1000 * dense_s / steps, 2),
+            "masked_step_ms": round(1000 * masked_s / steps, 2),
+            "overhead_pct": round(100 * (masked_s - dense_s) / dense_s, 2), "target_pct": 5.0}
+
+
+def imp_level_cost(depth: int, rounds: int = 3) -> dict:
+    """Host-side work one IMP level adds to its training run, on ResNet-`depth` state: the
+    global magnitude ranking over every kernel (20 % of the remaining pruned) and the mask
+    file written and read back. Medians of `rounds`."""
+    setup = train.build(_config(depth, 128, 1), info=SYNTHETIC_CIFAR)
+    times = {"prune_s": [], "mask_write_read_s": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            masks = _magnitude_masks(setup, 0.2)
+            times["prune_s"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            sparsity.save(f"{tmp}/mask.npz", masks)
+            sparsity.load(f"{tmp}/mask.npz", setup.param_shapes())
+            times["mask_write_read_s"].append(time.perf_counter() - t0)
+    return {"model": f"cifar_resnet_{depth}",
+            "prunable_weights": int(sum(m.size for m in masks.values())),
+            **{k: round(float(np.median(v)), 4) for k, v in times.items()}}
 
 
 def trainer_overhead(depth: int, batch: int, steps: int, rounds: int = 3) -> dict:
@@ -205,7 +271,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--models", default="20,56", help="CIFAR ResNet depths")
     parser.add_argument("--only", default="", help="comma-separated subset of: train_step, "
-                        "trainer_overhead, topology, checkpoint")
+                        "trainer_overhead, topology, checkpoint, masked_step, imp_level")
     parser.add_argument("--topology_worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     metrics.quiet_library_logs()
@@ -218,6 +284,9 @@ def main() -> None:
                                                      args.rounds),
         "topology": lambda: topology_step_time(depths[0], args.batch, args.steps),
         "checkpoint": lambda: checkpoint_time(args.rounds),
+        "masked_step": lambda: masked_step_overhead(depths[0], args.batch, args.steps,
+                                                    args.rounds),
+        "imp_level": lambda: imp_level_cost(depths[0], args.rounds),
     }
     chosen = args.only.split(",") if args.only else list(benches)
     unknown = set(chosen) - set(benches)
