@@ -59,6 +59,7 @@ EXTRA_ARGS = {  # by "slug/file.py"
     "batchnorm_only/digits.py": ["steps=10", "trainable=beta_only", "quick,seed=4"],
     "early_phase/digits.py": ["k=0,perturbations=", "levels=3,fraction=0.2",
                               "perturbations=gaussian_noise+rewind"],
+    "early_phase/cifar.py": ["model=vgg13,quick", "model=wrn16_8,quick,perturbations=reinit"],
 }
 
 
