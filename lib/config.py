@@ -117,6 +117,19 @@ def validate(config: ml_collections.ConfigDict, reference=None, prefix: str = ""
             )
 
 
+def updated(config: ml_collections.ConfigDict, changes: dict[str, Any]
+            ) -> ml_collections.ConfigDict:
+    """A copy of `config` with dotted-key changes ({"optim.lr": 0.05}) applied."""
+    out = ml_collections.ConfigDict(config.to_dict())
+    for key, value in changes.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return out
+
+
 def _import_file(path: str | pathlib.Path):
     path = pathlib.Path(path)
     if not path.is_file():

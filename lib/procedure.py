@@ -18,15 +18,7 @@ from lib import files, sparsity, train
 
 def stage_config(config: ml_collections.ConfigDict, **changes) -> ml_collections.ConfigDict:
     """A copy of `config` for one stage: dotted-key changes, and no procedure of its own."""
-    stage = ml_collections.ConfigDict(config.to_dict())
-    stage.procedure = ""
-    for key, value in changes.items():
-        node = stage
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return stage
+    return config_lib.updated(config, {**changes, "procedure": ""})
 
 
 def _check_imp(config) -> None:

@@ -224,9 +224,10 @@ class Trainer:
         return jax.device_put(state, self.state_sharding), data_state
 
     def state_from_run(self) -> tuple[dict, dict]:
-        """The state and data position of another run's checkpoint (config.init): parameters,
-        BN statistics, step and RNG from there, this run's masks applied, and a fresh optimizer
-        state unless init.optimizer='keep'. IMP levels rewind to the dense run this way."""
+        """The state (on the host) and data position of another run's checkpoint
+        (config.init): parameters, BN statistics, step and RNG from there, this run's masks
+        applied, and a fresh optimizer state unless init.optimizer='keep'. IMP levels rewind
+        to the dense run this way."""
         init = self.config.init
         if init.optimizer not in ("fresh", "keep"):
             raise config_lib.ConfigError(
@@ -254,7 +255,7 @@ class Trainer:
             "batch_stats": saved["batch_stats"],
             "opt_state": saved["opt_state"] if init.optimizer == "keep" else fresh["opt_state"],
         }
-        return jax.device_put(state, self.state_sharding), data_state
+        return state, data_state
 
     def train_batches(self):
         return data.train_iterator(self.config.data, seed=self.config.seed,

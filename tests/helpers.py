@@ -17,17 +17,8 @@ DIGITS = REPO / "experiments/batchnorm_only/configs/digits.py"
 
 def digits_config(trainable="all", steps=12, **overrides):
     c = config_lib.load_file(DIGITS, f"trainable={trainable},steps={steps}")
-    c.log_every = 1
-    c.checkpoint_every = 4
-    c.progress = False
-    c.async_checkpointing = False
-    for key, value in overrides.items():
-        node = c
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return c
+    return config_lib.updated(c, {"log_every": 1, "checkpoint_every": 4, "progress": False,
+                                  "async_checkpointing": False, **overrides})
 
 
 def read_metrics(workdir):
