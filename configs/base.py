@@ -28,12 +28,18 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.depth = 20               # 6n+2 for cifar_resnet; 18/34/50/101/152/200; 11/13/16/19 for vgg; vit: encoder blocks
     c.model.width = 16               # first-stage width (cifar_resnet W; imagenet_resnet 64); vit: hidden size
     c.model.bn_init = "uniform"      # uniform: γ~U[0,1), β=0 | fixed: 1,0 | oneone: 1,1 | positivenegative: γ~U[-1,1)
-    c.model.kernel_init = "kaiming_normal"  # kaiming_normal (untruncated) | kaiming_uniform | orthogonal | binary
+    c.model.kernel_init = "kaiming_normal"  # kaiming_normal (untruncated, fan_in) | kaiming_normal_fan_out | kaiming_uniform |
+    #                                        torch_default (U(±1/√fan_in)) | orthogonal | binary
+    c.model.linear_init = ""         # init of linear layers (the head) if it differs from kernel_init ('' = kernel_init)
     c.model.bn_momentum = 0.9        # running ← m·running + (1-m)·batch (PyTorch momentum 0.1)
     c.model.bn_epsilon = 1e-5
     c.model.dtype = "float32"        # compute dtype: float32 | bfloat16 (parameters stay float32)
     c.model.widths = (16, 32, 64, 64)  # convnet: widths of its 3x3 conv-BN-ReLU modules
     c.model.pool_after = (1, 3)      # convnet: modules followed by a 2x2 max-pool
+    c.model.shortcut = "projection"  # cifar_resnet: projection (1x1 conv + BN) | zero_pad (option A, parameter-free)
+    c.model.stem = ""                # imagenet_resnet: imagenet (7x7/2 + max-pool) | cifar (3x3/1, no pool) ('' = imagenet)
+    c.model.final_pool = "avg"       # cifar_vgg: avg | max over the last feature map
+    c.model.mask_pruned_residual = False  # resnets: channels whose last block BN has γ = β = 0 (filter-pruned) stay 0 after the residual add
     c.model.variant = ""             # vit preset Ti | S | B | L: sets width, depth, num_heads, mlp_dim ("" = use those keys)
     c.model.patch_size = 16          # vit: square patch side; the image size must be divisible by it
     c.model.num_heads = 6            # vit: attention heads (must divide width)
@@ -52,7 +58,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.pool = 1                  # average-pool factor applied to images (2: 28×28 → 14×14)
     c.data.augment = "none"          # none | flip | cifar (pad-4 crop + flip) | imagenet (inception crop + flip)
     c.data.image_size = 0            # output size for imagenet preprocessing (0 = native size)
-    c.data.normalization = "dataset"  # dataset (train mean/std) | imagenet | cifar10 | none
+    c.data.normalization = "dataset"  # dataset (train mean/std) | imagenet | cifar10 | cifar10_kuangliu | cifar100 | none
     c.data.batch_size = 128          # global train batch
     c.data.eval_batch_size = 512     # global eval batch (the last one is padded and masked)
     c.data.num_workers = 0           # Grain worker processes (0 = in the main process)
@@ -104,6 +110,27 @@ def get_config() -> ml_collections.ConfigDict:
     c.sparsity.fraction = 0.2        # share of the remaining prunable weights removed per pruning level
     c.sparsity.scope = "global"      # global | layerwise magnitude ranking
     c.sparsity.openlth_threshold = False  # open_lth parity: threshold at index n removes n+1 weights
+
+    c.filter_pruning = ml_collections.ConfigDict()  # read by experiments.pruning_stability.task:FilterPruning
+    c.filter_pruning.layers = ("",)  # conv kernel paths pruned during training, in forward order ('' ignored)
+    c.filter_pruning.fractions = (0.0,)  # per layer: final pruned fraction of its filters
+    c.filter_pruning.starts = (0,)   # per layer: first epoch (0-based) after which it is pruned
+    c.filter_pruning.ends = (0,)     # per layer: last epoch after which it may be pruned
+    c.filter_pruning.period = 40     # r: epochs between a layer's pruning events
+    c.filter_pruning.score = "L2"    # L2 | L1 (kernel norms) | EBN | EBN_alt (expected BN output; EBN_alt leaves kernels unmasked)
+    c.filter_pruning.target = "L"    # S (smallest) | L (largest; the public code's default) | R (random) | scratch (final masks at init, S) | none
+    c.filter_pruning.steps_per_epoch = 0  # optimizer steps per epoch: epoch t's events follow step (t+1)·this
+    c.filter_pruning.seed = 0        # draws of the R target
+    c.filter_pruning.mask_bn = True  # mask the following BN's γ, β with the filter (False: the noise study's L baseline)
+    c.filter_pruning.noise = "none"  # none | zero | gauss | zero_restore: perturb Prune_L's targets instead of pruning them (Figure 5, D.2)
+    c.filter_pruning.noise_steps = 0  # X: training steps the perturbation lasts (zero_restore: restored after X steps)
+
+    c.flatness = ml_collections.ConfigDict()  # read by experiments.pruning_stability.procedure:run after training
+    c.flatness.examples = 0          # first N eval images the Hessian and gradients use (paper: 512; 0 = not measured)
+    c.flatness.eigenvalues = 100     # top Hessian eigenvalues summed
+    c.flatness.method = "power"      # power (deflated, the paper's) | lanczos
+    c.flatness.iterations = 20       # power: Hessian-vector products per eigenvalue at most
+    c.flatness.tolerance = 1e-4      # power: relative change of the eigenvalue that stops it
 
     c.imp = ml_collections.ConfigDict()
     c.imp.levels = 1                 # pruning levels after the dense run (lib.procedure:imp)

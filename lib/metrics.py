@@ -25,6 +25,12 @@ def quiet_library_logs() -> None:
     absl_logging.set_verbosity(absl_logging.WARNING)
 
 
+def read(workdir) -> list[dict]:
+    """The rows of a run's metrics.jsonl, in the order they were logged."""
+    path = epath.Path(workdir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
 def _is_writer() -> bool:
     return jax.process_index() == 0
 

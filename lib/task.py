@@ -27,6 +27,18 @@ class Task(Protocol):
     def eval_sums(self, model, batch: dict) -> dict:
         """Per-batch sums of metrics over real examples (batch['mask'] = 1), with 'count'."""
 
+    # Optional, for tasks that change the train state between steps (pruning during training):
+    #   mask_names(roles, shapes) -> names of the parameters whose pruning masks the hook sets
+    #       (they start dense; Trainer.with_masks replaces them).
+    #   hook_due(step) -> bool: whether `hook` runs after optimizer step `step` (0: before the
+    #       first step of a fresh run).
+    #   hook(trainer, state, step) -> (state, values): host code between steps; it may
+    #       evaluate (trainer.evaluate) and change the state; `values` are logged at `step`.
+    #   extra_state(shapes) -> dict of arrays kept in state["extra"]: what the hook must
+    #       remember across steps (checkpointed with the rest).
+    #   update_extra(extra, update, step) -> extra: inside the jitted step, when train_loss's
+    #       metrics carry "extra_update" (popped before logging): e.g. running statistics.
+
 
 class Classification:
     """Softmax cross-entropy; top-1 and top-k accuracy."""

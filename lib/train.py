@@ -104,7 +104,20 @@ def build(config: ml_collections.ConfigDict, info: data.DatasetInfo | None = Non
     trainable = optim.trainable_subset(
         config.optim.trainable, roles, shapes, k=config.optim.random_k, seed=config.seed
     )
+    task = task_lib.resolve(config.task)(config)
     masks = _load_masks(config, shapes)
+    if hasattr(task, "mask_names"):  # masks the task's hook changes during training
+        try:
+            dynamic = task.mask_names(roles, shapes)
+        except ValueError as e:
+            raise config_lib.ConfigError(str(e)) from e
+        frozen = [k for k in dynamic if k not in trainable.names or k in trainable.element_masks]
+        if frozen:
+            raise config_lib.ConfigError(
+                f"task {config.task!r} prunes {frozen[0]!r} during training, which "
+                f"optim.trainable={config.optim.trainable!r} freezes or trains only in part; "
+                "use optim.trainable=all")
+        masks = {**sparsity.dense(shapes, dynamic), **masks}
     params = sparsity.apply(params, masks)
     tx, schedule = optim.build(config.optim, config.total_steps,
                                _element_masks(trainable, masks))
@@ -115,7 +128,9 @@ def build(config: ml_collections.ConfigDict, info: data.DatasetInfo | None = Non
         "batch_stats": nnx.to_pure_dict(batch_stats),
         "opt_state": tx.init({k: params[k] for k in trainable.names}),
     }
-    task = task_lib.resolve(config.task)(config)
+    extra = task.extra_state(shapes) if hasattr(task, "extra_state") else {}
+    if extra:  # arrays a task's hook keeps across steps, checkpointed with the rest
+        state["extra"] = extra
     return Setup(config, info, graphdef, layout, trainable, roles, tx, schedule, task, state,
                  masks)
 
@@ -151,6 +166,7 @@ def train_step(setup: Setup, state: dict, batch: dict) -> tuple[dict, dict]:
         return loss, (step_metrics, nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)))
 
     grads, (step_metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(trainable)
+    extra_update = step_metrics.pop("extra_update", None)  # a task's per-step statistics
     updates, opt_state = setup.tx.update(grads, state["opt_state"], trainable)
     trainable = optax.apply_updates(trainable, updates)
     finite = (jnp.isfinite(step_metrics["loss"]) & jnp.isfinite(optax.global_norm(trainable))
@@ -158,12 +174,15 @@ def train_step(setup: Setup, state: dict, batch: dict) -> tuple[dict, dict]:
     step_metrics = {**step_metrics, "lr": setup.schedule(state["step"]),
                     "finite": finite.astype(jnp.int32)}
     new_state = {
+        **state,  # "rng", and a task's "extra" state, pass through unchanged
         "step": state["step"] + 1,
-        "rng": state["rng"],
         "params": {**frozen, **trainable},
         "batch_stats": batch_stats,
         "opt_state": opt_state,
     }
+    if extra_update is not None:
+        new_state["extra"] = setup.task.update_extra(state["extra"], extra_update,
+                                                     state["step"])
     return new_state, step_metrics
 
 
@@ -250,6 +269,7 @@ class Trainer:
             raise config_lib.ConfigError(
                 f"init.workdir={init.workdir!r} holds another model: it lacks {missing[:3]}")
         state = {
+            **fresh,  # a task's "extra" state starts fresh
             "step": saved["step"], "rng": saved["rng"],
             "params": sparsity.apply(saved["params"], self.setup.masks),
             "batch_stats": saved["batch_stats"],
@@ -274,16 +294,41 @@ class Trainer:
         count = float(total.pop("count"))
         return {f"eval/{k}": float(v) / count for k, v in total.items()}
 
-    def counts(self) -> dict[str, int]:
+    def current_masks(self, state: dict) -> dict[str, np.ndarray]:
+        """The pruning masks in force (host copies): a task hook may have changed them."""
+        live = getattr(state["opt_state"], "masks", {})  # masks of frozen tensors never change
+        return {k: np.asarray(jax.device_get(live[k])) if k in live else m
+                for k, m in self.setup.masks.items()}
+
+    def with_masks(self, state: dict, masks: dict) -> dict:
+        """`state` with new pruning masks (for a task hook between steps): masked weights set
+        to exactly 0, and the optimizer's element masks replaced so they stay 0."""
+        unknown = sorted(set(masks) - set(self.setup.masks))
+        if unknown:
+            raise ValueError(f"with_masks: {unknown[0]!r} was not masked at build time; a task "
+                             "declares the tensors it prunes in mask_names()")
+        host = {k: np.asarray(v, np.float32) for k, v in masks.items()}
+        params = dict(state["params"])
+        for k, m in host.items():
+            params[k] = params[k] * jnp.asarray(m, params[k].dtype)
+        opt_masks = {**state["opt_state"].masks, **host}
+        return self.place({**state, "params": params,
+                           "opt_state": state["opt_state"]._replace(masks=opt_masks)})
+
+    def place(self, state: dict) -> dict:
+        """A state a hook changed on the host, back on the devices with the run's shardings."""
+        return jax.device_put(state, self.state_sharding)
+
+    def counts(self, state: dict) -> dict[str, int]:
         shapes = self.setup.param_shapes()
         out = {
             "trainable_params": self.setup.trainable.count(shapes),
             "total_params": int(sum(np.prod(s) for s in shapes.values())),
         }
-        if self.setup.masks:
-            out["prunable_weights"] = int(sum(m.size for m in self.setup.masks.values()))
-            out["prunable_weights_remaining"] = int(sum(m.sum() for m in
-                                                        self.setup.masks.values()))
+        masks = self.current_masks(state)
+        if masks:
+            out["prunable_weights"] = int(sum(m.size for m in masks.values()))
+            out["prunable_weights_remaining"] = int(sum(m.sum() for m in masks.values()))
         return out
 
 
@@ -377,7 +422,7 @@ def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
         writer.close()
     results = {
         **final,
-        **trainer.counts(),
+        **trainer.counts(state),
         "steps": config.total_steps,
         "wall_seconds_this_start": round(time.perf_counter() - t0, 2),
     }
@@ -394,6 +439,10 @@ def _due(step: int, every: int) -> bool:
 def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
           preemption: distributed.PreemptionWatch) -> dict:
     """Steps start+1 … total with logging, periodic evals and checkpoints; returns the state.
+
+    A task with `hook_due(step)`/`hook(trainer, state, step)` changes the state between steps
+    (lib.task.Task); the hook runs before that step's eval and checkpoint, so a resumed run
+    never repeats or skips it, and its eval/ values replace the scheduled eval.
 
     The caller evaluates and checkpoints the final state. Before any checkpoint, and at every
     log, the window's metrics are fetched: a non-finite step stops the run there. After a
@@ -424,16 +473,27 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
                                                           "train/lr") if k in values}
             print(progress.line(step, shown), flush=True)
 
+    task = trainer.setup.task
+    hook_due = getattr(task, "hook_due", lambda step: False)
+    if start == 0 and hook_due(0):  # e.g. pruning at initialisation
+        state, hooked = task.hook(trainer, state, 0)
+        writer.write(0, hooked)
     for step in range(start + 1, total + 1):
         batch = sharding.global_batch(next(train_iter), trainer.batch_sharding)
         state, step_metrics = trainer.train_step(state, batch)
         window.add(step_metrics, step)
         if _due(step, config.log_every) or step == total:
             flush(step)
+        hooked = {}
+        if hook_due(step):
+            flush(step)  # the train metrics so far are logged before the hook changes the state
+            state, hooked = task.hook(trainer, state, step)
+            writer.write(step, hooked)
         if step == total:
             break
         preempted = preemption.reached(step - start)
-        if _due(step, config.eval_every) and not preempted:
+        evaluated = any(k.startswith("eval/") for k in hooked)
+        if _due(step, config.eval_every) and not preempted and not evaluated:
             writer.write(step, trainer.evaluate(state))  # logged before its checkpoint
         if _due(step, config.checkpoint_every) or step in config.keep_steps or preempted:
             flush(step)  # never checkpoint a state whose loss or parameters went non-finite

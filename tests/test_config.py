@@ -60,6 +60,15 @@ EXTRA_ARGS = {  # by "slug/file.py"
     "early_phase/digits.py": ["k=0,perturbations=", "levels=3,fraction=0.2",
                               "perturbations=gaussian_noise+rewind"],
     "early_phase/cifar.py": ["model=vgg13,quick", "model=wrn16_8,quick,perturbations=reinit"],
+    "pruning_stability/digits.py": ["data=fashion_mnist,target=scratch", "lr=0.001,score=EBN",
+                                    "quick,target=R,fractions=0.5+0.9"],
+    "pruning_stability/cifar.py": [
+        "model=resnet18,table_c1", "model=resnet18,score=activations",
+        "experiment=c3,model=resnet18,period=1,fraction=0.06", "experiment=f1,model=resnet18",
+        "noise=zero,noise_steps=1105", "noise=gauss,noise_steps=50,mask_bn=false",
+        "noise=zero_restore,noise_steps=89", "flatness", "quick,model=resnet18",
+        "quick,experiment=fig4,model=resnet20,target=S", "quick,noise=zero_restore,noise_steps=2",
+        "quick,flatness"],
 }
 
 

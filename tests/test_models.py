@@ -279,7 +279,8 @@ def test_bfloat16_compute_float32_params():
     ({"name": "cifar_vgg", "depth": 12}, r"11, 13, 16, 19, got 12"),
     ({"name": "resnet"}, r"'resnet'.*cifar_resnet, imagenet_resnet, cifar_vgg"),
     ({"bn_init": "ones"}, r"'ones'.*uniform, fixed, oneone, positivenegative"),
-    ({"kernel_init": "he"}, r"'he'.*kaiming_normal, kaiming_uniform, orthogonal, binary"),
+    ({"kernel_init": "he"}, r"'he'.*kaiming_normal, kaiming_normal_fan_out, kaiming_uniform, "
+                            r"torch_default, orthogonal, binary"),
     ({"dtype": "float16"}, r"'float16'.*float32, bfloat16"),
 ])
 def test_invalid_config_errors(overrides, match):
@@ -449,3 +450,49 @@ def test_vit_bfloat16_compute_float32_params():
 def test_vit_invalid_config_errors(overrides, match):
     with pytest.raises(ValueError, match=match):
         nnx.eval_shape(lambda: build_vit(**overrides))
+
+
+@pytest.mark.parametrize("overrides, total", [
+    # pruning_stability.md §3: the GST models' parameter counts at 10 classes
+    ({"name": "cifar_vgg", "depth": 11, "final_pool": "max"}, 9_231_114),
+    ({"name": "imagenet_resnet", "depth": 18, "width": 64, "stem": "cifar"}, 11_173_962),
+    ({"name": "cifar_resnet", "depth": 20, "shortcut": "zero_pad"}, 269_722),
+    ({"name": "cifar_resnet", "depth": 56, "shortcut": "zero_pad"}, 853_018),
+])
+def test_gst_model_param_counts(overrides, total):
+    assert counts(build_abstract(**overrides))[0] == total
+
+
+def test_zero_pad_shortcut_subsamples_and_pads_by_hand():
+    model = build(depth=8, width=2, in_channels=1, shortcut="zero_pad")
+    block = model.stage2.block0  # 2 → 4 channels, stride 2: one zero channel on each side
+    x = jnp.arange(2 * 4 * 4 * 2, dtype=jnp.float32).reshape(2, 4, 4, 2)
+    out = np.asarray(models.resnet._shortcut(block, x, train=False))
+    assert out.shape == (2, 2, 2, 4)
+    np.testing.assert_array_equal(out[..., 1:3], np.asarray(x)[:, ::2, ::2, :])
+    assert np.all(out[..., [0, 3]] == 0)
+
+
+def test_cifar_stem_keeps_the_resolution_and_vgg_max_pool_takes_the_maximum():
+    model = build(name="imagenet_resnet", depth=18, width=4, stem="cifar", in_channels=1)
+    _, feats = model(jnp.ones((1, 32, 32, 1)), train=False, features=True)
+    assert feats["stem"].shape == (1, 32, 32, 4)
+    vgg = build(name="cifar_vgg", depth=11, final_pool="max", in_channels=1)
+    _, feats = vgg(jax.random.normal(jax.random.key(0), (2, 32, 32, 1)), train=False,
+                   features=True)
+    np.testing.assert_allclose(feats["pool"], np.asarray(feats["conv7"]).max(axis=(1, 2)))
+    with pytest.raises(ValueError, match="unknown shortcut 'option_b'"):
+        build(depth=8, shortcut="option_b")
+
+
+def test_gst_initialisers_by_hand():
+    """torch_default: U(±1/√fan_in), std 1/√(3·fan_in); kaiming_normal_fan_out: std √(2/fan_out)
+    with PyTorch's fan_out = C_out·k·k (Flax kernels are (k, k, C_in, C_out))."""
+    from lib.models.layers import kernel_initializer
+
+    shape = (3, 3, 16, 64)
+    w = np.asarray(kernel_initializer("torch_default")(jax.random.key(0), shape))
+    assert np.abs(w).max() <= 1 / np.sqrt(144) and w.std() == pytest.approx(
+        1 / np.sqrt(3 * 144), rel=0.03)
+    w = np.asarray(kernel_initializer("kaiming_normal_fan_out")(jax.random.key(0), shape))
+    assert w.std() == pytest.approx(np.sqrt(2 / (9 * 64)), rel=0.03)

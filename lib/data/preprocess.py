@@ -13,6 +13,9 @@ from PIL import Image
 NORMALIZATION = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    # The std of many public CIFAR repositories (kuangliu's), used by the GST code.
+    "cifar10_kuangliu": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
 }
 CIFAR_PAD = 4
 CROP_SCALE = (0.1, 1.0)  # area fraction of RandomResizedCrop (lth_common.md §3)

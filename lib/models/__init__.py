@@ -49,17 +49,21 @@ def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
     if model_cfg.name == "vit":
         return _build_vit(model_cfg, num_classes, in_channels, image_size, rngs)
     layers = LayerSpec(
-        kernel_init=model_cfg.kernel_init, bn_init=model_cfg.bn_init,
+        kernel_init=model_cfg.kernel_init, linear_init=model_cfg.linear_init,
+        bn_init=model_cfg.bn_init,
         bn_momentum=model_cfg.bn_momentum, bn_epsilon=model_cfg.bn_epsilon,
         dtype=model_cfg.dtype)
     common = {"num_classes": num_classes, "in_channels": in_channels, "layers": layers,
               "rngs": rngs}
+    residual = {"mask_pruned_residual": model_cfg.mask_pruned_residual}
     if model_cfg.name == "cifar_resnet":
-        return CifarResNet(model_cfg.depth, model_cfg.width, **common)
+        return CifarResNet(model_cfg.depth, model_cfg.width, shortcut=model_cfg.shortcut,
+                           **residual, **common)
     if model_cfg.name == "imagenet_resnet":
-        return ImageNetResNet(model_cfg.depth, model_cfg.width, **common)
+        return ImageNetResNet(model_cfg.depth, model_cfg.width, stem=model_cfg.stem or "imagenet",
+                              **residual, **common)
     if model_cfg.name == "cifar_vgg":
-        return CifarVGG(model_cfg.depth, **common)
+        return CifarVGG(model_cfg.depth, final_pool=model_cfg.final_pool, **common)
     if model_cfg.name == "convnet":
         return ConvNet(model_cfg.widths, model_cfg.pool_after, **common)
     raise ValueError(f"unknown model name {model_cfg.name!r}; valid choices: {', '.join(MODELS)}")

@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-KERNEL_INITS = ("kaiming_normal", "kaiming_uniform", "orthogonal", "binary")
+KERNEL_INITS = ("kaiming_normal", "kaiming_normal_fan_out", "kaiming_uniform", "torch_default",
+                "orthogonal", "binary")
 BN_INITS = ("uniform", "fixed", "oneone", "positivenegative")
 DTYPES = ("float32", "bfloat16")
 
@@ -37,7 +38,11 @@ def kernel_initializer(name: str):
     _choice("kernel_init", name, KERNEL_INITS)
     return {
         "kaiming_normal": _kaiming_normal,
+        # torchvision / GST VGG convs: Kaiming normal with mode='fan_out'.
+        "kaiming_normal_fan_out": jax.nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
         "kaiming_uniform": jax.nn.initializers.variance_scaling(2.0, "fan_in", "uniform"),
+        # PyTorch's default conv/linear init, U(±1/√fan_in): kaiming_uniform with a = √5.
+        "torch_default": jax.nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
         "orthogonal": jax.nn.initializers.orthogonal(),
         "binary": _binary,
     }[name]
@@ -81,6 +86,7 @@ class LayerSpec:
     """
 
     kernel_init: str = "kaiming_normal"
+    linear_init: str = ""  # '' = kernel_init
     bn_init: str = "uniform"
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
@@ -88,6 +94,7 @@ class LayerSpec:
 
     def __post_init__(self):
         kernel_initializer(self.kernel_init)
+        kernel_initializer(self.linear_init or self.kernel_init)
         bn_initializers(self.bn_init)
         _choice("dtype", self.dtype, DTYPES)
 
@@ -116,7 +123,8 @@ class LayerSpec:
     def linear(self, cin, cout, *, rngs):
         return nnx.Linear(
             cin, cout, dtype=self.compute_dtype,
-            kernel_init=kernel_initializer(self.kernel_init), bias_init=torch_bias_init(cin),
+            kernel_init=kernel_initializer(self.linear_init or self.kernel_init),
+            bias_init=torch_bias_init(cin),
             rngs=rngs,
         )
 

@@ -35,13 +35,17 @@ class ConvModule(nnx.Module):
 
 
 class CifarVGG(nnx.Module):
-    """VGG-D without a final max-pool; the remaining map (2x2 at 32x32) is averaged.
+    """VGG-D without a final max-pool; the remaining map (2x2 at 32x32) is averaged, or with
+    final_pool="max" max-pooled (at 32x32 the GST vgg11_bn's final 2x2 max-pool and flatten).
 
     Inputs must be at least 16x16 (four max-pools).
     """
 
     def __init__(self, depth: int = 16, *, num_classes: int, in_channels: int = 3,
-                 layers: LayerSpec = DEFAULT_LAYERS, rngs: nnx.Rngs):
+                 layers: LayerSpec = DEFAULT_LAYERS, final_pool: str = "avg", rngs: nnx.Rngs):
+        if final_pool not in ("avg", "max"):
+            raise ValueError(f"cifar_vgg final_pool must be avg or max, got {final_pool!r}")
+        self.final_pool = final_pool
         if depth not in PLANS:
             raise ValueError(f"cifar_vgg depth must be one of "
                              f"{', '.join(map(str, PLANS))}, got {depth!r}")
@@ -63,7 +67,7 @@ class CifarVGG(nnx.Module):
                 x = getattr(self, f"conv{i}")(x, train=train)
                 feats[f"conv{i}"] = x
                 i += 1
-        x = global_avg_pool(x)
+        x = global_avg_pool(x) if self.final_pool == "avg" else jnp.max(x, axis=(1, 2))
         feats["pool"] = x
         logits = self.head(x).astype(jnp.float32)
         return (logits, feats) if features else logits

@@ -1,0 +1,148 @@
+"""Across runs: the stability-accuracy tradeoff statistics and plots (pruning_stability.md §4).
+
+    python -m experiments.pruning_stability.analysis RUN_WORKDIR [RUN_WORKDIR …] [--out DIR]
+
+reads each finished run's config.json and results.json (the procedure writes both), groups the
+runs by configuration (model, target, period, score, noise), prints each group's mean ± std of
+mean stability, best test accuracy and generalization gap, the Pearson r and Kendall τ between
+mean stability and best test accuracy over all runs (95 % Fisher-z intervals; the paper expects
+a negative correlation, G2), and writes stability_vs_accuracy.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+from lib import stats
+from lib.repro import mean_std
+
+KEYS = ("mean_stability", "best_test_accuracy", "generalization_gap")
+
+
+def group_name(config: dict) -> str:
+    fp, model = config["filter_pruning"], config["model"]
+    depth = "" if model["name"] == "convnet" else str(model["depth"])
+    name = f"{model['name']}{depth} {fp['target']}"
+    if fp["target"] not in ("none", "scratch"):
+        name += f" r={fp['period']} {fp['score']}"
+    if fp.get("noise", "none") != "none":
+        name += f" {fp['noise']}({fp['noise_steps']})"
+    return name
+
+
+def load_runs(workdirs) -> list[tuple[str, dict]]:
+    runs = []
+    for w in map(pathlib.Path, workdirs):
+        if not (w / "results.json").exists():
+            raise FileNotFoundError(f"{w} has no results.json: the run has not finished")
+        config = json.loads((w / "config.json").read_text())
+        runs.append((group_name(config), json.loads((w / "results.json").read_text())))
+    return runs
+
+
+def summarize(runs: list[tuple[str, dict]]) -> dict:
+    groups: dict[str, list[dict]] = {}
+    for name, result in runs:
+        groups.setdefault(name, []).append(result)
+    table = {name: {k: mean_std([r[k] for r in rs]) for k in KEYS} | {"runs": len(rs)}
+             for name, rs in sorted(groups.items())}
+    out = {"groups": table}
+    if len(runs) >= 3:
+        out["correlation"] = stats.correlations([r["mean_stability"] for _, r in runs],
+                                                [r["best_test_accuracy"] for _, r in runs])
+    return out
+
+
+def scatter(ax, points: dict[str, list[tuple[float, float]]], title: str) -> None:
+    """Mean stability (x) vs best test accuracy (y), one colour per group."""
+    for name, xy in points.items():
+        ax.scatter([p[0] for p in xy], [p[1] for p in xy], label=name, s=18)
+    xs = [p[0] for xy in points.values() for p in xy]
+    ys = [p[1] for xy in points.values() for p in xy]
+    if len(xs) >= 4:
+        c = stats.correlations(xs, ys)
+        title += (f"\nPearson r {c['pearson']:+.2f} [{c['pearson_low']:+.2f}, "
+                  f"{c['pearson_high']:+.2f}], Kendall τ {c['kendall']:+.2f}")
+    ax.set_title(title, fontsize=8)
+    ax.set_xlabel("mean stability (%)")
+    ax.set_ylabel("best test accuracy after the last event")
+    ax.legend(fontsize=6)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_runs(runs: list[tuple[str, dict]], path: pathlib.Path) -> None:
+    plt = _pyplot()
+    points: dict[str, list] = {}
+    for name, r in runs:
+        points.setdefault(name, []).append((r["mean_stability"], r["best_test_accuracy"]))
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    scatter(ax, points, "stability vs best test accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_small_scale(m: dict, path: pathlib.Path) -> None:
+    """claims.measure's results: mean instability per target for each setting, and the
+    Fashion-MNIST stability-accuracy scatter."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    settings = [s for s in ("digits", "digits_lr1e-3") if s in m]
+    for i, setting in enumerate(settings):
+        targets = list(m[setting])
+        stats_ = [mean_std([r["mean_instability"] for r in m[setting][t]]) for t in targets]
+        xs = [j + 0.35 * i for j in range(len(targets))]
+        axes[0].bar(xs, [s[0] for s in stats_], width=0.35, yerr=[s[1] for s in stats_],
+                    capsize=3, label=setting)
+        axes[0].set_xticks(range(len(targets)), targets)
+    axes[0].set_ylabel("mean instability per event")
+    axes[0].set_title("digits: instability by pruning target (± std over seeds)", fontsize=8)
+    axes[0].legend(fontsize=7)
+    if "fmnist" in m:
+        points = {t: [(r["mean_stability"], r["best_test_accuracy"]) for r in rs]
+                  for t, rs in m["fmnist"].items()}
+        scatter(axes[1], points, "Fashion-MNIST")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workdirs", nargs="+")
+    parser.add_argument("--out", default=".", help="folder for stability_vs_accuracy.png")
+    args = parser.parse_args(argv)
+    try:
+        runs = load_runs(args.workdirs)
+    except FileNotFoundError as e:
+        print(e, file=sys.stderr)
+        return 2
+    result = summarize(runs)
+    for name, g in result["groups"].items():
+        print(f"{name:40s} n={g['runs']:2d} " + "  ".join(
+            f"{k} {g[k][0]:.4g} ± {g[k][1]:.2g}" for k in KEYS))
+    if "correlation" in result:
+        c = result["correlation"]
+        print(f"corr(mean stability, best test acc) over {c['n']} runs: Pearson "
+              f"{c['pearson']:+.3f} [{c['pearson_low']:+.3f}, {c['pearson_high']:+.3f}], "
+              f"Kendall {c['kendall']:+.3f} [{c['kendall_low']:+.3f}, {c['kendall_high']:+.3f}]")
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_runs(runs, out / "stability_vs_accuracy.png")
+    print(f"wrote {out / 'stability_vs_accuracy.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
