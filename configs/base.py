@@ -57,6 +57,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.test_fraction = 0.3       # digits only: held-out fraction
     c.data.pool = 1                  # average-pool factor applied to images (2: 28×28 → 14×14)
     c.data.augment = "none"          # none | flip | cifar (pad-4 crop + flip) | imagenet (inception crop + flip)
+    c.data.labels = "true"           # true | random (each train label redrawn once, seeded) | rotation (image rotated r·90°, label r, 4 classes)
+    c.data.blur = 0                  # down- then up-sample every image by this factor (0/1 = off; early_phase blur pretraining)
     c.data.image_size = 0            # output size for imagenet preprocessing (0 = native size)
     c.data.normalization = "dataset"  # dataset (train mean/std) | imagenet | cifar10 | cifar10_kuangliu | cifar100 | none
     c.data.batch_size = 128          # global train batch
@@ -96,6 +98,17 @@ def get_config() -> ml_collections.ConfigDict:
     c.init.transform = ""            # "module:function" (params, masks, config) -> params applied to the starting parameters
     #                                  (e.g. experiments.early_phase.perturb:transform); '' = none
 
+    c.pretrain = ml_collections.ConfigDict()  # read by experiments.early_phase.procedure:run
+    c.pretrain.variant = ""          # '' (none) | random_labels | rotation | blur | subsample | no_augment: P steps before IMP
+    c.pretrain.steps = 0             # P: pretraining steps; the dense run and IMP levels then start from that state at step P
+    c.pretrain.blur = 4              # blur: down/up-sampling factor b (value uncertain in the spec)
+    c.pretrain.fraction = 0.1        # subsample: share of the training set kept (stratified)
+
+    c.early_stats = ml_collections.ConfigDict()  # read by experiments.early_phase.task:EarlyPhaseStatistics
+    c.early_stats.until = 4000       # last step of the statistics grid (1..10, every 10 to 100, 50 to 1,000, 250 beyond)
+    c.early_stats.bins = 20          # histogram of |W| over all kernels: equal bins on [0, hist_max]
+    c.early_stats.hist_max = 0.5     # upper edge (larger |W| counted in the last bin)
+
     c.perturb = ml_collections.ConfigDict()  # read by experiments.early_phase.perturb:transform
     c.perturb.name = "rewind"        # rewind | reinit | reinit_keep_sign | shuffle_layer | shuffle_layer_keep_sign | gaussian_noise
     c.perturb.epsilon = 1.0          # gaussian_noise: noise std as a multiple of the reference std
@@ -131,6 +144,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.flatness.method = "power"      # power (deflated, the paper's) | lanczos
     c.flatness.iterations = 20       # power: Hessian-vector products per eigenvalue at most
     c.flatness.tolerance = 1e-4      # power: relative change of the eigenvalue that stops it
+    c.flatness.step = 0              # the checkpoint measured (0 = the final state; keep_steps must keep it)
+    c.flatness.curve_vectors = 0     # accuracy/loss curves along the top eigenvectors (paper: 10; full test set each)
+    c.flatness.curve_epsilons = 81   # ε values evenly spaced on [−0.4, 0.4]
 
     c.imp = ml_collections.ConfigDict()
     c.imp.levels = 1                 # pruning levels after the dense run (lib.procedure:imp)

@@ -65,6 +65,9 @@ def plan(cfg, roles: Mapping[str, str], shapes: Mapping[str, tuple]) -> list[Lay
     layers = [k for k in cfg.layers if k]
     if cfg.target == "none":
         return []
+    if cfg.score == "EBN_alt" and not cfg.mask_bn and cfg.noise == "none":
+        raise ValueError("filter_pruning.score=EBN_alt masks only the BN (not the kernel), so "
+                         "it needs filter_pruning.mask_bn=True")
     columns = {"fractions": cfg.fractions, "starts": cfg.starts, "ends": cfg.ends}
     bad = {k: len(v) for k, v in columns.items() if len(v) != len(layers)}
     if not layers or bad:

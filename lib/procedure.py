@@ -25,6 +25,11 @@ def _check_imp(config) -> None:
     imp, total = config.imp, config.total_steps
     if imp.levels < 1:
         raise config_lib.ConfigError(f"imp.levels={imp.levels}: IMP needs at least 1 level")
+    if config.init.workdir and imp.rewind_step != config.init.step:
+        raise config_lib.ConfigError(
+            f"imp.rewind_step={imp.rewind_step} but init.step={config.init.step}: a run that "
+            "starts from another run's state (init.workdir, e.g. pretraining) rewinds to that "
+            "state, so both must be the same step")
     if not 0 <= imp.rewind_step < total:
         raise config_lib.ConfigError(
             f"imp.rewind_step={imp.rewind_step} must lie in [0, total_steps={total}): the "
@@ -83,7 +88,7 @@ def imp(config: ml_collections.ConfigDict, workdir) -> dict:
             if jax.process_index() == 0:
                 sparsity.save(mask_path, masks)
         changes = {"sparsity.mask": str(mask_path)}
-        if k > 0:
+        if k > 0 and not config.init.workdir:  # with init.workdir, levels start where it says
             changes.update({"init.workdir": str(dense_dir), "init.step": k})
         levels[str(level)] = summary(train.run(stage_config(config, **changes), level_dir))
     if jax.process_index() == 0:

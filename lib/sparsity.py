@@ -171,13 +171,15 @@ def filter_norms(kernel: np.ndarray, score: str = "L2") -> np.ndarray:
 def expected_bn_output(gamma: np.ndarray, beta: np.ndarray, use_abs: bool = True) -> np.ndarray:
     """E[ReLU(γ·z + β)] for z ~ N(0, 1), per BN channel: (1 − Φ(α))·β + φ(α)·|γ|, α = −β/|γ|.
 
-    γ = 0 gives the limit max(β, 0). `use_abs=False` is the EBN_alt variant (γ in place of |γ|).
+    γ = 0 gives the limit max(β, 0). `use_abs=False` is the EBN_alt variant: γ in place of
+    |γ| in both places, α = −β/γ and φ(α)·γ (the literal reading of the spec; it differs only
+    for γ < 0).
     """
     gamma, beta = np.asarray(gamma, np.float64), np.asarray(beta, np.float64)
     scale = np.abs(gamma)
-    safe = np.where(scale > 0, scale, 1.0)
+    factor = scale if use_abs else gamma
+    safe = np.where(scale > 0, factor, 1.0)
     alpha = -beta / safe
-    factor = gamma if not use_abs else scale
     value = (1.0 - stats.norm.cdf(alpha)) * beta + stats.norm.pdf(alpha) * factor
     return np.where(scale > 0, value, np.maximum(beta, 0.0))
 

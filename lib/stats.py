@@ -39,7 +39,8 @@ def kendall_tau(x, y) -> float:
 
 
 def fisher_interval(r: float, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Confidence interval of a correlation by Fisher's z: tanh(atanh(r) ± z_{(1+level)/2}/√(n−3))."""
+    """Confidence interval of a correlation by Fisher's z:
+    tanh(atanh(r) ± z_{(1+level)/2}/√(n−3))."""
     if n <= 3:
         raise ValueError(f"a Fisher-z interval needs more than 3 runs (got {n})")
     if math.isnan(r):

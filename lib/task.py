@@ -33,7 +33,9 @@ class Task(Protocol):
     #   hook_due(step) -> bool: whether `hook` runs after optimizer step `step` (0: before the
     #       first step of a fresh run).
     #   hook(trainer, state, step) -> (state, values): host code between steps; it may
-    #       evaluate (trainer.evaluate) and change the state; `values` are logged at `step`.
+    #       evaluate (trainer.evaluate) and change the state (trainer.place puts it back on the
+    #       devices; no two entries may share a buffer: the train step donates the state);
+    #       `values` are logged at `step`.
     #   extra_state(shapes) -> dict of arrays kept in state["extra"]: what the hook must
     #       remember across steps (checkpointed with the rest).
     #   update_extra(extra, update, step) -> extra: inside the jitted step, when train_loss's

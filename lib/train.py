@@ -246,7 +246,8 @@ class Trainer:
         """The state (on the host) and data position of another run's checkpoint
         (config.init): parameters, BN statistics, step and RNG from there, this run's masks
         applied, and a fresh optimizer state unless init.optimizer='keep'. IMP levels rewind
-        to the dense run this way."""
+        to the dense run this way. A head of another class count is initialised afresh, and a
+        run on other data starts at the beginning of this run's data order (pretraining)."""
         init = self.config.init
         if init.optimizer not in ("fresh", "keep"):
             raise config_lib.ConfigError(
@@ -268,10 +269,24 @@ class Trainer:
         if missing:
             raise config_lib.ConfigError(
                 f"init.workdir={init.workdir!r} holds another model: it lacks {missing[:3]}")
+        params = {k: saved["params"][k] for k in fresh["params"]}
+        for k, v in fresh["params"].items():
+            if tuple(np.shape(params[k])) == tuple(v.shape):
+                continue
+            if not self.setup.roles[k].startswith("head_"):
+                raise config_lib.ConfigError(
+                    f"init.workdir={init.workdir!r}: {k} has shape {np.shape(params[k])}, this "
+                    f"model {tuple(v.shape)}")
+            params[k] = v  # another class count (e.g. a rotation-pretrained head): fresh head
+            log.info("%s: freshly initialised (the source has another class count)", k)
+        source_config = files.as_path(init.workdir) / "config.json"
+        if source_config.exists() and json.loads(source_config.read_text()).get("data") != \
+                json.loads(self.config.data.to_json_best_effort()):
+            data_state = None  # another data pipeline: its position means nothing here
         state = {
             **fresh,  # a task's "extra" state starts fresh
             "step": saved["step"], "rng": saved["rng"],
-            "params": sparsity.apply(saved["params"], self.setup.masks),
+            "params": sparsity.apply(params, self.setup.masks),
             "batch_stats": saved["batch_stats"],
             "opt_state": saved["opt_state"] if init.optimizer == "keep" else fresh["opt_state"],
         }
@@ -486,7 +501,6 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
             flush(step)
         hooked = {}
         if hook_due(step):
-            flush(step)  # the train metrics so far are logged before the hook changes the state
             state, hooked = task.hook(trainer, state, step)
             writer.write(step, hooked)
         if step == total:
@@ -504,14 +518,20 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
     return state
 
 
-def load_final(workdir) -> tuple[ml_collections.ConfigDict, Setup, dict]:
-    """(config, setup, state) of the latest checkpoint of a workdir, for analysis."""
+def load_final(workdir, step: int | None = None) -> tuple[ml_collections.ConfigDict, Setup,
+                                                          dict]:
+    """(config, setup, state) of a workdir's latest checkpoint (or of `step`), for analysis."""
     workdir = epath.Path(workdir)
     config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
     setup = build(config)
     ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints,
                                    async_save=False)
-    step = ckpt.latest_step()
+    steps = ckpt.all_steps()
+    if step is not None and step not in steps:
+        ckpt.close()
+        raise FileNotFoundError(f"{workdir} has no checkpoint at step {step} (it has "
+                                f"{steps or 'none'}); add it to keep_steps")
+    step = step if step is not None else ckpt.latest_step()
     if step is None:
         raise FileNotFoundError(f"{workdir} has no checkpoint to analyse")
     state, _ = ckpt.restore(step, setup.init_state)

@@ -40,3 +40,21 @@ def cli(*args, **env):
         [sys.executable, "-m", "lib.main", *args], cwd=REPO, capture_output=True, text=True,
         env={**os.environ, "JAX_PLATFORMS": "cpu", **env}, timeout=300,
     )
+
+
+class Crash(RuntimeError):
+    """A simulated kill."""
+
+
+def crash_on_batch(monkeypatch, n: int) -> None:
+    """Makes the n-th global batch the trainer builds (train and eval batches alike) raise
+    Crash, as a kill at that point would; monkeypatch.undo() or a new patch restores it."""
+    real, calls = train.sharding.global_batch, {"n": 0}
+
+    def crashing(batch, sh):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise Crash("simulated kill")
+        return real(batch, sh)
+
+    monkeypatch.setattr(train.sharding, "global_batch", crashing)

@@ -12,7 +12,7 @@ from flax import nnx
 from experiments.pruning_stability import procedure, summary, task
 from lib import config as config_lib
 from lib import filter_pruning, models, train
-from tests.helpers import REPO, read_metrics, train_losses
+from tests.helpers import REPO, Crash, crash_on_batch, read_metrics, train_losses
 
 DIGITS = REPO / "experiments/pruning_stability/configs/digits.py"
 ROLES = {"c/conv/kernel": "conv_kernel", "c/bn/scale": "bn_scale", "c/bn/bias": "bn_bias",
@@ -23,7 +23,7 @@ SHAPES = {"c/conv/kernel": (3, 3, 2, 4), "c/bn/scale": (4,), "c/bn/bias": (4,),
 
 def _cfg(**kw):
     base = dict(layers=("c/conv/kernel",), fractions=(0.5,), starts=(1,), ends=(3,), period=2,
-                score="L2", target="S")
+                score="L2", target="S", mask_bn=True, noise="none")
     return ml_collections.ConfigDict({**base, **kw})
 
 
@@ -146,7 +146,20 @@ def quick(**changes):
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("gst")
-    return workdir, procedure.run(quick(), workdir)
+    config = quick(checkpoint_every=5, keep_checkpoints=20)
+    return workdir, procedure.run(config, workdir)
+
+
+def _evaluate_checkpoint(workdir, step):
+    from lib import checkpoint
+
+    config = config_lib.updated(quick(), {"procedure": ""})
+    trainer = train.Trainer(config)
+    ckpt = checkpoint.Checkpointer(workdir / "train" / "checkpoints", keep=20,
+                                   async_save=False, read_only=True)
+    state, _ = ckpt.restore(step, trainer.initial_state())
+    ckpt.close()
+    return trainer.evaluate(state)["eval/accuracy"]
 
 
 def test_events_log_pre_and_post_accuracy_and_pruned_filters_stay_zero(finished):
@@ -156,9 +169,10 @@ def test_events_log_pre_and_post_accuracy_and_pruned_filters_stay_zero(finished)
     assert [int(r["prune/epoch"]) for r in events] == [2, 4, 6]
     assert [r["step"] for r in events] == [15, 25, 35]  # after epochs 2, 4, 6 of 5 steps
     for r in events:
-        assert r["prune/instability"] == pytest.approx(task.instability(
-            r["prune/acc_pre"], r["prune/acc_post"]))
-        assert r["eval/accuracy"] == r["prune/acc_post"]
+        pre, post = r["prune/acc_pre"], r["prune/acc_post"]
+        assert r["prune/instability"] == pytest.approx((pre - post) / pre)
+    # A_post is the accuracy of the pruned state that was checkpointed at the event step
+    assert events[0]["prune/acc_post"] == pytest.approx(_evaluate_checkpoint(workdir, 15))
     # final kept: ceil(0.7·64) = 45 and ceil(0.5·64) = 32 → 19 + 32 pruned
     assert events[-1]["prune/pruned_total"] == 51
     _, setup, state = train.load_final(workdir / "train")
@@ -173,26 +187,13 @@ def test_events_log_pre_and_post_accuracy_and_pruned_filters_stay_zero(finished)
     assert json.loads((workdir / "results.json").read_text()) == results
 
 
-class _Crash(RuntimeError):
-    pass
-
-
 def test_resume_after_an_event_equals_uninterrupted(tmp_path, finished, monkeypatch):
     workdir, results = finished
-    real = train.sharding.global_batch
-    calls = {"n": 0}
-
-    def crashing(batch, sh):  # steps 1-15 (+ 3 per eval/event) … die during epoch 4
-        calls["n"] += 1
-        if calls["n"] == 30:
-            raise _Crash("simulated kill")
-        return real(batch, sh)
-
     config = quick(checkpoint_every=15)
-    monkeypatch.setattr(train.sharding, "global_batch", crashing)
-    with pytest.raises(_Crash):
+    crash_on_batch(monkeypatch, 30)  # steps 1-15 (+ 2 per eval, 4 per event): in epoch 4
+    with pytest.raises(Crash):
         procedure.run(config, tmp_path)
-    monkeypatch.setattr(train.sharding, "global_batch", real)
+    monkeypatch.undo()
     again = procedure.run(config, tmp_path)
     assert train_losses(tmp_path / "train") == train_losses(workdir / "train")
     assert {k: v for k, v in again.items() if k != "wall_seconds_this_start"} == \
@@ -201,8 +202,8 @@ def test_resume_after_an_event_equals_uninterrupted(tmp_path, finished, monkeypa
 
 def test_bad_pruning_config_stops_before_anything_is_written(tmp_path):
     with pytest.raises(config_lib.ConfigError, match="not a conv kernel"):
-        procedure.run(quick(**{"filter_pruning.layers": ("conv9/conv/kernel", "conv3/conv/kernel")}),
-                      tmp_path / "w")
+        layers = ("conv9/conv/kernel", "conv3/conv/kernel")
+        procedure.run(quick(**{"filter_pruning.layers": layers}), tmp_path / "w")
     with pytest.raises(config_lib.ConfigError, match="steps_per_epoch=0"):
         procedure.run(quick(**{"filter_pruning.steps_per_epoch": 0}), tmp_path / "w")
     assert not (tmp_path / "w" / "train" / "config.json").exists()
@@ -255,6 +256,24 @@ def test_activation_score_is_the_running_abs_sum_of_the_block_activations():
     expected = {"stage2/block0/conv1/kernel": block.bn1_output.get_value()[0],
                 "stage2/block0/conv2/kernel": block.residual_sum.get_value()[0]}
     new, _ = trainer.train_step(state, train.sharding.global_batch(batch, trainer.batch_sharding))
+    # independently: the block's input from the previous block, its convs, and BN by hand
+    _, feats = trainer.setup.merge(host["params"], host["batch_stats"])(
+        batch["image"], train=True, features=True)
+    x = feats["stage1/block0"]
+
+    def bn(y, module):  # train-mode BatchNorm: batch statistics over N, H, W
+        y = np.asarray(y, np.float64)
+        mean, var = y.mean((0, 1, 2)), y.var((0, 1, 2))
+        return (y - mean) / np.sqrt(var + 1e-5) * np.asarray(module.scale[...]) + \
+            np.asarray(module.bias[...])
+
+    bn1 = bn(block.conv1(x), block.bn1)
+    y2 = bn(block.conv2(jax.numpy.asarray(np.maximum(bn1, 0), jax.numpy.float32)), block.bn2)
+    by_hand = {"stage2/block0/conv1/kernel": bn1,
+               "stage2/block0/conv2/kernel": y2 + bn(block.shortcut_conv(x), block.shortcut_bn)}
+    for k, a in by_hand.items():
+        np.testing.assert_allclose(np.abs(a).sum((0, 1, 2)), np.abs(np.asarray(expected[k])).sum(
+            (0, 1, 2)), rtol=1e-3)
     for k, a in expected.items():
         np.testing.assert_allclose(new["extra"][f"activity/{k}"],
                                    0.1 * np.abs(np.asarray(a)).sum((0, 1, 2)), rtol=1e-4)
@@ -273,6 +292,9 @@ CIFAR = REPO / "experiments/pruning_stability/configs/cifar.py"
     ("experiment=fig4,model=resnet20,target=S,period=60", 18, None),
     ("experiment=fig4,model=resnet56,target=S,period=30", 54, None),
     ("experiment=f1,model=resnet18", 1, None),
+    ("experiment=c3,model=resnet18,fraction=0.06", 16, None),
+    ("noise=zero,noise_steps=1105", 4, None),
+    ("noise=zero_restore,noise_steps=2480", 4, None),
 ])
 def test_paper_scale_configs_prune_layers_that_exist(arg, layers, conv7_kept):
     """Each paper-scale setting builds (CIFAR shapes, no data needed) and plans its events;
@@ -289,7 +311,17 @@ def test_paper_scale_configs_prune_layers_that_exist(arg, layers, conv7_kept):
         assert plan[-1].kernel == "conv7/conv/kernel"
         assert [e for e, _ in plan[-1].events] == [6, 46, 86, 126, 166, 206, 246]
         assert list(np.cumsum([-n for _, n in plan[-1].events]) + 512) == conv7_kept
-    assert set(setup.masks) >= {ly.kernel for ly in plan}
+    if "noise" in arg:  # nothing masked; per-layer windows that do not reach the next event
+        assert setup.masks == {} and len(setup.task.noise_steps) > 0
+    else:
+        assert set(setup.masks) >= {ly.kernel for ly in plan}
+    if "f1" in arg:  # 512 filters, f = 0.7: keep ceil(0.3·512) = 154, two events of 179
+        assert plan[0].events == ((2500, 179), (3250, 179))
+    if "c3" in arg:
+        assert [e for e, _ in plan[0].events] == list(range(24, 101))
+    expected_target = "S" if "fig4" in arg or "c3" in arg else "L"
+    assert config.filter_pruning.target == (expected_target if "target" not in arg else
+                                            arg.split("target=")[1].split(",")[0])
 
 
 def test_paper_scale_procedure_runs_on_tfds_mock(tmp_path):
@@ -307,8 +339,17 @@ def test_paper_scale_procedure_runs_on_tfds_mock(tmp_path):
         "filter_pruning.period": 1, "filter_pruning.fractions": (0.5,) * n})
     with tfds.testing.mock_data(num_examples=32):
         results = procedure.run(c, tmp_path)
+        _, setup, state = train.load_final(tmp_path / "train")
     assert results["events"] == 2 and np.isfinite(results["best_test_accuracy"])
     # 16/32/64 filters per stage, 6 convs each: half of every layer pruned, kernels + γ, β
     pruned = sum(6 * (f // 2) for f in (16, 32, 64))
     events = [r for r in read_metrics(tmp_path / "train") if "prune/pruned_total" in r]
     assert [r["step"] for r in events] == [2, 3] and events[-1]["prune/pruned_total"] == pruned
+    # through prune and with_masks: a pruned conv2 filter is 0 at its block's output
+    host = jax.tree.map(jax.numpy.asarray, jax.device_get(state))
+    _, feats = setup.merge(host["params"], host["batch_stats"])(
+        jax.random.normal(jax.random.key(0), (4, 32, 32, 3)), train=False, features=True)
+    dead = np.asarray(host["params"]["stage2/block1/bn2/scale"]) == 0
+    assert dead.sum() == 16
+    assert np.all(np.asarray(feats["stage2/block1"])[..., dead] == 0)
+    assert np.any(np.asarray(feats["stage2/block1"])[..., ~dead] != 0)

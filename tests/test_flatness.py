@@ -39,8 +39,9 @@ def test_top_eigenvalues_match_numpy(method):
         values, vectors = flatness.power_top(hvp, dim, 3, iterations=500, tolerance=1e-9)
         np.testing.assert_allclose(np.abs(vectors @ vectors.T), np.eye(3), atol=1e-3)
     else:
-        values = flatness.lanczos_top(hvp, dim, 3)
+        values, vectors = flatness.lanczos_top(hvp, dim, 3)
     np.testing.assert_allclose(values, expected, rtol=1e-3)
+    np.testing.assert_allclose(vectors @ a, values[:, None] * vectors, atol=2e-3)  # A v = λ v
 
 
 def test_power_stops_after_the_iteration_budget():
@@ -70,3 +71,18 @@ def test_gradient_second_moment_by_hand():
                                           {"image": x, "label": y}, chunk=3)
     expected = np.mean((x @ w - y) ** 2 * (x**2).sum(1))
     assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_eigenvector_curves_move_along_each_vector():
+    params = {"w": jnp.array([1.0, 2.0])}
+    seen = []
+
+    def evaluate(p):
+        seen.append(np.asarray(p["w"]))
+        return {"eval/accuracy": float(p["w"][0]), "eval/loss": float(p["w"][1])}
+
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0]])
+    curves = flatness.eigenvector_curves(evaluate, params, vectors, [-0.4, 0.0, 0.4])
+    assert curves["accuracy"][0] == pytest.approx([0.6, 1.0, 1.4])
+    assert curves["loss"][1] == pytest.approx([1.6, 2.0, 2.4])
+    assert len(seen) == 6

@@ -7,7 +7,7 @@ import shutil
 import jax
 import numpy as np
 import pytest
-from helpers import digits_config, train_losses
+from helpers import Crash, crash_on_batch, digits_config, train_losses
 
 from lib import config as config_lib
 from lib import procedure, sparsity, train
@@ -86,28 +86,16 @@ def test_a_level_starts_from_the_masked_dense_state_at_k(finished):
     assert steps[0] == 5 and steps[-1] == 12
 
 
-class _Crash(RuntimeError):
-    pass
-
-
 def test_resume_in_the_middle_of_a_level_equals_uninterrupted(tmp_path, finished, monkeypatch):
     workdir, summary = finished
-    real = train.sharding.global_batch
-    calls = {"n": 0}
-
-    def crashing(batch, sh):  # dense: 12 steps + 1 eval batch; level 1: steps 5..9 (8 saved)
-        calls["n"] += 1
-        if calls["n"] == 13 + 6:
-            raise _Crash("simulated kill")
-        return real(batch, sh)
-
-    monkeypatch.setattr(train.sharding, "global_batch", crashing)
-    with pytest.raises(_Crash):
+    # dense: 12 steps + 1 eval batch; level 1: steps 5..9 (8 saved)
+    crash_on_batch(monkeypatch, 13 + 6)
+    with pytest.raises(Crash):
         procedure.imp(imp_config(), tmp_path)
     assert not (tmp_path / "level_1" / "results.json").exists()
     assert (tmp_path / "level_1" / "mask.npz").exists()
     assert (tmp_path / "level_1" / "checkpoints" / "8").exists()  # resumes from the middle
-    monkeypatch.setattr(train.sharding, "global_batch", real)
+    monkeypatch.undo()
     assert procedure.imp(imp_config(), tmp_path) == summary
     for level in range(3):
         assert train_losses(tmp_path / f"level_{level}") == \

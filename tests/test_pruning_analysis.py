@@ -27,14 +27,17 @@ def test_groups_and_negative_correlation(tmp_path, capsys):
         ("L", 97.0, 0.990), ("L", 97.5, 0.988), ("S", 99.0, 0.980), ("S", 99.5, 0.978),
         ("none", 100.0, 0.975)])]
     runs = analysis.load_runs(dirs)
-    assert [n for n, _ in runs] == ["convnet L r=6 L2"] * 2 + ["convnet S r=6 L2"] * 2 + \
-        ["convnet none"]
+    assert [n for n, _ in runs] == ["convnet L r=6 L2 f=0.3/0.5"] * 2 + \
+        ["convnet S r=6 L2 f=0.3/0.5"] * 2 + ["convnet none"]
     result = analysis.summarize(runs)
-    assert result["groups"]["convnet L r=6 L2"]["runs"] == 2
-    assert result["groups"]["convnet L r=6 L2"]["mean_stability"][0] == pytest.approx(97.25)
+    assert result["groups"]["convnet L r=6 L2 f=0.3/0.5"]["runs"] == 2
+    assert result["groups"]["convnet L r=6 L2 f=0.3/0.5"]["mean_stability"][0] == \
+        pytest.approx(97.25)
     xs, ys = [97.0, 97.5, 99.0, 99.5, 100.0], [0.990, 0.988, 0.980, 0.978, 0.975]
-    assert result["correlation"]["pearson"] == pytest.approx(np.corrcoef(xs, ys)[0, 1])
-    assert result["correlation"]["kendall"] == pytest.approx(-1.0)
+    every = result["correlations"]["all runs"]
+    assert every["pearson"] == pytest.approx(np.corrcoef(xs, ys)[0, 1])
+    assert every["kendall"] == pytest.approx(-1.0)
+    assert result["correlations"]["convnet r=6"]["n"] == 4  # the pruned runs at r = 6
     assert analysis.main([*map(str, dirs), "--out", str(tmp_path / "plots")]) == 0
     assert (tmp_path / "plots" / "stability_vs_accuracy.png").exists()
     assert "Pearson -0.9" in capsys.readouterr().out

@@ -35,7 +35,8 @@ def test_zero_touches_only_the_flagged_filters(with_bn):
     p = _params()
     out = noise.zero(p, [LAYER], {"c/conv/kernel": np.array([0, 1, 0])}, with_bn)
     assert np.all(out["c/conv/kernel"][..., 1] == 0)
-    np.testing.assert_array_equal(out["c/conv/kernel"][..., [0, 2]], p["c/conv/kernel"][..., [0, 2]])
+    kept = [0, 2]
+    np.testing.assert_array_equal(out["c/conv/kernel"][..., kept], p["c/conv/kernel"][..., kept])
     np.testing.assert_array_equal(out["c/bn/scale"], [1, 0, 3] if with_bn else [1, 2, 3])
 
 
@@ -57,7 +58,8 @@ def test_restore_puts_back_the_flagged_filters_only():
     p = _params()
     snapshot = {k: v + 10 for k, v in p.items()}
     snapshot.update({"c/bn/mean": np.array([5.0, 6.0, 7.0]), "c/bn/var": np.array([8.0, 9, 10])})
-    stats = {("c", "bn", "mean"): np.zeros(3, np.float32), ("c", "bn", "var"): np.ones(3, np.float32)}
+    stats = {("c", "bn", "mean"): np.zeros(3, np.float32),
+             ("c", "bn", "var"): np.ones(3, np.float32)}
     params, stats = noise.restore(p, stats, snapshot, [LAYER],
                                   {"c/conv/kernel": np.array([0, 0, 1])})
     np.testing.assert_array_equal(params["c/bn/scale"], [1, 2, 13])
@@ -99,9 +101,31 @@ def test_zero_restore_restores_weights_and_running_statistics(tmp_path):
     snap = states[15]["extra"]
     for step in (15, 16):
         assert np.all(states[step]["params"]["conv3/bn/scale"][now] == 0)
-    np.testing.assert_array_equal(states[17]["params"][k][..., now], snap[f"snapshot/{k}"][..., now])
+    np.testing.assert_array_equal(states[17]["params"][k][..., now],
+                                  snap[f"snapshot/{k}"][..., now])
     np.testing.assert_array_equal(states[17]["batch_stats"]["conv3"]["bn"]["mean"][now],
                                   snap["snapshot/conv3/bn/mean"][now])
     np.testing.assert_array_equal(snap[f"snapshot/{k}"][..., ~now],  # taken at the event
                                   states[15]["params"][k][..., ~now])
-    assert not np.array_equal(states[17]["params"][k][..., ~now], states[15]["params"][k][..., ~now])
+    assert not np.array_equal(states[17]["params"][k][..., ~now],
+                              states[15]["params"][k][..., ~now])
+
+
+def test_resume_inside_a_noise_window_equals_uninterrupted(tmp_path, monkeypatch):
+    from tests.helpers import Crash, crash_on_batch, train_losses
+
+    def config():
+        c = config_lib.load_file(DIGITS, "quick,target=L")
+        return config_lib.updated(c, {"filter_pruning.noise": "gauss",
+                                      "filter_pruning.noise_steps": 4, "checkpoint_every": 16,
+                                      "async_checkpointing": False})
+
+    procedure.run(config(), tmp_path / "reference")
+    crash_on_batch(monkeypatch, 35)  # the checkpoint at 16 lies inside the window after 15
+    with pytest.raises(Crash):
+        procedure.run(config(), tmp_path / "resumed")
+    assert (tmp_path / "resumed" / "train" / "checkpoints" / "16").exists()
+    monkeypatch.undo()
+    procedure.run(config(), tmp_path / "resumed")
+    assert train_losses(tmp_path / "resumed" / "train") == \
+        train_losses(tmp_path / "reference" / "train")

@@ -157,6 +157,9 @@ def test_expected_bn_output_limits_and_alt_variant():
     # EBN_alt: γ in place of |γ|; γ = -1, β = 0 gives φ(0)·(-1)
     alt = sparsity.expected_bn_output(np.array([-1.0, 1.0]), np.array([0.0, 0.0]), use_abs=False)
     np.testing.assert_allclose(alt, [-1 / math.sqrt(2 * math.pi), 1 / math.sqrt(2 * math.pi)])
+    # γ = −2, β = 1: α = −β/γ = 0.5, E_alt = (1 − Φ(0.5))·1 + φ(0.5)·(−2) = 0.308538 − 0.704131
+    alt = sparsity.expected_bn_output(np.array([-2.0]), np.array([1.0]), use_abs=False)
+    np.testing.assert_allclose(alt, [0.3085375 - 2 * 0.3520653], atol=1e-6)
 
 
 def test_select_filters_targets():

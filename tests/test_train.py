@@ -6,11 +6,21 @@ import re
 import jax
 import numpy as np
 import pytest
-from helpers import DIGITS, REPO, cli, digits_config, final_params, read_metrics, train_losses
+from helpers import (
+    DIGITS,
+    REPO,
+    Crash,
+    cli,
+    crash_on_batch,
+    digits_config,
+    final_params,
+    read_metrics,
+    train_losses,
+)
 
 from lib import config as config_lib
-from lib import sharding, train
 from lib import task as task_lib
+from lib import train
 
 
 def test_run_writes_every_file(tmp_path):
@@ -32,30 +42,17 @@ def test_run_writes_every_file(tmp_path):
     assert train.run(digits_config(), tmp_path) == results
 
 
-class _Crash(RuntimeError):
-    pass
-
-
 @pytest.mark.parametrize("crash_at", [3, 10])
 def test_crash_and_resume_equals_uninterrupted(tmp_path, monkeypatch, crash_at):
     reference = tmp_path / "reference"
     train.run(digits_config(), reference)
 
     resumed = tmp_path / "resumed"
-    real = sharding.global_batch
-    calls = {"n": 0}
-
-    def crashing(batch, sh):
-        calls["n"] += 1
-        if calls["n"] == crash_at:
-            raise _Crash("simulated kill")
-        return real(batch, sh)
-
-    monkeypatch.setattr(train.sharding, "global_batch", crashing)
-    with pytest.raises(_Crash):
+    crash_on_batch(monkeypatch, crash_at)
+    with pytest.raises(Crash):
         train.run(digits_config(), resumed)
     assert not (resumed / "results.json").exists()
-    monkeypatch.setattr(train.sharding, "global_batch", real)
+    monkeypatch.undo()
     train.run(digits_config(), resumed)
 
     assert train_losses(resumed) == train_losses(reference)
@@ -113,18 +110,10 @@ def test_workdir_with_other_config_is_refused(tmp_path):
 
 def test_resume_may_change_operational_keys(tmp_path, monkeypatch):
     """Cadences, paths and the device count may change on resume; the results do not."""
-    real, calls = sharding.global_batch, {"n": 0}
-
-    def crashing(batch, sh):
-        calls["n"] += 1
-        if calls["n"] == 7:
-            raise _Crash("simulated kill")
-        return real(batch, sh)
-
-    monkeypatch.setattr(train.sharding, "global_batch", crashing)
-    with pytest.raises(_Crash):
+    crash_on_batch(monkeypatch, 7)
+    with pytest.raises(Crash):
         train.run(digits_config(), tmp_path)
-    monkeypatch.setattr(train.sharding, "global_batch", real)
+    monkeypatch.undo()
     resumed = train.run(digits_config(log_every=3, **{"mesh.data": 4}), tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["log_every"] == 3
     run_info = json.loads((tmp_path / "run.json").read_text())

@@ -117,28 +117,14 @@ SMALL_CLAIMS = [
 
 def plot(m: dict, workdir: pathlib.Path) -> None:
     """Test accuracy vs weights remaining for both trunks; perturbations at the last level."""
-    import matplotlib
+    from experiments.early_phase import analysis
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    levels = sorted(m["remaining"], key=int)
-    x = [100 * m["remaining"][lv] for lv in levels]
-    for key, label in (("curve_rewind_40", "rewind k=40"), ("curve_rewind_0", "rewind k=0")):
-        stats = [mean_std(m[key][lv]) for lv in levels]
-        ax.errorbar(x, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o",
-                    capsize=3, label=label)
-    for name in PERTURBATIONS:
-        mean, std = mean_std(m["accuracy"][name])
-        ax.errorbar([x[-1]], [mean], yerr=[std], marker="s", capsize=3, linestyle="none",
-                    label=name)
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ax.set_xlabel("weights remaining (%)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("early phase on digits (mean ± std over seeds)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(workdir / "accuracy_vs_remaining.png", dpi=120)
-    plt.close(fig)
+    last = max(m["remaining"], key=int)
+    groups = {}
+    for k in (40, 0):
+        curve = {m["remaining"][lv]: accs for lv, accs in m[f"curve_rewind_{k}"].items()}
+        perturbed = {n: (m["remaining"][last], m["accuracy"][n]) for n in PERTURBATIONS} if k \
+            else {}
+        groups[f"rewind k={k}"] = {"curve": curve, "perturb": perturbed}
+    analysis.plot(groups, workdir / "accuracy_vs_remaining.png",
+                  "early phase on digits (mean ± std over seeds)")

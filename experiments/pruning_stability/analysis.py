@@ -3,10 +3,11 @@
     python -m experiments.pruning_stability.analysis RUN_WORKDIR [RUN_WORKDIR …] [--out DIR]
 
 reads each finished run's config.json and results.json (the procedure writes both), groups the
-runs by configuration (model, target, period, score, noise), prints each group's mean ± std of
-mean stability, best test accuracy and generalization gap, the Pearson r and Kendall τ between
-mean stability and best test accuracy over all runs (95 % Fisher-z intervals; the paper expects
-a negative correlation, G2), and writes stability_vs_accuracy.png.
+runs by configuration (model, target, period, score, fractions, BN masking, noise), prints each
+group's mean ± std of mean stability, best test accuracy and generalization gap, the Pearson r
+and Kendall τ between mean stability and best test accuracy (95 % Fisher-z intervals; the paper
+expects a negative correlation, G2) over all runs, per model, and per model and period (Figure
+3's iterative rates), and writes stability_vs_accuracy.png.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ def group_name(config: dict) -> str:
     name = f"{model['name']}{depth} {fp['target']}"
     if fp["target"] not in ("none", "scratch"):
         name += f" r={fp['period']} {fp['score']}"
-    if fp.get("noise", "none") != "none":
+    if fp["target"] != "none":
+        name += " f=" + "/".join(f"{f:g}" for f in dict.fromkeys(fp["fractions"]))
+    if not fp["mask_bn"]:
+        name += " no_bn_mask"
+    if fp["noise"] != "none":
         name += f" {fp['noise']}({fp['noise_steps']})"
     return name
 
@@ -49,10 +54,19 @@ def summarize(runs: list[tuple[str, dict]]) -> dict:
         groups.setdefault(name, []).append(result)
     table = {name: {k: mean_std([r[k] for r in rs]) for k in KEYS} | {"runs": len(rs)}
              for name, rs in sorted(groups.items())}
-    out = {"groups": table}
-    if len(runs) >= 3:
-        out["correlation"] = stats.correlations([r["mean_stability"] for _, r in runs],
-                                                [r["best_test_accuracy"] for _, r in runs])
+    out = {"groups": table, "correlations": {}}
+    subsets = {"all runs": runs}
+    for name, r in runs:  # per model, and per model and period (Figure 3: per iterative rate)
+        model, *rest = name.split()
+        subsets.setdefault(model, []).append((name, r))
+        period = next((w for w in rest if w.startswith("r=")), None)
+        if period:
+            subsets.setdefault(f"{model} {period}", []).append((name, r))
+    for label, chosen in subsets.items():
+        if len(chosen) >= 3 and (label == "all runs" or len(chosen) < len(runs)):
+            out["correlations"][label] = stats.correlations(
+                [r["mean_stability"] for _, r in chosen],
+                [r["best_test_accuracy"] for _, r in chosen])
     return out
 
 
@@ -132,9 +146,8 @@ def main(argv=None) -> int:
     for name, g in result["groups"].items():
         print(f"{name:40s} n={g['runs']:2d} " + "  ".join(
             f"{k} {g[k][0]:.4g} ± {g[k][1]:.2g}" for k in KEYS))
-    if "correlation" in result:
-        c = result["correlation"]
-        print(f"corr(mean stability, best test acc) over {c['n']} runs: Pearson "
+    for label, c in result["correlations"].items():
+        print(f"corr(mean stability, best test acc), {label} ({c['n']} runs): Pearson "
               f"{c['pearson']:+.3f} [{c['pearson_low']:+.3f}, {c['pearson_high']:+.3f}], "
               f"Kendall {c['kendall']:+.3f} [{c['kendall_low']:+.3f}, {c['kendall_high']:+.3f}]")
     out = pathlib.Path(args.out)

@@ -6,7 +6,9 @@ parameters (masked weights are 0 and have zero curvature along them):
   `iterations` products per eigenvalue, relative tolerance `tolerance`) or by Lanczos with full
   reorthogonalisation; Hessian-vector products are forward-over-reverse (jvp of grad);
 - the "gradient covariance trace" (1/n) Σ_i ‖∇θ ℓ_i‖² with per-example gradients (the
-  uncentred second moment, as the public code computes it).
+  uncentred second moment, as the public code computes it);
+- test accuracy and loss at θ + ε·v_j along the top `curve_vectors` unit eigenvectors, for
+  `curve_epsilons` values of ε evenly spaced on [−0.4, 0.4] (81: steps of 0.01).
 """
 
 from __future__ import annotations
@@ -62,9 +64,9 @@ def power_top(hvp: Callable, dim: int, k: int, iterations: int = 20, tolerance: 
 
 
 def lanczos_top(hvp: Callable, dim: int, k: int, steps: int | None = None, seed: int = 0
-                ) -> np.ndarray:
-    """Top-k eigenvalues (largest first) from `steps` Lanczos iterations (default
-    min(dim, 2k + 20)) with full reorthogonalisation: the Ritz values of the tridiagonal."""
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k eigenvalues (largest first) and unit Ritz vectors from `steps` Lanczos iterations
+    (default min(dim, 2k + 20)) with full reorthogonalisation."""
     steps = min(dim, steps or 2 * k + 20)
     v = jax.random.normal(jax.random.key(seed), (dim,))
     basis = [v / jnp.linalg.norm(v)]
@@ -82,7 +84,10 @@ def lanczos_top(hvp: Callable, dim: int, k: int, steps: int | None = None, seed:
         basis.append(w / beta)
     tri = np.diag(alphas) + np.diag(betas[:len(alphas) - 1], 1) + np.diag(
         betas[:len(alphas) - 1], -1)
-    return np.sort(np.linalg.eigvalsh(tri))[::-1][:k]
+    values, vectors = np.linalg.eigh(tri)
+    top = np.argsort(values)[::-1][:k]
+    ritz = vectors[:, top].T @ np.asarray(jnp.stack(basis[:len(alphas)]))
+    return values[top], ritz
 
 
 def gradient_second_moment(example_loss: Callable, params, batch: dict, chunk: int = 32
@@ -132,12 +137,26 @@ def measure(setup, state: dict, batch: dict, cfg) -> dict:
 
     hvp, dim = hvp_fn(lambda p: example_loss(p, batch["image"], batch["label"]), params)
     if cfg.method == "power":
-        values, _ = power_top(hvp, dim, cfg.eigenvalues, cfg.iterations, cfg.tolerance)
+        values, vectors = power_top(hvp, dim, cfg.eigenvalues, cfg.iterations, cfg.tolerance)
     else:
-        values = lanczos_top(hvp, dim, cfg.eigenvalues)
-    return {
+        values, vectors = lanczos_top(hvp, dim, cfg.eigenvalues)
+    out = {
         "hessian_top_eigenvalues": [float(v) for v in values],
         "hessian_top_sum": float(np.sum(values)),
         "gradient_covariance_trace": gradient_second_moment(example_loss, params, batch),
         "flatness_examples": int(batch["image"].shape[0]),
     }
+    return out, vectors[:cfg.curve_vectors]
+
+
+def eigenvector_curves(evaluate: Callable, params, vectors: np.ndarray, epsilons) -> dict:
+    """Test accuracy and loss at θ + ε·v_j for each unit eigenvector v_j and each ε
+    (`evaluate(params) -> {'eval/accuracy', 'eval/loss', …}` over the whole test set)."""
+    flat, unravel = ravel_pytree(params)
+    curves = {"epsilons": [float(e) for e in epsilons], "accuracy": [], "loss": []}
+    for v in vectors:
+        results = [evaluate(unravel(flat + eps * jnp.asarray(v, flat.dtype)))
+                   for eps in epsilons]
+        curves["accuracy"].append([r["eval/accuracy"] for r in results])
+        curves["loss"].append([r["eval/loss"] for r in results])
+    return curves

@@ -10,7 +10,9 @@ among filters not targeted before), but nothing is masked. Then, with X = noise_
 - `zero_restore`: every filter targeted so far has its kernel, γ and β set to 0 at the event
   and before each of the next X − 1 steps; after step event + X its kernel, γ, β and BN
   running mean and variance get back their values at the event.
-Functions here are pure numpy on host copies of the affected tensors.
+Windows are per layer: each follows that layer's own event (VGG-11's layers start at epochs
+3, 4, 5, 6, so windows of different layers overlap; a window must end before the layer's next
+event). Functions here are pure numpy on host copies of the affected tensors.
 """
 
 from __future__ import annotations

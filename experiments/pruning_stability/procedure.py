@@ -16,6 +16,7 @@ import json
 
 import jax
 import ml_collections
+import numpy as np
 
 from experiments.pruning_stability import flatness, summary
 from lib import config as config_lib
@@ -28,7 +29,8 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     out = {**results, **summary.run_summary(metrics.read(workdir / "train"),
                                             config.filter_pruning.steps_per_epoch)}
     if config.flatness.examples > 0:
-        out.update(_flatness(config, workdir))
+        measured = _flatness(config, workdir)
+        out.update({k: v for k, v in measured.items() if k != "eigenvector_curves"})
     if jax.process_index() == 0:  # config.json beside results.json: `lib.repro check` reads both
         files.write_text_atomic(workdir / "config.json", config.to_json_best_effort(indent=2))
         files.write_text_atomic(workdir / "results.json",
@@ -37,16 +39,24 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
 
 
 def _flatness(config, workdir) -> dict:
-    """Measured once; flatness.json is reused on re-runs."""
+    """Measured once (at flatness.step, or the final state); flatness.json is reused."""
     path = workdir / "flatness.json"
     if path.exists():
         return json.loads(path.read_text())
-    _, setup, state = train.load_final(workdir / "train")
+    cfg = config.flatness
     try:
-        batch = flatness.first_examples(config.data, config.flatness.examples)
-        values = flatness.measure(setup, jax.device_get(state), batch, config.flatness)
-    except ValueError as e:
+        _, setup, state = train.load_final(workdir / "train", step=cfg.step or None)
+        batch = flatness.first_examples(config.data, cfg.examples)
+        values, vectors = flatness.measure(setup, jax.device_get(state), batch, cfg)
+    except (ValueError, FileNotFoundError) as e:
         raise config_lib.ConfigError(str(e)) from e
+    values["flatness_step"] = int(state["step"])
+    if cfg.curve_vectors:
+        trainer = train.Trainer(procedure.stage_config(config))
+        values["eigenvector_curves"] = flatness.eigenvector_curves(
+            lambda p: trainer.evaluate(trainer.place({**state, "params": p})),
+            jax.device_get(state["params"]), vectors,
+            np.linspace(-0.4, 0.4, cfg.curve_epsilons))
     if jax.process_index() == 0:
         files.write_text_atomic(path, json.dumps(values, indent=2) + "\n")
     return values

@@ -57,23 +57,30 @@ class FilterPruning(Classification):
                               f"{self.cfg.target!r})")
         self.layers: list[filter_pruning.Layer] = []
         self.event_steps: dict[int, int] = {}  # step -> epoch
-        self.noise_steps: dict[int, str] = {}  # step -> "apply" | "restore"
+        # noise variants: step -> ("apply" | "restore") -> kernels of the layers concerned
+        self.noise_steps: dict[int, dict[str, set[str]]] = {}
+
+    def step_of(self, epoch: int) -> int:
+        return (epoch + 1) * self.cfg.steps_per_epoch if epoch >= 0 else 0
 
     def mask_names(self, roles, shapes) -> list[str]:
         self.layers = filter_pruning.plan(self.cfg, roles, shapes)
-        spe = self.cfg.steps_per_epoch
-        self.event_steps = {(t + 1) * spe if t >= 0 else 0: t
-                            for t in filter_pruning.event_epochs(self.layers)}
+        self.event_steps = {self.step_of(t): t for t in filter_pruning.event_epochs(self.layers)}
         if self.cfg.noise == "none":
             return filter_pruning.mask_names(self.layers, self.cfg.score, self.cfg.mask_bn)
-        for event in self.event_steps:
-            for j in range(1, self.applications):
-                self.noise_steps[event + j] = "apply"
-            if self.restore_after > 0:
-                self.noise_steps[event + self.restore_after] = "restore"
-        if any(s in self.event_steps for s in self.noise_steps):
-            raise ConfigError(f"filter_pruning.noise_steps={self.cfg.noise_steps} reaches the "
-                              "next pruning event; use fewer steps or a longer period")
+        for layer in self.layers:  # each layer's window follows each of its own events
+            starts = [self.step_of(t) for t, count in layer.events if count > 0]
+            for start, following in zip(starts, [*starts[1:], None]):
+                window = {start + j: "apply" for j in range(self.applications)}
+                if self.restore_after > 0:
+                    window[start + self.restore_after] = "restore"
+                if following is not None and max(window) >= following:
+                    raise ConfigError(
+                        f"filter_pruning.noise_steps={self.cfg.noise_steps} reaches "
+                        f"{layer.kernel}'s next event; use fewer steps or a longer period")
+                for step, action in window.items():
+                    self.noise_steps.setdefault(step, {}).setdefault(action, set()).add(
+                        layer.kernel)
         return []  # nothing is masked
 
     def train_loss(self, model, batch, rng):
@@ -113,16 +120,12 @@ class FilterPruning(Classification):
                     extra[f"snapshot/{path}"] = np.zeros(layer.filters, np.float32)
         return extra
 
-    def epoch_of(self, step: int) -> int:
-        """Epoch (0-based) that ends at `step`; scratch's event at step 0 is INIT_EPOCH."""
-        return step // self.cfg.steps_per_epoch - 1 if step else filter_pruning.INIT_EPOCH
-
     def hook_due(self, step: int) -> bool:
         return step in self.event_steps or step in self.noise_steps
 
     def hook(self, trainer, state, step):
         if step not in self.event_steps:
-            return self._perturb(trainer, state, step, self.noise_steps[step]), {}
+            return self._perturb(trainer, state, step), {}
         epoch = self.event_steps[step]
         before = trainer.evaluate(state) if step else None
         params = self._host_params(state)
@@ -135,7 +138,7 @@ class FilterPruning(Classification):
             pruned = filter_pruning.pruned_filters(self.layers, masks)
         else:
             state, info, pruned = self._target(trainer, state, epoch, params)
-            state = self._perturb(trainer, state, step, "apply")
+            state = self._perturb(trainer, state, step)
         values = {"prune/epoch": epoch, "prune/removed": info["removed"],
                   "prune/pruned_total": pruned,
                   "prune/mean_pruned_score": info["mean_pruned_score"]}
@@ -167,6 +170,8 @@ class FilterPruning(Classification):
         after, info = filter_pruning.prune(self.layers, epoch, params, alive, self.cfg.score,
                                            "L", activity=self._activity(state))
         for ly in self.layers:
+            if not any(t == epoch and n > 0 for t, n in ly.events):
+                continue  # another layer's event: this layer's window and targets stand
             new = (alive[ly.scale] > 0) & (after[ly.scale] == 0)
             extra[f"ever/{ly.kernel}"] = 1.0 - after[ly.scale]
             extra[f"now/{ly.kernel}"] = (extra[f"ever/{ly.kernel}"] if
@@ -182,25 +187,30 @@ class FilterPruning(Classification):
         pruned = int(sum(extra[f"ever/{ly.kernel}"].sum() for ly in self.layers))
         return {**state, "extra": extra}, info, pruned
 
-    def _perturb(self, trainer, state, step, action):
+    def _perturb(self, trainer, state, step):
+        """The noise variant's action at `step` for each layer whose window includes it."""
+        actions = self.noise_steps.get(step, {})
         extra = jax.device_get(state["extra"])
         flags = {ly.kernel: np.asarray(extra[f"now/{ly.kernel}"]) for ly in self.layers}
         params = self._host_params(state)
         stats = dict(state["batch_stats"])
-        if action == "restore":
-            bn = {noise.bn_stat_path(ly, s): np.asarray(jax.device_get(_get(stats, noise.bn_stat_path(ly, s))))
-                  for ly in self.layers for s in ("mean", "var")}
+        restoring = [ly for ly in self.layers if ly.kernel in actions.get("restore", ())]
+        applying = [ly for ly in self.layers if ly.kernel in actions.get("apply", ())]
+        if restoring:
+            bn = {noise.bn_stat_path(ly, s): np.asarray(jax.device_get(
+                _get(stats, noise.bn_stat_path(ly, s)))) for ly in restoring
+                for s in ("mean", "var")}
             snapshot = {k[len("snapshot/"):]: np.asarray(v) for k, v in extra.items()
                         if k.startswith("snapshot/")}
-            params, bn = noise.restore(params, bn, snapshot, self.layers, flags)
+            params, bn = noise.restore(params, bn, snapshot, restoring, flags)
             for path, value in bn.items():
                 stats = _set(stats, path, value)
-        elif self.cfg.noise == "gauss":
-            ever = {ly.kernel: np.asarray(extra[f"ever/{ly.kernel}"]) for ly in self.layers}
+        if applying and self.cfg.noise == "gauss":
+            ever = {ly.kernel: np.asarray(extra[f"ever/{ly.kernel}"]) for ly in applying}
             rng = np.random.default_rng([self.cfg.seed, step])
-            params = noise.add_gaussian(params, self.layers, flags, ever, rng)
-        else:
-            params = noise.zero(params, self.layers, flags,
+            params = noise.add_gaussian(params, applying, flags, ever, rng)
+        elif applying:
+            params = noise.zero(params, applying, flags,
                                 with_bn=self.cfg.noise == "zero_restore")
         return trainer.place({**state, "params": {**state["params"], **params},
                               "batch_stats": stats})

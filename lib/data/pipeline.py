@@ -31,16 +31,17 @@ class DatasetInfo:
 
 @dataclasses.dataclass(frozen=True)
 class _Prepare:
-    """Deterministic record transform: pool, and for ImageNet eval resize + center crop."""
+    """Deterministic record transform: pool, for ImageNet eval resize + center crop, blur."""
 
     pool: int
     center_crop: int  # 0 = none
+    blur: int = 0
 
     def __call__(self, record: dict) -> dict:
         image = preprocess.pool(record["image"], self.pool)
         if self.center_crop:
             image = preprocess.resize_center_crop(image, self.center_crop)
-        return {"image": image, "label": record["label"]}
+        return {"image": preprocess.blur(image, self.blur), "label": record["label"]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +51,7 @@ class _Augment:
     pool: int
     augment: str
     size: int
+    blur: int = 0
 
     def __call__(self, record: dict, rng: np.random.Generator) -> dict:
         image = preprocess.pool(record["image"], self.pool)
@@ -58,7 +60,7 @@ class _Augment:
         image = preprocess.flip(image, rng)
         if self.augment == "cifar":
             image = preprocess.pad_crop(image, rng)
-        return {"image": image, "label": record["label"]}
+        return {"image": preprocess.blur(image, self.blur), "label": record["label"]}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -209,9 +211,10 @@ def train_iterator(data_cfg, *, seed: int, process_index: int = 0, process_count
     shape = _image_shape(data_cfg, train)
     dataset = grain.MapDataset.source(train.records).seed(seed).shuffle().repeat()
     if data_cfg.augment == "none":
-        dataset = dataset.map(_Prepare(data_cfg.pool, 0))
+        dataset = dataset.map(_Prepare(data_cfg.pool, 0, data_cfg.blur))
     else:
-        dataset = dataset.random_map(_Augment(data_cfg.pool, data_cfg.augment, shape[0]))
+        dataset = dataset.random_map(_Augment(data_cfg.pool, data_cfg.augment, shape[0],
+                                              data_cfg.blur))
     dataset = dataset.batch(per_process, drop_remainder=True, batch_fn=_collate(data_cfg, train))
     return iter(_to_iter(dataset[process_index::process_count], data_cfg))
 
@@ -239,7 +242,7 @@ def eval_batches(data_cfg, *, process_index: int = 0, process_count: int = 1) ->
     num = len(evaluation.records)
     padded = math.ceil(num / data_cfg.eval_batch_size) * data_cfg.eval_batch_size
     record = _PaddedEval(
-        evaluation.records, _Prepare(data_cfg.pool, crop), np.zeros(shape, np.uint8)
+        evaluation.records, _Prepare(data_cfg.pool, crop, data_cfg.blur), np.zeros(shape, np.uint8)
     )
     dataset = grain.MapDataset.range(padded).map(record)
     dataset = dataset.batch(

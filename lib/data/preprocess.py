@@ -52,6 +52,15 @@ def pad_crop(image: np.ndarray, rng: np.random.Generator, pad: int = CIFAR_PAD) 
     return padded[top : top + h, left : left + w]
 
 
+def blur(image: np.ndarray, factor: int) -> np.ndarray:
+    """Down- then up-sampling by `factor` (bilinear, antialiased): H → H/factor → H."""
+    if factor <= 1:
+        return image
+    h, w, _ = image.shape
+    small = _resize(image, (max(1, h // factor), max(1, w // factor)))
+    return _resize(small, (h, w))
+
+
 def _resize(image: np.ndarray, size: tuple[int, int], box=None) -> np.ndarray:
     """Bilinear (antialiased) resize of the `box` region (x0, y0, x1, y1) to size (h, w)."""
     gray = image.shape[-1] == 1

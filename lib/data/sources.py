@@ -193,8 +193,43 @@ def _open_whole(data_cfg, split: str, which: str) -> Split:
     return _tfds(data_cfg.name, split, data_cfg.data_dir, which)
 
 
+LABELS = ("true", "random", "rotation")
+
+
+class RelabeledRecords:
+    """A split whose labels are replaced once per example (pretraining tasks, early_phase.md
+    §2): `random` draws a uniform class (it may equal the true one); `rotation` rotates the
+    image by r·90° counter-clockwise and labels it r ∈ {0, 1, 2, 3}. Draws are seeded and fixed
+    per position in the split, so every epoch sees the same task."""
+
+    def __init__(self, records: Records, mode: str, num_classes: int, seed: int):
+        self.records, self.mode = records, mode
+        classes = 4 if mode == "rotation" else num_classes
+        self.labels = np.random.default_rng(seed).integers(classes, size=len(records)).astype(
+            np.int32)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        label = self.labels[index]
+        image = np.rot90(record["image"], k=label) if self.mode == "rotation" else record["image"]
+        return {"image": np.ascontiguousarray(image), "label": label}
+
+    def all_labels(self) -> np.ndarray:
+        return self.labels
+
+    def stats_images(self) -> Iterator[np.ndarray]:
+        return self.records.stats_images()  # rotations do not change channel statistics
+
+    def subset(self, indices: np.ndarray) -> "Records":
+        raise NotImplementedError("relabel after taking the subset")
+
+
 def open_split(data_cfg, which: str) -> Split:
-    """The 'train' or 'eval' split named in data_cfg, with its stratified subset if asked."""
+    """The 'train' or 'eval' split named in data_cfg, with its stratified subset if asked, and
+    its labels replaced if data.labels asks (both splits; random labels: the train split)."""
     split_name, count = {
         "train": (data_cfg.train_split, data_cfg.train_examples),
         "eval": (data_cfg.eval_split, data_cfg.eval_examples),
@@ -203,4 +238,17 @@ def open_split(data_cfg, which: str) -> Split:
     if count > 0:
         keep = stratified_subset(split.records.all_labels(), count, data_cfg.subset_seed)
         split = dataclasses.replace(split, records=split.records.subset(keep))
+    if data_cfg.labels not in LABELS:
+        raise ConfigError(f"data.labels={data_cfg.labels!r}; valid choices: {', '.join(LABELS)}")
+    if data_cfg.labels == "rotation":
+        h, w, _ = split.image_shape
+        if h is None or h != w:
+            raise ConfigError(f"data.labels=rotation needs square images ({data_cfg.name}: "
+                              f"{h}x{w})")
+        seed = data_cfg.subset_seed + (0 if which == "train" else 1)
+        split = dataclasses.replace(split, num_classes=4, records=RelabeledRecords(
+            split.records, "rotation", 4, seed))
+    elif data_cfg.labels == "random" and which == "train":
+        split = dataclasses.replace(split, records=RelabeledRecords(
+            split.records, "random", split.num_classes, data_cfg.subset_seed))
     return split

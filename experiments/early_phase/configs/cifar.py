@@ -12,7 +12,10 @@ Command (one point; data prepared with `python -m lib.data.prepare cifar10 --dat
       --config=experiments/early_phase/configs/cifar.py:model=resnet20,k=2000,levels=20 \
       --workdir=$WORKDIR/ep_resnet20_k2000_s0 --config.data.data_dir=D
 Args: model (resnet20 | vgg13 | wrn16_8), k (rewind step), levels, perturbations
-('+'-separated, '' = trunk only), seed, quick.
+('+'-separated, '' = trunk only), seed, pretrain (random_labels | rotation | blur | subsample |
+no_augment; '' = none) with pretrain_steps P (IMP then rewinds to S_P), blur (factor),
+fraction (subsample share), quick. The dense run logs the early-phase statistics
+(experiments/early_phase/task.py) up to step 4,000.
 Hardware: one GPU or TPU host. Expected wall time (estimate, not yet measured here): every
 level is a full 62,560-step training run, so levels=20 costs 21 runs plus one per
 perturbation; for ResNet-20 roughly an hour per run on one modern GPU.
@@ -29,12 +32,14 @@ MODELS = {
     "wrn16_8": {"name": "cifar_resnet", "depth": 14, "width": 128, "exclude": ""},
 }
 REWIND_STEPS = (0, 25, 50, 100, 250, 500, 1000, 2000, 4000)
+# 0.5, 1, 2, 5, 10 epochs (the paper's grid is a recollection)
+PRETRAIN_STEPS = (196, 391, 782, 1955, 3910)
 PERTURBATIONS = "reinit+reinit_keep_sign+shuffle_layer+shuffle_layer_keep_sign"
 
 
 def get_config(arg=None):
     a = parse_arg(arg, quick=False, model="resnet20", k=2000, levels=20, perturbations="",
-                  seed=0)
+                  seed=0, pretrain="", pretrain_steps=2000, blur=4, fraction=0.1)
     if a.model not in MODELS:
         raise ValueError(f"unknown model {a.model!r}; valid: {', '.join(MODELS)}")
     m = MODELS[a.model]
@@ -51,6 +56,11 @@ def get_config(arg=None):
     c.keep_checkpoints = 1
     c.perturb.names = tuple(a.perturbations.split("+"))
     c.perturb.seed = a.seed
+    c.task = "experiments.early_phase.task:EarlyPhaseStatistics"  # dense run's first 4,000 steps
+    c.pretrain.variant, c.pretrain.steps = a.pretrain, a.pretrain_steps
+    c.pretrain.blur, c.pretrain.fraction = a.blur, a.fraction
+    if a.pretrain:
+        c.imp.rewind_step = a.pretrain_steps  # every level starts from S_P
     if a.quick:
         c.model.depth = 8 if m["name"] == "cifar_resnet" else 11
         c.model.width = 16
@@ -60,15 +70,20 @@ def get_config(arg=None):
         c.imp.levels = 2
         c.imp.rewind_step = min(a.k, 10)
         c.sparsity.fraction = 0.5
+        c.early_stats.until = 20
+        c.pretrain.steps = c.imp.rewind_step if a.pretrain else c.pretrain.steps
     return c
 
 
 def get_sweep(arg=None):
-    """The rewinding sweep (trunks, 3 seeds) for each model, and the perturbations at k = 500
-    and 2,000."""
+    """The rewinding sweep (trunks, 3 seeds) for each model, the perturbations at k = 500
+    and 2,000, and ResNet-20's pretraining variants over P."""
     a = parse_arg(arg, seeds=3)
     points = [dict(model=m, k=k, seed=s) for m in MODELS for k in REWIND_STEPS
               for s in range(a.seeds)]
     points += [dict(model=m, k=k, perturbations=PERTURBATIONS, seed=s) for m in MODELS
                for k in (500, 2000) for s in range(a.seeds)]
+    points += [dict(model="resnet20", pretrain=v, pretrain_steps=p, seed=s)
+               for v in ("random_labels", "rotation", "blur", "no_augment", "subsample")
+               for p in PRETRAIN_STEPS for s in range(a.seeds)]
     return points

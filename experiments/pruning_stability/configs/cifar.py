@@ -5,25 +5,26 @@ Experiments (arg `experiment`):
   150 and 300, 325 epochs, batch 128, no augmentation, no weight decay. VGG-11 prunes its last
   four convs (f = 30/30/30/90 %, s = 3/4/5/6, e = 150/150/150/275, L2); ResNet-18 the four convs
   of stage 4 (f = 25/40/25/95 %, or 25/80/25/95 % with table_c1, s = 7/8/9/10, e = 150/150/170/275,
-  running-activation score: not implemented yet, so the ResNet-18 default is L2; see README).
+  running-activation score). b2: Figure B.2's scores (VGG-11 EBN; ResNet-18 EBN_alt, s = 3–6).
+  Default target L, r = 40.
 - fig4: ResNet-18/20/56, SGD μ 0.9 lr 0.1 ×0.1 after epochs 83 and 125, 165 epochs, wd 1e-4,
   pad-4 crop + flip; every conv inside the residual blocks, f = 10 %, L1, S, s = 40, e = 100,
-  r = 30 ("3 %") or 60 ("5 %").
-- c3: ResNet-18 as fig4 with s = 24, e = 100, r = 1, f = 10 % or 6 % (fraction=0.06).
+  r = 30 ("3 %", the default) or 60 ("5 %").
+- c3: ResNet-18 as fig4 with s = 24, e = 100, r = 1, f = 10 % or 6 % (fraction=0.06), S.
 - f1: ResNet-18 on CIFAR-100, Adam 1e-4 ×0.1 after epoch 2000, 4,000 epochs, crop + flip; the
-  last conv only, f = 70 %, L1, events after epochs 2500 and 3250.
+  last conv only, f = 70 %, L1, events after epochs 2500 and 3250 (r = 750); default target L.
 Noise variants (Figure 5/D.2, VGG-11, r = 40): noise=zero|gauss|zero_restore, noise_steps=X
 (training steps; Figure 5's 0/129/1500 passes ↔ 0/50/1,105 steps), mask_bn=false for the
 L_no_bn_mask baseline. flatness=true measures Figure 6's Hessian and gradient statistics on the
-first 512 test images after training.
+first 512 test images at epoch 315, and the accuracy/loss curves along the top-10 eigenvectors.
 
 Command (one run; data prepared with `python -m lib.data.prepare cifar10 --data_dir=D`):
     python -m lib.main \
       --config=experiments/pruning_stability/configs/cifar.py:model=vgg11,target=L,period=40 \
       --workdir=$WORKDIR/gst_vgg11_L40_s0 --config.data.data_dir=D
 Args: experiment, model (vgg11 | resnet18 | resnet20 | resnet56), target (S | L | R | scratch
-| none), period, score, fraction (fig4/c3), table_c1, noise, noise_steps, mask_bn, flatness,
-seed, quick.
+| none; '' = the experiment's), period (0 = the experiment's), score ('' = the experiment's),
+fraction (fig4/c3), table_c1, b2, noise, noise_steps, mask_bn, flatness, seed, quick.
 Hardware: one GPU or TPU host. Expected wall time (estimate, not yet measured here): 325
 epochs of VGG-11 at batch 128 with an eval per epoch, a few hours on one modern GPU.
 Reported (claims.py): G3 VGG-11 best test accuracy ≈ 83–86.5 %; G5 ResNet-18 ≈ 84–88.5 %;
@@ -44,6 +45,9 @@ MODELS = {
 }
 STAGE4 = tuple(f"stage4/block{b}/conv{c}/kernel" for b in (0, 1) for c in (1, 2))
 EXPERIMENTS = ("fig2", "fig4", "c3", "f1")
+DEFAULT_PERIOD = {"fig2": 40, "fig4": 30, "c3": 1, "f1": 750}  # f1: events 2500, 3250
+DEFAULT_TARGET = {"fig2": "L", "fig4": "S", "c3": "S", "f1": "L"}
+FLATNESS_EPOCH = 315  # Figure 6 measures after 315 epochs
 
 
 def _block_convs(model: str) -> tuple[str, ...]:
@@ -70,7 +74,9 @@ def _schedule(c, experiment, model, a):
         fp.fractions, fp.starts, fp.ends = (a.fraction,) * n, (start,) * n, (100,) * n
     else:  # f1: the last conv, events after epochs 2500 and 3250
         fp.layers, fp.fractions, fp.starts, fp.ends = (STAGE4[-1],), (0.7,), (2500,), (3250,)
-    fp.period = a.period
+    if a.b2:  # Figure B.2: EBN (VGG) / EBN_alt with starts 3, 4, 5, 6 (ResNet-18)
+        fp.starts = fp.starts if model == "vgg11" else (3, 4, 5, 6)
+    fp.period = a.period or DEFAULT_PERIOD[experiment]
 
 
 def _check(a):
@@ -85,9 +91,17 @@ def _check(a):
                          f"not {a.model}")
 
 
+def _default_score(a) -> str:
+    if a.experiment != "fig2":
+        return "L1"
+    if a.model == "resnet18":
+        return "EBN_alt" if a.b2 else "activations"
+    return "EBN" if a.b2 else "L2"
+
+
 def get_config(arg=None):
-    a = parse_arg(arg, quick=False, experiment="fig2", model="vgg11", target="L", period=40,
-                  score="", fraction=0.1, table_c1=False, noise="none", noise_steps=0,
+    a = parse_arg(arg, quick=False, experiment="fig2", model="vgg11", target="", period=0,
+                  score="", fraction=0.1, table_c1=False, b2=False, noise="none", noise_steps=0,
                   mask_bn=True, flatness=False, seed=0)
     _check(a)
     c = base.get_config()
@@ -119,13 +133,16 @@ def get_config(arg=None):
     c.keep_checkpoints = 1
     _schedule(c, a.experiment, a.model, a)
     fp = c.filter_pruning
-    fp.score = a.score or ("L2" if a.experiment == "fig2" else "L1")
-    fp.target = a.target
+    fp.score = a.score or _default_score(a)
+    fp.target = a.target or DEFAULT_TARGET[a.experiment]
     fp.steps_per_epoch = EPOCH
     fp.seed = a.seed
     fp.mask_bn = a.mask_bn
     fp.noise, fp.noise_steps = a.noise, a.noise_steps
-    c.flatness.examples = 512 if a.flatness else 0
+    if a.flatness:  # Figure 6: the state after 315 epochs, kept for the measurement
+        c.flatness.examples, c.flatness.curve_vectors = 512, 10
+        c.flatness.step = FLATNESS_EPOCH * EPOCH
+        c.keep_steps = (c.flatness.step,)
     if a.quick:
         _quick(c, a)
     return c
@@ -148,8 +165,10 @@ def _quick(c, a):
     n = len(c.filter_pruning.layers)
     c.filter_pruning.starts, c.filter_pruning.ends = (1,) * n, (3,) * n
     c.filter_pruning.period = 2
-    c.flatness.examples = 64 if a.flatness else 0
-    c.flatness.eigenvalues = 2
+    if a.flatness:
+        c.flatness.examples, c.flatness.eigenvalues, c.flatness.curve_vectors = 64, 2, 1
+        c.flatness.curve_epsilons = 3
+        c.flatness.step, c.keep_steps = 4 * epoch, (4 * epoch,)
 
 
 def get_sweep(arg=None):
