@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.procedure = ""                 # "module:function" of a multi-stage procedure (lib.procedure:imp) ('' = one training run)
 
     c.model = ml_collections.ConfigDict()
-    c.model.name = "cifar_resnet"    # cifar_resnet | imagenet_resnet | cifar_vgg | convnet | vit
+    c.model.name = "cifar_resnet"    # cifar_resnet | imagenet_resnet | cifar_vgg | convnet | mlp | vit
     c.model.depth = 20               # 6n+2 for cifar_resnet; 18/34/50/101/152/200; 11/13/16/19 for vgg; vit: encoder blocks
     c.model.width = 16               # first-stage width (cifar_resnet W; imagenet_resnet 64); vit: hidden size
     c.model.bn_init = "uniform"      # uniform: γ~U[0,1), β=0 | fixed: 1,0 | oneone: 1,1 | positivenegative: γ~U[-1,1)
@@ -34,7 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.bn_momentum = 0.9        # running ← m·running + (1-m)·batch (PyTorch momentum 0.1)
     c.model.bn_epsilon = 1e-5
     c.model.dtype = "float32"        # compute dtype: float32 | bfloat16 (parameters stay float32)
-    c.model.widths = (16, 32, 64, 64)  # convnet: widths of its 3x3 conv-BN-ReLU modules
+    c.model.widths = (16, 32, 64, 64)  # convnet: widths of its 3x3 conv-BN-ReLU modules; mlp: hidden layer widths
     c.model.pool_after = (1, 3)      # convnet: modules followed by a 2x2 max-pool
     c.model.shortcut = "projection"  # cifar_resnet: projection (1x1 conv + BN) | zero_pad (option A, parameter-free)
     c.model.stem = ""                # imagenet_resnet: imagenet (7x7/2 + max-pool) | cifar (3x3/1, no pool) ('' = imagenet)
@@ -147,6 +147,19 @@ def get_config() -> ml_collections.ConfigDict:
     c.flatness.step = 0              # the checkpoint measured (0 = the final state; keep_steps must keep it)
     c.flatness.curve_vectors = 0     # accuracy/loss curves along the top eigenvectors (paper: 10; full test set each)
     c.flatness.curve_epsilons = 81   # ε values evenly spaced on [−0.4, 0.4]
+
+    c.selectivity = ml_collections.ConfigDict()  # read by experiments.class_selectivity.task:SelectivityRegularized
+    c.selectivity.alpha = 0.0        # loss = CE − α·mean SI: α < 0 penalises class selectivity, α > 0 rewards it
+    c.selectivity.layers = ("",)     # feature names (model features=True) whose units are regularised and measured
+    c.selectivity.eps = 1e-7         # ε in SI = (μ_max − μ_−max)/(μ_max + μ_−max + ε)
+
+    c.robustness = ml_collections.ConfigDict()  # lib.evaluators.robustness after training (class_selectivity)
+    c.robustness.noise_sigmas = (0.2, 0.4)  # Gaussian noise std in [0, 1] pixel units (clipped)
+    c.robustness.fgsm_eps = (0.01, 0.03, 0.05)  # FGSM ε (L∞, pixel units)
+    c.robustness.pgd_eps = (0.0,)    # PGD ε (L∞, random start, step 2.5ε/steps; 0s ignored)
+    c.robustness.pgd_steps = 20
+    c.robustness.pca_threshold = 0.95  # variance share of the PCA dimensionality
+    c.robustness.seed = 0            # noise draws and PGD random starts
 
     c.imp = ml_collections.ConfigDict()
     c.imp.levels = 1                 # pruning levels after the dense run (lib.procedure:imp)

@@ -12,7 +12,9 @@
 - checkpoint save and restore time of a ResNet-50-sized train state (parameters, momentum, BN
   statistics), synchronous and asynchronous;
 - the train step with pruning masks against the dense step (target ≤ 5 %), and the host work
-  of one IMP level (magnitude ranking, mask file) on ResNet-20 state.
+  of one IMP level (magnitude ranking, mask file) on ResNet-20 state;
+- PGD-10 (L∞, random start) throughput in images/s on a CIFAR ResNet at batch 128, and the
+  clean forward pass for reference.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ import jax
 import numpy as np
 
 from configs import base
-from lib import checkpoint, data, distributed, metrics, sharding, sparsity, train
+from lib import checkpoint, data, distributed, losses, metrics, sharding, sparsity, train
+from lib.evaluators import adversarial
 
 
 def _config(depth: int, batch: int, steps: int, dataset: str = "fashion_mnist"):
@@ -264,6 +267,33 @@ def checkpoint_time(rounds: int = 3) -> dict:
             **{k: round(float(np.median(v)), 3) for k, v in times.items()}}
 
 
+def pgd_throughput(depth: int, batch: int, steps: int, pgd_steps: int = 10) -> dict:
+    """Images/s of a jitted PGD-`pgd_steps` attack (each step a forward and an input
+    gradient) against eval-mode inference, on synthetic 32×32×3 pixels in [0, 1]."""
+    setup = train.build(_config(depth, batch, steps), SYNTHETIC_CIFAR)
+    model = setup.merge(jax.device_put(setup.init_state["params"]),
+                        jax.device_put(setup.init_state["batch_stats"]))
+
+    def loss(x, y):
+        return losses.softmax_cross_entropy(model(x, train=False), y).mean()
+
+    rng = np.random.default_rng(0)
+    x = jax.device_put(rng.uniform(size=(batch, 32, 32, 3)).astype(np.float32))
+    y = jax.device_put(rng.integers(0, 10, size=(batch,)).astype(np.int32))
+    attack = jax.jit(lambda x, y, key: adversarial.pgd(loss, x, y, 8 / 255, pgd_steps,
+                                                       2 / 255, key=key))
+    forward = jax.jit(lambda x: model(x, train=False))
+    out = {"depth": depth, "batch": batch, "pgd_steps": pgd_steps}
+    for name, fn in (("pgd", lambda: attack(x, y, jax.random.key(0))),
+                     ("forward", lambda: forward(x))):
+        _block(fn())  # compile
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            _block(fn())
+        out[f"{name}_images_per_s"] = round(batch * steps / (time.perf_counter() - t0), 1)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
@@ -271,7 +301,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--models", default="20,56", help="CIFAR ResNet depths")
     parser.add_argument("--only", default="", help="comma-separated subset of: train_step, "
-                        "trainer_overhead, topology, checkpoint, masked_step, imp_level")
+                        "trainer_overhead, topology, checkpoint, masked_step, imp_level, pgd")
     parser.add_argument("--topology_worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     metrics.quiet_library_logs()
@@ -287,6 +317,7 @@ def main() -> None:
         "masked_step": lambda: masked_step_overhead(depths[0], args.batch, args.steps,
                                                     args.rounds),
         "imp_level": lambda: imp_level_cost(depths[0], args.rounds),
+        "pgd": lambda: pgd_throughput(depths[0], args.batch, max(1, args.steps // 4)),
     }
     chosen = args.only.split(",") if args.only else list(benches)
     unknown = set(chosen) - set(benches)

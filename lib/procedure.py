@@ -91,10 +91,18 @@ def imp(config: ml_collections.ConfigDict, workdir) -> dict:
         if k > 0 and not config.init.workdir:  # with init.workdir, levels start where it says
             changes.update({"init.workdir": str(dense_dir), "init.step": k})
         levels[str(level)] = summary(train.run(stage_config(config, **changes), level_dir))
+    return finish(workdir, config, levels)
+
+
+def finish(workdir, config: ml_collections.ConfigDict, results: dict) -> dict:
+    """Writes a procedure's config.json and results.json at the top of its workdir, so
+    `lib.repro check` and the papers' analyses read it like a single run; returns results."""
     if jax.process_index() == 0:
+        workdir = files.as_path(workdir)
+        files.write_text_atomic(workdir / "config.json", config.to_json_best_effort(indent=2))
         files.write_text_atomic(workdir / "results.json",
-                                json.dumps(levels, indent=2, sort_keys=True) + "\n")
-    return levels
+                                json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return results
 
 
 def summary(results: dict) -> dict:

@@ -445,7 +445,7 @@ def test_vit_bfloat16_compute_float32_params():
     ({"pool": "mean"}, r"'mean'.*cls, gap"),
     ({"num_heads": 5}, r"width 32 is not divisible by num_heads 5"),
     ({"dtype": "float16"}, r"'float16'.*float32, bfloat16"),
-    ({"name": "vit_s"}, r"'vit_s'.*cifar_vgg, convnet, vit"),
+    ({"name": "vit_s"}, r"'vit_s'.*cifar_vgg, convnet, mlp, vit"),
 ])
 def test_vit_invalid_config_errors(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -496,3 +496,12 @@ def test_gst_initialisers_by_hand():
         1 / np.sqrt(3 * 144), rel=0.03)
     w = np.asarray(kernel_initializer("kaiming_normal_fan_out")(jax.random.key(0), shape))
     assert w.std() == pytest.approx(np.sqrt(2 / (9 * 64)), rel=0.03)
+
+
+def test_mlp_shapes_features_and_param_count():
+    m = models.build(cfg(name="mlp", widths=(256, 256)), num_classes=10, in_channels=1,
+                     image_size=(28, 28), rngs=nnx.Rngs(0))
+    logits, feats = m(jnp.ones((3, 28, 28, 1)), train=False, features=True)
+    assert logits.shape == (3, 10) and list(feats) == ["dense0", "dense1"]
+    assert feats["dense1"].shape == (3, 256) and float(feats["dense0"].min()) >= 0  # post-ReLU
+    assert counts(m)[0] == 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10  # 269,322

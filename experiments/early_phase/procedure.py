@@ -11,9 +11,6 @@ Every stage is a resumable lib.train.run; re-running resumes the first unfinishe
 
 from __future__ import annotations
 
-import json
-
-import jax
 import ml_collections
 
 from experiments.early_phase import perturb, pretrain
@@ -46,8 +43,4 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
             changes.update({"init.workdir": str(trunk_dir / "level_0"), "init.step": k})
         stage = procedure.stage_config(config, **changes)
         summary["perturb"][name] = procedure.summary(train.run(stage, workdir / f"perturb_{name}"))
-    if jax.process_index() == 0:  # config.json beside results.json: analysis.py groups by it
-        files.write_text_atomic(workdir / "config.json", original.to_json_best_effort(indent=2))
-        files.write_text_atomic(workdir / "results.json",
-                                json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    return summary
+    return procedure.finish(workdir, original, summary)

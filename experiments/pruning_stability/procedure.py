@@ -31,11 +31,7 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     if config.flatness.examples > 0:
         measured = _flatness(config, workdir)
         out.update({k: v for k, v in measured.items() if k != "eigenvector_curves"})
-    if jax.process_index() == 0:  # config.json beside results.json: `lib.repro check` reads both
-        files.write_text_atomic(workdir / "config.json", config.to_json_best_effort(indent=2))
-        files.write_text_atomic(workdir / "results.json",
-                                json.dumps(out, indent=2, sort_keys=True) + "\n")
-    return out
+    return procedure.finish(workdir, config, out)
 
 
 def _flatness(config, workdir) -> dict:

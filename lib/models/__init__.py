@@ -11,11 +11,12 @@ from flax import nnx
 
 from lib.models.convnet import ConvNet
 from lib.models.layers import BN_INITS, DTYPES, KERNEL_INITS, LayerSpec
+from lib.models.mlp import MLP
 from lib.models.resnet import CifarResNet, ImageNetResNet
 from lib.models.vgg import CifarVGG
 from lib.models.vit import VARIANTS, ViT
 
-MODELS = ("cifar_resnet", "imagenet_resnet", "cifar_vgg", "convnet", "vit")
+MODELS = ("cifar_resnet", "imagenet_resnet", "cifar_vgg", "convnet", "mlp", "vit")
 ROLES = ("bn_scale", "bn_bias", "ln_scale", "ln_bias", "head_kernel", "head_bias", "conv_kernel",
          "conv_bias", "linear_kernel", "linear_bias", "other")
 
@@ -31,6 +32,7 @@ __all__ = [
     "ConvNet",
     "ImageNetResNet",
     "LayerSpec",
+    "MLP",
     "ViT",
     "build",
     "param_roles",
@@ -66,6 +68,12 @@ def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
         return CifarVGG(model_cfg.depth, final_pool=model_cfg.final_pool, **common)
     if model_cfg.name == "convnet":
         return ConvNet(model_cfg.widths, model_cfg.pool_after, **common)
+    if model_cfg.name == "mlp":
+        if image_size is None:
+            raise ValueError("mlp needs the input image size: pass image_size=(height, width)")
+        h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+        in_features = h * w * common.pop("in_channels")
+        return MLP(model_cfg.widths, in_features=in_features, **common)
     raise ValueError(f"unknown model name {model_cfg.name!r}; valid choices: {', '.join(MODELS)}")
 
 

@@ -1,0 +1,76 @@
+"""The selectivity-regularised task and the robustness evaluation on a quick run."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.class_selectivity import procedure, task
+from lib import config as config_lib
+from lib import data, train
+from tests.helpers import REPO
+
+CONFIG = REPO / "experiments/class_selectivity/configs/fashion_mnist.py"
+
+
+def _si_numpy(acts, labels, classes, eps=1e-7):
+    means = np.stack([acts[labels == c].mean(0) for c in range(classes)])
+    top = means.max(0)
+    rest = (means.sum(0) - top) / (classes - 1)
+    return (top - rest) / (top + rest + eps)
+
+
+@pytest.mark.parametrize("alpha", [-2.0, 0.0, 2.0])
+def test_loss_is_cross_entropy_minus_alpha_times_selectivity(alpha):
+    config = config_lib.load_file(CONFIG, f"quick,alpha={alpha}")
+    setup = train.build(config)
+    model = setup.merge(setup.init_state["params"], setup.init_state["batch_stats"])
+    rng = np.random.default_rng(0)
+    batch = {"image": jnp.asarray(rng.uniform(size=(40, 28, 28, 1)), jnp.float32),
+             "label": jnp.asarray(np.arange(40) % 10)}
+    loss, metrics = task.SelectivityRegularized(config).train_loss(model, batch, None)
+    logits, feats = model(batch["image"], train=False, features=True)
+    labels = np.asarray(batch["label"])
+    si = np.mean([_si_numpy(np.asarray(feats[k]), labels, 10).mean() for k in ("dense0",
+                                                                                "dense1")])
+    logp = np.asarray(jax.nn.log_softmax(logits))
+    ce = -logp[np.arange(40), labels].mean()
+    assert float(metrics["selectivity"]) == pytest.approx(si, rel=1e-5)
+    assert float(loss) == pytest.approx(ce - alpha * si, rel=1e-5)
+
+
+def test_unknown_layer_and_normalised_inputs_are_refused(tmp_path):
+    config = config_lib.updated(config_lib.load_file(CONFIG, "quick"),
+                                {"selectivity.layers": ("dense7",)})
+    with pytest.raises(config_lib.ConfigError, match="'dense7'.*match no layer.*dense0, dense1"):
+        procedure.run(config, tmp_path / "a")
+    config = config_lib.updated(config_lib.load_file(CONFIG, "quick"),
+                                {"data.normalization": "dataset"})
+    with pytest.raises(config_lib.ConfigError, match="set data.normalization=none"):
+        procedure.run(config, tmp_path / "b")
+
+
+def test_quick_run_evaluates_selectivity_and_robustness(tmp_path):
+    config = config_lib.load_file(CONFIG, "quick,alpha=1")
+    results = procedure.run(config, tmp_path)
+    for key in ("clean_accuracy", "selectivity/dense0", "selectivity/mean",
+                "accuracy/fgsm_0.05", "relative_accuracy/noise_0.4", "pca_dim/dense1",
+                "pca_dim_change/fgsm_0.01/dense0"):
+        assert key in results, key
+    assert results["clean_accuracy"] == pytest.approx(results["eval/accuracy"], abs=1e-6)
+    assert results["relative_accuracy/noise_0.2"] == pytest.approx(
+        results["accuracy/noise_0.2"] / results["clean_accuracy"])
+    # selectivity over the whole test split, independently: activations of every test image
+    _, setup, state = train.load_final(tmp_path / "train")
+    model = setup.merge(state["params"], state["batch_stats"])
+    images, labels = [], []
+    for b in data.eval_batches(config.data):
+        keep = np.asarray(b["mask"]) > 0
+        images.append(np.asarray(b["image"])[keep])
+        labels.append(np.asarray(b["label"])[keep])
+    _, feats = model(jnp.asarray(np.concatenate(images)), train=False, features=True)
+    labels = np.concatenate(labels)
+    expected = _si_numpy(np.asarray(feats["dense0"], np.float64), labels, 10).mean()
+    assert results["selectivity/dense0"] == pytest.approx(expected, rel=1e-4)
+    # FGSM hurts more at larger ε
+    assert results["accuracy/fgsm_0.05"] <= results["accuracy/fgsm_0.01"]

@@ -1,0 +1,127 @@
+"""Class selectivity, FGSM/PGD and PCA dimensionality against hand computations."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lib.evaluators import adversarial, dimensionality, selectivity
+
+
+def test_selectivity_by_hand():
+    # 3 classes, 2 examples each; unit 0: class means 4, 1, 1 → (4 − 1)/(4 + 1) = 0.6;
+    # unit 1: class means 2, 2, 2 → 0; unit 2 dead → 0 (no NaN).
+    acts = jnp.array([[3.0, 2, 0], [5, 2, 0], [1, 1, 0], [1, 3, 0], [0, 2, 0], [2, 2, 0]])
+    labels = jnp.array([0, 0, 1, 1, 2, 2])
+    si = selectivity.selectivity(acts, labels, 3, eps=0.0)
+    np.testing.assert_allclose(si, [0.6, 0.0, 0.0], atol=1e-7)
+    assert not np.any(np.isnan(np.asarray(selectivity.selectivity(acts, labels, 3))))
+
+
+def test_one_class_unit_and_absent_classes():
+    acts = jnp.array([[2.0], [0.0], [0.0], [0.0]])
+    labels = jnp.array([0, 1, 2, 2])
+    # only class 0 drives the unit: SI = 2 / (2 + ε)
+    assert float(selectivity.selectivity(acts, labels, 5)[0]) == pytest.approx(
+        2 / (2 + 1e-7), rel=1e-7)
+    # classes 3 and 4 are absent: μ_−max is the mean over classes 1 and 2 only
+    acts = jnp.array([[4.0], [2.0], [0.0], [0.0]])
+    assert float(selectivity.selectivity(acts, labels, 5, eps=0)[0]) == pytest.approx(
+        (4 - 1) / (4 + 1))
+    # one class present: defined as 0, not NaN
+    assert float(selectivity.selectivity(acts, jnp.zeros(4, int), 5)[0]) == 0.0
+
+
+def test_spatial_mean_and_layer_names():
+    maps = jnp.ones((2, 3, 3, 4)) * jnp.arange(4.0)
+    np.testing.assert_allclose(selectivity.unit_activations(maps), [[0, 1, 2, 3]] * 2)
+    with pytest.raises(ValueError, match=r"\['blok1'\] match no layer; the model's layers: a, b"):
+        selectivity.select_layers({"a": maps, "b": maps}, ["blok1"])
+
+
+@pytest.mark.parametrize("alpha", [-1.0, 1.0])
+def test_a_regularizer_step_moves_selectivity_with_the_sign_of_alpha(alpha):
+    """loss = −α·μ̄_SI of relu(xW): one gradient step on W lowers SI for α < 0, raises it for
+    α > 0."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(60, 5)), jnp.float32)
+    labels = jnp.asarray(np.repeat(np.arange(3), 20))
+    x = x + jax.nn.one_hot(labels, 5)  # some class structure
+    w = jnp.asarray(rng.normal(size=(5, 8)), jnp.float32)
+
+    def si(w):
+        return selectivity.mean_selectivity({"h": jax.nn.relu(x @ w)}, labels, 3)
+
+    grad = jax.grad(lambda w: -alpha * si(w))(w)
+    after = si(w - 0.05 * grad)
+    assert (after < si(w)) if alpha < 0 else (after > si(w))
+
+
+def _linear_loss(w, b):
+    def loss(x, y):
+        logits = x @ w + b
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1))
+    return loss
+
+
+def test_fgsm_against_the_hand_derived_step():
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(4, 3)).astype(np.float32)
+    b = rng.normal(size=3).astype(np.float32)
+    x = rng.uniform(0.2, 0.8, size=(5, 4)).astype(np.float32)
+    y = np.array([0, 1, 2, 0, 1])
+    logits = x @ w + b
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    grad = (p - np.eye(3)[y]) @ w.T / 5  # ∂ mean CE / ∂x
+    expected = np.clip(x + 0.1 * np.sign(grad), 0, 1)
+    got = adversarial.fgsm(_linear_loss(jnp.asarray(w), jnp.asarray(b)), jnp.asarray(x),
+                           jnp.asarray(y), 0.1)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="ε=-0.1 must be ≥ 0"):
+        adversarial.fgsm(_linear_loss(w, b), x, y, -0.1)
+
+
+@pytest.fixture(scope="module")
+def trained_linear():
+    """Logistic regression on 2 separable Gaussian blobs in [0, 1]^6, trained by GD."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 100)
+    x = np.clip(0.5 + 0.15 * (2 * y[:, None] - 1) + 0.05 * rng.normal(size=(200, 6)), 0, 1)
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y)
+    w, b = jnp.zeros((6, 2)), jnp.zeros(2)
+    for _ in range(300):
+        gw, gb = jax.grad(lambda w, b: _linear_loss(w, b)(x, y), argnums=(0, 1))(w, b)
+        w, b = w - 2.0 * gw, b - 2.0 * gb
+    return x, y, w, b
+
+
+@pytest.mark.parametrize("norm, eps", [("linf", 0.15), ("l2", 0.4)])
+def test_pgd_stays_in_the_ball_and_lowers_accuracy(trained_linear, norm, eps):
+    x, y, w, b = trained_linear
+    loss = _linear_loss(w, b)
+
+    def accuracy(x):
+        return float(jnp.mean(jnp.argmax(x @ w + b, 1) == y))
+
+    assert accuracy(x) > 0.95
+    x_adv = jax.jit(lambda x: adversarial.pgd(loss, x, y, eps, 10, eps / 4, norm,
+                                              key=jax.random.key(0)))(x)
+    delta = np.asarray(x_adv - x)
+    size = np.abs(delta).max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+    assert np.all(size <= eps + 1e-5)
+    assert np.all((np.asarray(x_adv) >= 0) & (np.asarray(x_adv) <= 1))
+    assert accuracy(x_adv) < accuracy(x) - 0.3
+
+
+def test_pca_dimension_of_a_known_rank():
+    rng = np.random.default_rng(0)
+    low = rng.normal(size=(200, 3)) @ rng.normal(size=(3, 20))  # rank 3 after centring
+    assert dimensionality.pca_dimension(low, 0.999999) == 3
+    # against numpy: variances 9, 4, 1 (+ nothing): 95 % needs 3 components, 60 % one
+    x = np.zeros((4, 3))
+    x[:, 0], x[:, 1], x[:, 2] = [3, -3, 3, -3], [2, 2, -2, -2], [1, -1, -1, 1]
+    assert dimensionality.pca_dimension(x, 0.6) == 1
+    assert dimensionality.pca_dimension(x, 0.9) == 2  # (9 + 4)/14 = 0.93
+    assert dimensionality.pca_dimension(x, 0.95) == 3
+    assert dimensionality.pca_dimension(np.ones((5, 2))) == 0
