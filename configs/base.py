@@ -155,6 +155,9 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.robustness = ml_collections.ConfigDict()  # lib.evaluators.robustness after training (class_selectivity)
     c.robustness.noise_sigmas = (0.2, 0.4)  # Gaussian noise std in [0, 1] pixel units (clipped)
+    c.robustness.corruptions = ("",)  # lib.evaluators.corruptions names applied on the fly ('' ignored)
+    c.robustness.severities = (1, 2, 3, 4, 5)  # corruption severities evaluated
+    c.robustness.corruption_table = "cifar10"  # severity constants: cifar10 (CIFAR-10-C) | imagenet (ImageNet-C noise σ)
     c.robustness.fgsm_eps = (0.01, 0.03, 0.05)  # FGSM ε (L∞, pixel units)
     c.robustness.pgd_eps = (0.0,)    # PGD ε (L∞, random start, step 2.5ε/steps; 0s ignored)
     c.robustness.pgd_steps = 20

@@ -39,6 +39,13 @@ def test_loss_is_cross_entropy_minus_alpha_times_selectivity(alpha):
     assert float(loss) == pytest.approx(ce - alpha * si, rel=1e-5)
 
 
+def test_unknown_corruption_is_refused_before_evaluating(tmp_path):
+    config = config_lib.updated(config_lib.load_file(CONFIG, "quick"),
+                                {"robustness.corruptions": ("fog",), "total_steps": 2})
+    with pytest.raises(config_lib.ConfigError, match="unknown corruption 'fog'"):
+        procedure.run(config, tmp_path)
+
+
 def test_unknown_layer_and_normalised_inputs_are_refused(tmp_path):
     config = config_lib.updated(config_lib.load_file(CONFIG, "quick"),
                                 {"selectivity.layers": ("dense7",)})
@@ -60,6 +67,12 @@ def test_quick_run_evaluates_selectivity_and_robustness(tmp_path):
     assert results["clean_accuracy"] == pytest.approx(results["eval/accuracy"], abs=1e-6)
     assert results["relative_accuracy/noise_0.2"] == pytest.approx(
         results["accuracy/noise_0.2"] / results["clean_accuracy"])
+    per = [results[f"accuracy/corruption/{n}_{s}"] for n in ("gaussian_noise", "contrast")
+           for s in (1, 5)]
+    assert results["corruption_accuracy/mean"] == pytest.approx(np.mean(per))
+    assert results["corruption_accuracy/severity_5"] == pytest.approx(np.mean(per[1::2]))
+    assert results["relative_corruption_accuracy"] == pytest.approx(
+        np.mean(per) / results["clean_accuracy"])
     # selectivity over the whole test split, independently: activations of every test image
     _, setup, state = train.load_final(tmp_path / "train")
     model = setup.merge(state["params"], state["batch_stats"])

@@ -97,6 +97,11 @@ def _noise(m):
     return f"−2 {lo:.3f}, +2 {hi:.3f}", lo >= hi
 
 
+def _corruptions(m):
+    lo, hi = (_mean(m, a, "relative_corruption_accuracy") for a in (-2.0, 2.0))
+    return f"−2 {lo:.3f}, +2 {hi:.3f}", lo >= hi
+
+
 def _dimension(m):
     dims = {a: _mean(m, a, "pca_dim/dense0") for a in ALPHAS}
     text = ", ".join(f"{a:+g}: {d:.1f}" for a, d in dims.items())
@@ -118,6 +123,9 @@ SMALL_CLAIMS = [
                "the paper: higher SI, more robust to small-ε attacks)", "≥ +0.10", _fgsm),
     SmallClaim("fmnist: relative noise acc (σ 0.4) α=−2 ≥ α=+2", "seed means (the paper: "
                "lower SI, more robust to corruptions; noisy per seed)", "≥", _noise, hard=False),
+    SmallClaim("fmnist: relative corruption acc α=−2 ≥ α=+2", "mean over 8 corruptions at "
+               "severities 1, 3, 5, seed means (the paper, C6: lower SI, more robust)", "≥",
+               _corruptions, hard=False),
     SmallClaim("fmnist: PCA-95 dim of layer 1, α=−2 > α=+2", "the paper: lower SI, higher "
                "dimensionality; the spec's MLP reference shows both below α = 0", ">",
                _dimension, hard=False),

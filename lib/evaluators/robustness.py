@@ -1,5 +1,6 @@
 """Robustness and representation evaluation of a trained classifier on an eval split
-(class_selectivity.md §2, §4): clean accuracy; accuracy under Gaussian noise, FGSM and PGD;
+(class_selectivity.md §2, §4): clean accuracy; accuracy under Gaussian noise, the common
+corruptions at each severity (lib.evaluators.corruptions, on the fly), FGSM and PGD;
 class selectivity per layer over the whole split; PCA dimensionality per layer of the clean
 activations and of the changes that noise and attacks cause.
 
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lib import losses
-from lib.evaluators import adversarial, dimensionality, selectivity
+from lib.evaluators import adversarial, corruptions, dimensionality, selectivity
 
 
 def _correct(logits, labels, mask):
@@ -26,10 +27,15 @@ def _correct(logits, labels, mask):
 def evaluate(apply: Callable, batches: Iterable[dict], cfg, layers, num_classes: int,
              si_eps: float = selectivity.DEFAULT_EPS) -> dict:
     """`apply(images) -> (logits, {layer: activations})` in eval mode; `cfg` (config
-    robustness) holds noise_sigmas, fgsm_eps, pgd_eps (0s ignored), pgd_steps, pca_threshold
-    and seed; SI and dimensionality are measured at `layers`."""
+    robustness) holds noise_sigmas, corruptions ('' ignored), severities, corruption_table,
+    fgsm_eps, pgd_eps (0s ignored), pgd_steps, pca_threshold and seed; SI and dimensionality
+    are measured at `layers`."""
     layers = [name for name in layers if name]
     pgd_eps = [e for e in cfg.pgd_eps if e]
+    for name in cfg.corruptions:  # bad names and severities fail before any work
+        for s in cfg.severities if name else ():
+            corruptions.corrupt(np.zeros((2, 2, 1), np.float32), name, s,
+                                np.random.default_rng(0), cfg.corruption_table)
     for eps in (*cfg.fgsm_eps, *pgd_eps):
         adversarial._check(eps)
 
@@ -65,10 +71,20 @@ def evaluate(apply: Callable, batches: Iterable[dict], cfg, layers, num_classes:
         out["acts"] = acts
         return out
 
+    @jax.jit
+    def correct(x, y, mask):
+        return _correct(apply(x)[0], y, mask)
+
+    corrupted = [(name, s) for name in cfg.corruptions if name for s in cfg.severities]
     key = jax.random.key(cfg.seed)
     totals, acts, deltas, masks = None, [], [], []
     for i, batch in enumerate(batches):
         out = jax.device_get(one_batch(batch, jax.random.fold_in(key, i)))
+        out["corrupted"] = {
+            f"{name}_{s}": correct(corruptions.corrupt_batch(
+                batch["image"], name, s, (cfg.seed, i, j, s), cfg.corruption_table),
+                batch["label"], batch["mask"])
+            for j, (name, s) in enumerate(corrupted)}
         masks.append(np.asarray(batch["mask"]) > 0)
         acts.append(out.pop("acts"))
         deltas.append(out.pop("delta"))
@@ -79,6 +95,15 @@ def evaluate(apply: Callable, batches: Iterable[dict], cfg, layers, num_classes:
     for name, correct in totals["correct"].items():
         result[f"accuracy/{name}"] = float(correct) / count
         result[f"relative_accuracy/{name}"] = float(correct) / count / clean if clean else 0.0
+    if corrupted:
+        by_name = {k: float(v) / count for k, v in totals["corrupted"].items()}
+        result.update({f"accuracy/corruption/{k}": v for k, v in by_name.items()})
+        for s in cfg.severities:
+            result[f"corruption_accuracy/severity_{s}"] = float(np.mean(
+                [v for k, v in by_name.items() if k.endswith(f"_{s}")]))
+        result["corruption_accuracy/mean"] = float(np.mean(list(by_name.values())))
+        result["relative_corruption_accuracy"] = (
+            result["corruption_accuracy/mean"] / clean if clean else 0.0)
     keep = np.concatenate(masks)
     for layer in layers:
         si = selectivity.from_class_sums(jnp.asarray(totals["class_sums"][layer]),
