@@ -87,3 +87,23 @@ def test_quick_run_evaluates_selectivity_and_robustness(tmp_path):
     assert results["selectivity/dense0"] == pytest.approx(expected, rel=1e-4)
     # FGSM hurts more at larger ε
     assert results["accuracy/fgsm_0.05"] <= results["accuracy/fgsm_0.01"]
+
+
+def test_resnet20_config_runs_on_tfds_mock(tmp_path):
+    """configs/cifar10.py (block-output selectivity, option-A ResNet-20) end to end on TFDS's
+    mock CIFAR-10, shortened: 2 steps, one corruption of each colour kind, FGSM and PGD-2."""
+    import tensorflow_datasets as tfds
+
+    c = config_lib.load_file(REPO / "experiments/class_selectivity/configs/cifar10.py",
+                             "alpha=-1")
+    c = config_lib.updated(c, {
+        "total_steps": 2, "log_every": 1, "eval_every": 0, "checkpoint_every": 2,
+        "progress": False, "data.batch_size": 16, "data.eval_batch_size": 16,
+        "data.num_workers": 0, "robustness.corruptions": ("saturate", "brightness"),
+        "robustness.severities": (3,), "robustness.fgsm_eps": (0.01,),
+        "robustness.pgd_eps": (0.01,), "robustness.pgd_steps": 2})
+    with tfds.testing.mock_data(num_examples=32):
+        results = procedure.run(c, tmp_path)
+    assert 0.0 <= results["selectivity/stage3/block2"] <= 1.0
+    assert {"accuracy/corruption/saturate_3", "accuracy/pgd_0.01",
+            "pca_dim_change/pgd_0.01/stage1/block0"} <= set(results)

@@ -63,6 +63,7 @@ EXTRA_ARGS = {  # by "slug/file.py"
                              "pretrain=blur,pretrain_steps=391,blur=8", "quick,pretrain=rotation",
                              "pretrain=subsample,fraction=0.2"],
     "class_selectivity/fashion_mnist.py": ["data=digits,alpha=-2", "alpha=2,seed=4"],
+    "class_selectivity/cifar10.py": ["alpha=-30,seed=2", "quick,alpha=2"],
     "pruning_stability/digits.py": ["data=fashion_mnist,target=scratch", "lr=0.001,score=EBN",
                                     "quick,target=R,fractions=0.5+0.9"],
     "pruning_stability/cifar.py": [

@@ -1,8 +1,9 @@
 """Claims of "On the relationship between class selectivity, dimensionality, and robustness"
 and "Selectivity considered harmful" (class_selectivity.md §5, §6).
 
-Paper scale: C1–C11, listed with source and tolerance; not decided yet (the paper-scale
-configs, ResNet-20 on CIFAR-10 and ResNet-18 on Tiny ImageNet, are not built yet).
+Paper scale: C1–C11, listed with source and tolerance; C10 and C5b are decided by `lib.repro
+check` on runs of configs/cifar10.py (ResNet-20), the others need sweeps over α (or Tiny
+ImageNet, not built yet) and are listed only.
 Small scale: the spec's Fashion-MNIST MLP at α ∈ {−2, 0, +2} over SEEDS, with its hard
 assertions (2)–(4) and the soft ones.
 """
@@ -16,6 +17,7 @@ from lib.repro import PaperClaim, SmallClaim, mean_std
 
 SEEDS = (0, 1, 2)
 ALPHAS = (-2.0, 0.0, 2.0)
+CIFAR10 = "experiments/class_selectivity/configs/cifar10.py"
 LAYERS = ("dense0", "dense1")
 
 PAPER_CLAIMS = [
@@ -38,7 +40,11 @@ PAPER_CLAIMS = [
     PaperClaim("C9", "early-layer dimensionality of the change: adversarial > corruption",
                "2007.04440 abstract", "verified (claim)", None, hard=False),
     PaperClaim("C10", "ResNet-20 CIFAR-10 α = 0 clean top-1 ≈ 91–92 % (±1.5)",
-               "typical ResNet-20", "recollection", 0.915, 0.015, hard=False),
+               "typical ResNet-20", "recollection", 0.915, 0.015, metric="clean_accuracy",
+               config=f"{CIFAR10}:alpha=0", hard=False),
+    PaperClaim("C5b", "ResNet-20 CIFAR-10: α = +2 below α = 0 in test top-1", "2003.01262 "
+               "abstract", "verified", None, metric="clean_accuracy", config=f"{CIFAR10}:alpha=2",
+               versus=f"{CIFAR10}:alpha=0", bounds=(-1.0, 0.0), hard=False),
     PaperClaim("C11", "ResNet-18 Tiny ImageNet α = 0 clean top-1 ≈ 50–60 % (sanity band)",
                "paper", "recollection", None, bounds=(0.5, 0.6), hard=False),
 ]
