@@ -1,4 +1,5 @@
-"""Correlation statistics across runs: Pearson r, Kendall τ (tau-b) and Fisher-z intervals.
+"""Correlation statistics across runs: Pearson r, Spearman ρ, Kendall τ (tau-b), Fisher-z
+intervals.
 
 Used where a paper's claim is a trend over many runs (pruning_stability.md §2: stability versus
 best test accuracy). Written out in numpy so each formula is visible and tested by hand.
@@ -26,6 +27,24 @@ def pearson(x, y) -> float:
     dx, dy = x - x.mean(), y - y.mean()
     denominator = math.sqrt(float((dx**2).sum() * (dy**2).sum()))
     return float((dx * dy).sum() / denominator) if denominator > 0 else math.nan
+
+
+def ranks(values) -> np.ndarray:
+    """1-based ranks, ties given their average rank."""
+    v = np.asarray(values, np.float64)
+    order = np.argsort(v, kind="stable")
+    out = np.empty(v.size)
+    out[order] = np.arange(1, v.size + 1)
+    for value in np.unique(v):  # average the ranks of tied values
+        tied = v == value
+        out[tied] = out[tied].mean()
+    return out
+
+
+def spearman(x, y) -> float:
+    """Spearman's ρ: the Pearson correlation of the (average) ranks."""
+    x, y = _pair(x, y)
+    return pearson(ranks(x), ranks(y))
 
 
 def kendall_tau(x, y) -> float:

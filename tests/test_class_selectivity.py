@@ -107,3 +107,30 @@ def test_resnet20_config_runs_on_tfds_mock(tmp_path):
     assert 0.0 <= results["selectivity/stage3/block2"] <= 1.0
     assert {"accuracy/corruption/saturate_3", "accuracy/pgd_0.01",
             "pca_dim_change/pgd_0.01/stage1/block0"} <= set(results)
+
+
+def test_analysis_tables_correlations_and_plot(tmp_path, capsys):
+    from experiments.class_selectivity import analysis
+
+    dirs = []
+    for i, (alpha, si, acc, rel, fgsm) in enumerate([
+            (-2.0, 0.07, 0.82, 0.93, 0.18), (-2.0, 0.06, 0.83, 0.92, 0.19),
+            (0.0, 0.55, 0.88, 0.91, 0.33), (2.0, 0.81, 0.87, 0.90, 0.42)]):
+        w = tmp_path / f"r{i}"
+        w.mkdir()
+        c = config_lib.load_file(CONFIG, f"alpha={alpha}")
+        (w / "config.json").write_text(c.to_json_best_effort())
+        (w / "results.json").write_text(__import__("json").dumps({
+            "selectivity/mean": si, "clean_accuracy": acc, "relative_corruption_accuracy": rel,
+            "accuracy/fgsm_0.05": fgsm, "pca_dim/dense0": 10 + i, "pca_dim/dense1": 5}))
+        dirs.append(str(w))
+    summary = analysis.summarize(analysis.load_runs(dirs))
+    assert summary["table"][-2.0]["selectivity/mean"][0] == pytest.approx(0.065)
+    assert summary["table"][-2.0]["runs"] == 2
+    # SI ranks 2,1,3,4 against robustness ranks 4,3,2,1 and FGSM ranks 1,2,3,4
+    assert summary["correlations"]["spearman(SI, relative_corruption_accuracy)"] == \
+        pytest.approx(-0.8)
+    assert summary["correlations"]["spearman(SI, accuracy/fgsm_0.05)"] == pytest.approx(0.8)
+    assert analysis.main([*dirs, "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "selectivity.png").exists()
+    assert "α = -2 (n=2)" in capsys.readouterr().out

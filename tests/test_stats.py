@@ -21,10 +21,18 @@ def test_kendall_worked_example_with_ties():
     assert stats.kendall_tau(x, y) == pytest.approx(scipy_stats.kendalltau(x, y).statistic)
 
 
+def test_spearman_by_hand_and_ties():
+    # ranks of x: 1, 2, 3, 4; of y (ties 2 and 2 → 1.5, 1.5): 3, 1.5, 1.5, 4
+    assert stats.spearman([1, 2, 3, 4], [5, 2, 2, 9]) == pytest.approx(
+        np.corrcoef([1, 2, 3, 4], [3, 1.5, 1.5, 4])[0, 1])
+    np.testing.assert_array_equal(stats.ranks([10, 20, 20, 5]), [2, 3.5, 3.5, 1])
+
+
 def test_against_scipy_on_random_data():
     rng = np.random.default_rng(0)
     x = rng.normal(size=30)
     y = -0.6 * x + rng.normal(size=30)
+    assert stats.spearman(x, y) == pytest.approx(scipy_stats.spearmanr(x, y).statistic)
     assert stats.pearson(x, y) == pytest.approx(scipy_stats.pearsonr(x, y).statistic)
     assert stats.kendall_tau(x, y) == pytest.approx(scipy_stats.kendalltau(x, y).statistic)
 

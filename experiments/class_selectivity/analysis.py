@@ -1,0 +1,122 @@
+"""Across runs: selectivity, accuracy and robustness against α (class_selectivity.md §4).
+
+    python -m experiments.class_selectivity.analysis RUN_WORKDIR [RUN_WORKDIR …] [--out DIR]
+
+reads each finished run's config.json and results.json, prints per α the mean ± std over seeds
+of mean SI, clean accuracy, relative corruption (or noise) accuracy, FGSM accuracy at each ε
+and the first layer's PCA dimension, the Spearman correlations across runs between mean SI and
+relative corruption accuracy (the paper expects negative) and between mean SI and adversarial
+accuracy (expected positive), and writes selectivity.png: SI and accuracy vs α, robustness vs
+SI, and dimensionality per layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+from lib import stats
+from lib.repro import mean_std
+
+
+def load_runs(workdirs) -> list[tuple[float, dict]]:
+    runs = []
+    for w in map(pathlib.Path, workdirs):
+        if not (w / "results.json").exists():
+            raise FileNotFoundError(f"{w} has no results.json: the run has not finished")
+        config = json.loads((w / "config.json").read_text())
+        runs.append((config["selectivity"]["alpha"], json.loads((w / "results.json").read_text())))
+    return sorted(runs, key=lambda r: r[0])
+
+
+def robustness_key(result: dict) -> str:
+    """Relative corruption accuracy when corruptions were evaluated, else the strongest noise."""
+    if "relative_corruption_accuracy" in result:
+        return "relative_corruption_accuracy"
+    noise = sorted(k for k in result if k.startswith("relative_accuracy/noise_"))
+    if not noise:
+        raise KeyError("the runs evaluated neither corruptions nor noise")
+    return noise[-1]
+
+
+def summarize(runs: list[tuple[float, dict]]) -> dict:
+    first = runs[0][1]
+    robust = robustness_key(first)
+    attacks = sorted((k for k in first if k.startswith(("accuracy/fgsm_", "accuracy/pgd_"))),
+                     key=lambda k: (k.split("_")[0], float(k.rsplit("_", 1)[1])))
+    keys = ["selectivity/mean", "clean_accuracy", robust, *attacks]
+    by_alpha: dict[float, list[dict]] = {}
+    for alpha, r in runs:
+        by_alpha.setdefault(alpha, []).append(r)
+    table = {a: {k: mean_std([r[k] for r in rs]) for k in keys} | {"runs": len(rs)}
+             for a, rs in by_alpha.items()}
+    si = [r["selectivity/mean"] for _, r in runs]
+    out = {"table": table, "keys": keys, "correlations": {}}
+    if len(runs) >= 3:
+        out["correlations"][f"spearman(SI, {robust})"] = stats.spearman(
+            si, [r[robust] for _, r in runs])
+        for k in attacks:
+            out["correlations"][f"spearman(SI, {k})"] = stats.spearman(si, [r[k] for _, r in runs])
+    return out
+
+
+def plot(runs: list[tuple[float, dict]], summary: dict, path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table, keys = summary["table"], summary["keys"]
+    alphas = sorted(table)
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    for ax, key in zip(axes[:2], ("selectivity/mean", "clean_accuracy")):
+        ax.errorbar(alphas, [table[a][key][0] for a in alphas],
+                    yerr=[table[a][key][1] for a in alphas], marker="o", capsize=3)
+        ax.set_xlabel("α")
+        ax.set_ylabel(key)
+    si = [r["selectivity/mean"] for _, r in runs]
+    for key in keys[2:]:
+        axes[2].scatter(si, [r[key] for _, r in runs], s=14, label=key)
+    axes[2].set_xlabel("mean SI")
+    axes[2].set_ylabel("accuracy")
+    axes[2].legend(fontsize=6)
+    layers = [k.split("/", 1)[1] for k in runs[0][1] if k.startswith("pca_dim/")]
+    for alpha in alphas:
+        rs = [r for a, r in runs if a == alpha]
+        axes[3].plot(range(len(layers)), [mean_std([r[f"pca_dim/{n}"] for r in rs])[0]
+                                          for n in layers], marker="o", label=f"α = {alpha:g}")
+    axes[3].set_xticks(range(len(layers)), layers, rotation=45, fontsize=6)
+    axes[3].set_ylabel("PCA-95 dimension")
+    axes[3].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workdirs", nargs="+")
+    parser.add_argument("--out", default=".", help="folder for selectivity.png")
+    args = parser.parse_args(argv)
+    try:
+        runs = load_runs(args.workdirs)
+    except FileNotFoundError as e:
+        print(e, file=sys.stderr)
+        return 2
+    summary = summarize(runs)
+    for alpha, row in summary["table"].items():
+        print(f"α = {alpha:+g} (n={row['runs']}): " + "  ".join(
+            f"{k} {row[k][0]:.4f} ± {row[k][1]:.4f}" for k in summary["keys"]))
+    for name, rho in summary["correlations"].items():
+        print(f"{name} = {rho:+.3f}")
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot(runs, summary, out / "selectivity.png")
+    print(f"wrote {out / 'selectivity.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
