@@ -130,6 +130,21 @@ def updated(config: ml_collections.ConfigDict, changes: dict[str, Any]
     return out
 
 
+def _merged(defaults: dict, values: dict) -> dict:
+    out = dict(defaults)
+    for k, v in values.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k),
+                                                                           dict) else v
+    return out
+
+
+def from_saved(values: dict) -> ml_collections.ConfigDict:
+    """A run's saved config.json as a ConfigDict. Keys added to configs/base.py after the run
+    was made take their defaults, which by convention keep the earlier behaviour, so older
+    workdirs stay readable."""
+    return ml_collections.ConfigDict(_merged(base.get_config().to_dict(), values))
+
+
 def _import_file(path: str | pathlib.Path):
     path = pathlib.Path(path)
     if not path.is_file():

@@ -230,7 +230,10 @@ def check(workdirs: list) -> int:
             print(f"{workdir} has no results.json: the run has not finished (re-run its "
                   "command to resume it)")
             return 2
-        runs.append(FinishedRun(workdir, json.loads((workdir / "config.json").read_text()),
+        from lib import config as config_lib  # keys added since the run take their defaults
+
+        saved = config_lib.from_saved(json.loads((workdir / "config.json").read_text()))
+        runs.append(FinishedRun(workdir, json.loads(saved.to_json_best_effort()),
                                 json.loads((workdir / "results.json").read_text())))
     rows = []
     for slug in SLUGS:

@@ -522,7 +522,7 @@ def load_final(workdir, step: int | None = None) -> tuple[ml_collections.ConfigD
                                                           dict]:
     """(config, setup, state) of a workdir's latest checkpoint (or of `step`), for analysis."""
     workdir = epath.Path(workdir)
-    config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+    config = config_lib.from_saved(json.loads((workdir / "config.json").read_text()))
     setup = build(config)
     ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints,
                                    async_save=False)

@@ -1,5 +1,6 @@
 """Config arg parsing, validation against configs/base.py, and every config file loading."""
 
+import json
 import pathlib
 
 import ml_collections
@@ -99,3 +100,13 @@ def test_every_config_loads_with_every_documented_arg(path):
         assert config.total_steps > 0
         if arg == "quick":
             assert config.data.name in ("fashion_mnist", "digits") and config.total_steps <= 100
+
+
+def test_a_saved_config_without_newer_keys_reads_with_their_defaults():
+    saved = json.loads(base.get_config().to_json_best_effort())
+    del saved["data"]["labels"], saved["filter_pruning"]  # keys a later version added
+    saved["optim"]["lr"] = 0.3
+    config = config_lib.from_saved(saved)
+    config_lib.validate(config)
+    assert config.data.labels == "true" and config.filter_pruning.target == "L"
+    assert config.optim.lr == 0.3

@@ -17,6 +17,8 @@ import json
 import numpy as np
 from etils import epath
 
+from lib import analysis as lib_analysis
+
 TAUS = (0.01, 0.05, 0.1)
 
 
@@ -96,12 +98,7 @@ def analyse(workdir, ablation_tau: float | None = 0.05,
 
 def plot_histogram(gammas: dict[str, np.ndarray], path) -> None:
     """Overlaid histograms of γ, one per setting, with the τ thresholds marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = lib_analysis.pyplot().subplots(figsize=(6, 3.5))
     lo = min(float(g.min()) for g in gammas.values())
     hi = max(float(g.max()) for g in gammas.values())
     bins = np.linspace(min(lo, 0.0), max(hi, 1.0), 60)
@@ -112,10 +109,7 @@ def plot_histogram(gammas: dict[str, np.ndarray], path) -> None:
     ax.set_xlabel("γ (all BN layers pooled)")
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with epath.Path(path).open("wb") as f:
-        fig.savefig(f, format="png", dpi=120)
-    plt.close(fig)
+    lib_analysis.save(fig, path)
 
 
 def main() -> None:

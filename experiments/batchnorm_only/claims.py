@@ -230,14 +230,11 @@ SMALL_CLAIMS = [
 def plot(m: dict, workdir: pathlib.Path) -> None:
     """Accuracy per setting (mean ± std over seeds) for each grid; γ histograms of seed 0."""
     import jax
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from lib import analysis as lib_analysis
     from lib import train
 
-    fig, axes = plt.subplots(1, len(GRIDS), figsize=(12, 3.8), sharey=True)
+    fig, axes = lib_analysis.pyplot().subplots(1, len(GRIDS), figsize=(12, 3.8), sharey=True)
     titles = {"fashion_mnist": "Fashion-MNIST 14×14, 1,000 steps",
               "digits": "digits 8×8, 300 steps"}
     for ax, grid in zip(axes, GRIDS):
@@ -249,9 +246,7 @@ def plot(m: dict, workdir: pathlib.Path) -> None:
         ax.tick_params(axis="x", rotation=30, labelsize=8)
     axes[0].set_ylabel("test accuracy")
     axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(workdir / "accuracy.png", dpi=120)
-    plt.close(fig)
+    lib_analysis.save(fig, workdir / "accuracy.png")
 
     gammas = {}
     for setting in ("all", "bn_only"):

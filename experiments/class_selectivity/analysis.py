@@ -12,23 +12,16 @@ SI, and dimensionality per layer.
 
 from __future__ import annotations
 
-import argparse
-import json
 import pathlib
 import sys
 
-from lib import stats
+from lib import analysis, stats
 from lib.repro import mean_std
 
 
 def load_runs(workdirs) -> list[tuple[float, dict]]:
-    runs = []
-    for w in map(pathlib.Path, workdirs):
-        if not (w / "results.json").exists():
-            raise FileNotFoundError(f"{w} has no results.json: the run has not finished")
-        config = json.loads((w / "config.json").read_text())
-        runs.append((config["selectivity"]["alpha"], json.loads((w / "results.json").read_text())))
-    return sorted(runs, key=lambda r: r[0])
+    runs = [analysis.read_run(w) for w in workdirs]
+    return sorted(((c["selectivity"]["alpha"], r) for c, r in runs), key=lambda r: r[0])
 
 
 def robustness_key(result: dict) -> str:
@@ -63,14 +56,9 @@ def summarize(runs: list[tuple[float, dict]]) -> dict:
 
 
 def plot(runs: list[tuple[float, dict]], summary: dict, path: pathlib.Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     table, keys = summary["table"], summary["keys"]
     alphas = sorted(table)
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    fig, axes = analysis.pyplot().subplots(1, 4, figsize=(17, 3.8))
     for ax, key in zip(axes[:2], ("selectivity/mean", "clean_accuracy")):
         ax.errorbar(alphas, [table[a][key][0] for a in alphas],
                     yerr=[table[a][key][1] for a in alphas], marker="o", capsize=3)
@@ -90,32 +78,23 @@ def plot(runs: list[tuple[float, dict]], summary: dict, path: pathlib.Path) -> N
     axes[3].set_xticks(range(len(layers)), layers, rotation=45, fontsize=6)
     axes[3].set_ylabel("PCA-95 dimension")
     axes[3].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    analysis.save(fig, path)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workdirs", nargs="+")
-    parser.add_argument("--out", default=".", help="folder for selectivity.png")
-    args = parser.parse_args(argv)
-    try:
-        runs = load_runs(args.workdirs)
-    except FileNotFoundError as e:
-        print(e, file=sys.stderr)
-        return 2
+def report(workdirs, out: pathlib.Path) -> None:
+    runs = load_runs(workdirs)
     summary = summarize(runs)
     for alpha, row in summary["table"].items():
         print(f"α = {alpha:+g} (n={row['runs']}): " + "  ".join(
             f"{k} {row[k][0]:.4f} ± {row[k][1]:.4f}" for k in summary["keys"]))
     for name, rho in summary["correlations"].items():
         print(f"{name} = {rho:+.3f}")
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     plot(runs, summary, out / "selectivity.png")
     print(f"wrote {out / 'selectivity.png'}")
-    return 0
+
+
+def main(argv=None) -> int:
+    return analysis.main(__doc__, report, argv)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,10 @@ accuracy_vs_remaining.png (one curve per group; perturbations as markers at the 
 
 from __future__ import annotations
 
-import argparse
-import json
 import pathlib
 import sys
 
+from lib import analysis
 from lib.repro import mean_std
 
 
@@ -30,11 +29,8 @@ def group_name(config: dict) -> str:
 def collect(workdirs) -> dict[str, dict]:
     """{group: {"curve": {remaining: [acc, …]}, "perturb": {name: (remaining, [acc, …])}}}."""
     groups: dict[str, dict] = {}
-    for w in map(pathlib.Path, workdirs):
-        if not (w / "results.json").exists():
-            raise FileNotFoundError(f"{w} has no results.json: the procedure has not finished")
-        config = json.loads((w / "config.json").read_text())
-        results = json.loads((w / "results.json").read_text())
+    for w in workdirs:
+        config, results = analysis.read_run(w)
         group = groups.setdefault(group_name(config), {"curve": {}, "perturb": {}})
         for level in results["trunk"].values():
             group["curve"].setdefault(level["remaining"], []).append(level["eval/accuracy"])
@@ -45,12 +41,7 @@ def collect(workdirs) -> dict[str, dict]:
 
 
 def plot(groups: dict[str, dict], path: pathlib.Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = analysis.pyplot().subplots(figsize=(6.5, 4.5))
     for name, g in groups.items():
         xs = sorted(g["curve"], reverse=True)
         stats = [mean_std(g["curve"][x]) for x in xs]
@@ -66,21 +57,11 @@ def plot(groups: dict[str, dict], path: pathlib.Path, title: str) -> None:
     ax.set_ylabel("test accuracy")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    analysis.save(fig, path)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workdirs", nargs="+")
-    parser.add_argument("--out", default=".", help="folder for accuracy_vs_remaining.png")
-    args = parser.parse_args(argv)
-    try:
-        groups = collect(args.workdirs)
-    except FileNotFoundError as e:
-        print(e, file=sys.stderr)
-        return 2
+def report(workdirs, out: pathlib.Path) -> None:
+    groups = collect(workdirs)
     for name, g in groups.items():
         print(name)
         for x in sorted(g["curve"], reverse=True):
@@ -89,11 +70,12 @@ def main(argv=None) -> int:
         for perturbation, (_, accs) in g["perturb"].items():
             mean, std = mean_std(accs)
             print(f"  {perturbation:24s} {mean:.4f} ± {std:.4f} (n={len(accs)})")
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     plot(groups, out / "accuracy_vs_remaining.png", "accuracy vs weights remaining (mean ± std)")
     print(f"wrote {out / 'accuracy_vs_remaining.png'}")
-    return 0
+
+
+def main(argv=None) -> int:
+    return analysis.main(__doc__, report, argv)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,10 @@ expects a negative correlation, G2) over all runs, per model, and per model and 
 
 from __future__ import annotations
 
-import argparse
-import json
 import pathlib
 import sys
 
-from lib import stats
+from lib import analysis, stats
 from lib.repro import mean_std
 
 KEYS = ("mean_stability", "best_test_accuracy", "generalization_gap")
@@ -40,11 +38,9 @@ def group_name(config: dict) -> str:
 
 def load_runs(workdirs) -> list[tuple[str, dict]]:
     runs = []
-    for w in map(pathlib.Path, workdirs):
-        if not (w / "results.json").exists():
-            raise FileNotFoundError(f"{w} has no results.json: the run has not finished")
-        config = json.loads((w / "config.json").read_text())
-        runs.append((group_name(config), json.loads((w / "results.json").read_text())))
+    for w in workdirs:
+        config, results = analysis.read_run(w)
+        runs.append((group_name(config), results))
     return runs
 
 
@@ -86,31 +82,20 @@ def scatter(ax, points: dict[str, list[tuple[float, float]]], title: str) -> Non
     ax.legend(fontsize=6)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_runs(runs: list[tuple[str, dict]], path: pathlib.Path) -> None:
-    plt = _pyplot()
+    plt = analysis.pyplot()
     points: dict[str, list] = {}
     for name, r in runs:
         points.setdefault(name, []).append((r["mean_stability"], r["best_test_accuracy"]))
     fig, ax = plt.subplots(figsize=(6, 4.5))
     scatter(ax, points, "stability vs best test accuracy")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    analysis.save(fig, path)
 
 
 def plot_small_scale(m: dict, path: pathlib.Path) -> None:
     """claims.measure's results: mean instability per target for each setting, and the
     Fashion-MNIST stability-accuracy scatter."""
-    plt = _pyplot()
+    plt = analysis.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     settings = [s for s in ("digits", "digits_lr1e-3") if s in m]
     for i, setting in enumerate(settings):
@@ -127,21 +112,11 @@ def plot_small_scale(m: dict, path: pathlib.Path) -> None:
         points = {t: [(r["mean_stability"], r["best_test_accuracy"]) for r in rs]
                   for t, rs in m["fmnist"].items()}
         scatter(axes[1], points, "Fashion-MNIST")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    analysis.save(fig, path)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workdirs", nargs="+")
-    parser.add_argument("--out", default=".", help="folder for stability_vs_accuracy.png")
-    args = parser.parse_args(argv)
-    try:
-        runs = load_runs(args.workdirs)
-    except FileNotFoundError as e:
-        print(e, file=sys.stderr)
-        return 2
+def report(workdirs, out: pathlib.Path) -> None:
+    runs = load_runs(workdirs)
     result = summarize(runs)
     for name, g in result["groups"].items():
         print(f"{name:40s} n={g['runs']:2d} " + "  ".join(
@@ -150,11 +125,12 @@ def main(argv=None) -> int:
         print(f"corr(mean stability, best test acc), {label} ({c['n']} runs): Pearson "
               f"{c['pearson']:+.3f} [{c['pearson_low']:+.3f}, {c['pearson_high']:+.3f}], "
               f"Kendall {c['kendall']:+.3f} [{c['kendall_low']:+.3f}, {c['kendall_high']:+.3f}]")
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     plot_runs(runs, out / "stability_vs_accuracy.png")
     print(f"wrote {out / 'stability_vs_accuracy.png'}")
-    return 0
+
+
+def main(argv=None) -> int:
+    return analysis.main(__doc__, report, argv)
 
 
 if __name__ == "__main__":

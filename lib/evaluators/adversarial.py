@@ -16,7 +16,8 @@ import jax.numpy as jnp
 NORMS = ("linf", "l2")
 
 
-def _check(eps: float, norm: str = "linf") -> None:
+def check(eps: float, norm: str = "linf") -> None:
+    """A clear error for a negative ε or an unknown norm."""
     if eps < 0:
         raise ValueError(f"attack ε={eps} must be ≥ 0 (pixel units, images in [0, 1])")
     if norm not in NORMS:
@@ -30,7 +31,7 @@ def _per_example_norm(x: jax.Array) -> jax.Array:
 def fgsm(loss: Callable, x: jax.Array, y: jax.Array, eps: float, lo: float = 0.0,
          hi: float = 1.0) -> jax.Array:
     """x + ε·sign(∇ₓ loss(x, y)), clipped to [lo, hi]."""
-    _check(eps)
+    check(eps)
     grad = jax.grad(loss)(x, y)
     return jnp.clip(x + eps * jnp.sign(grad), lo, hi)
 
@@ -47,7 +48,7 @@ def pgd(loss: Callable, x: jax.Array, y: jax.Array, eps: float, steps: int, step
         norm: str = "linf", random_start: bool = True, key: jax.Array | None = None,
         lo: float = 0.0, hi: float = 1.0) -> jax.Array:
     """Projected gradient ascent on loss(x̃, y) from x (or a random point of the ε ball)."""
-    _check(eps, norm)
+    check(eps, norm)
     if random_start:
         if key is None:
             raise ValueError("pgd with random_start needs a key")

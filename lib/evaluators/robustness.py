@@ -37,7 +37,7 @@ def evaluate(apply: Callable, batches: Iterable[dict], cfg, layers, num_classes:
             corruptions.corrupt(np.zeros((2, 2, 1), np.float32), name, s,
                                 np.random.default_rng(0), cfg.corruption_table)
     for eps in (*cfg.fgsm_eps, *pgd_eps):
-        adversarial._check(eps)
+        adversarial.check(eps)
 
     def loss(x, y):
         return losses.softmax_cross_entropy(apply(x)[0], y).mean()
