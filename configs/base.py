@@ -47,8 +47,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.pool = "cls"             # vit: cls (learned token) | gap (mean over patch tokens)
 
     c.data = ml_collections.ConfigDict()
-    c.data.name = "fashion_mnist"    # fashion_mnist | digits | any TFDS name (cifar10, imagenet2012, ...)
-    c.data.data_dir = ""             # TFDS data_dir ('' = TFDS default; gs:// allowed)
+    c.data.name = "fashion_mnist"    # fashion_mnist | digits | tiny_imagenet | tiny_imagenet_c (user files) | any TFDS name (cifar10, imagenet2012, ...)
+    c.data.data_dir = ""             # TFDS data_dir ('' = TFDS default; gs:// allowed); tiny_imagenet(_c): the unpacked folder
     c.data.train_split = "train"
     c.data.eval_split = "test"       # ImageNet: "validation"
     c.data.train_examples = 0        # stratified subset of the train split (0 = all)
@@ -152,12 +152,17 @@ def get_config() -> ml_collections.ConfigDict:
     c.selectivity.alpha = 0.0        # loss = CE − α·mean SI: α < 0 penalises class selectivity, α > 0 rewards it
     c.selectivity.layers = ("",)     # feature names (model features=True) whose units are regularised and measured
     c.selectivity.eps = 1e-7         # ε in SI = (μ_max − μ_−max)/(μ_max + μ_−max + ε)
+    c.selectivity.alpha_warmup_steps = 0  # α rises linearly from 0 over these steps (paper: ≈ 5 epochs, uncertain; 0 = off)
 
     c.robustness = ml_collections.ConfigDict()  # lib.evaluators.robustness after training (class_selectivity)
     c.robustness.noise_sigmas = (0.2, 0.4)  # Gaussian noise std in [0, 1] pixel units (clipped)
-    c.robustness.corruptions = ("",)  # lib.evaluators.corruptions names applied on the fly ('' ignored)
+    c.robustness.corruptions = ("",)  # corruption names ('' ignored): lib.evaluators.corruptions on the fly, or the released set's
     c.robustness.severities = (1, 2, 3, 4, 5)  # corruption severities evaluated
-    c.robustness.corruption_table = "cifar10"  # severity constants: cifar10 (CIFAR-10-C) | imagenet (ImageNet-C noise σ)
+    c.robustness.corruption_source = "on_the_fly"  # on_the_fly | released (read corruption_data/<name>_<severity>)
+    c.robustness.corruption_table = "cifar10"  # on the fly: severity constants cifar10 (CIFAR-10-C) | imagenet (ImageNet-C noise σ)
+    c.robustness.corruption_data = "cifar10_corrupted"  # released: dataset whose variants <name>_<severity> copy the eval split (TFDS cifar10_corrupted | tiny_imagenet_c)
+    c.robustness.corruption_split = "test"  # released: its split (cifar10_corrupted: test; tiny_imagenet_c: validation)
+    c.robustness.corruption_dir = ""  # released: its data_dir (TFDS data_dir; tiny_imagenet_c: the unpacked folder)
     c.robustness.fgsm_eps = (0.01, 0.03, 0.05)  # FGSM ε (L∞, pixel units)
     c.robustness.pgd_eps = (0.0,)    # PGD ε (L∞, random start, step 2.5ε/steps; 0s ignored)
     c.robustness.pgd_steps = 20

@@ -8,6 +8,7 @@ import ml_collections
 
 CIFAR10_TRAIN = 50_000
 IMAGENET_TRAIN = 1_281_167
+TINY_IMAGENET_TRAIN = 100_000
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

@@ -21,8 +21,10 @@ from lib.config import ConfigError
 class Task(Protocol):
     def __init__(self, config) -> None: ...
 
-    def train_loss(self, model, batch: dict, rng: jax.Array) -> tuple[jax.Array, dict]:
-        """Scalar loss to minimise and a dict of scalar metrics (batch means) to log."""
+    def train_loss(self, model, batch: dict, rng: jax.Array, step: jax.Array
+                   ) -> tuple[jax.Array, dict]:
+        """Scalar loss to minimise and a dict of scalar metrics (batch means) to log; `step`
+        (traced) is the optimizer step, for terms whose weight follows a schedule."""
 
     def eval_sums(self, model, batch: dict) -> dict:
         """Per-batch sums of metrics over real examples (batch['mask'] = 1), with 'count'."""
@@ -48,8 +50,8 @@ class Classification:
     def __init__(self, config) -> None:
         self.top_k = config.eval.top_k
 
-    def train_loss(self, model, batch, rng):
-        del rng
+    def train_loss(self, model, batch, rng, step):
+        del rng, step
         logits = model(batch["image"], train=True)
         loss = losses.softmax_cross_entropy(logits, batch["label"]).mean()
         accuracy = losses.topk_correct(logits, batch["label"], 1).mean()

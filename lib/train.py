@@ -162,7 +162,7 @@ def train_step(setup: Setup, state: dict, batch: dict) -> tuple[dict, dict]:
 
     def loss_fn(trainable):
         model = setup.merge({**frozen, **trainable}, state["batch_stats"])
-        loss, step_metrics = setup.task.train_loss(model, batch, rng)
+        loss, step_metrics = setup.task.train_loss(model, batch, rng, state["step"])
         return loss, (step_metrics, nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)))
 
     grads, (step_metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(trainable)

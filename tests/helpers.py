@@ -58,3 +58,36 @@ def crash_on_batch(monkeypatch, n: int) -> None:
         return real(batch, sh)
 
     monkeypatch.setattr(train.sharding, "global_batch", crashing)
+
+
+def fake_tiny_imagenet(root: pathlib.Path, corrupted: dict | None = None) -> list:
+    """The released Tiny ImageNet layout with 200 classes, one train and one validation image
+    each (64×64 JPEGs, class c's pixels near 50 + c; class 7's are grayscale), the validation
+    annotations in shuffled order, and with `corrupted` ({'<name>_<severity>': fn(pixels)})
+    a Tiny ImageNet-C folder root/'c' of the validation images. Returns the sorted wnids."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    wnids = [f"n{i:08d}" for i in rng.permutation(200) + 100]
+    (root / "train").mkdir(parents=True)
+    (root / "val" / "images").mkdir(parents=True)
+    (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    pixels = {}
+    for c, wnid in enumerate(sorted(wnids)):
+        image = np.clip(50 + c + rng.integers(-3, 4, (64, 64, 3)), 0, 255).astype(np.uint8)
+        pixels[wnid] = image[..., 0] if c == 7 else image
+        folder = root / "train" / wnid / "images"
+        folder.mkdir(parents=True)
+        Image.fromarray(pixels[wnid]).save(folder / f"{wnid}_0.JPEG", quality=95)
+        Image.fromarray(pixels[wnid]).save(root / "val" / "images" / f"val_{c}.JPEG", quality=95)
+    rows = [f"val_{c}.JPEG\t{wnid}\t0\t0\t63\t63" for c, wnid in enumerate(sorted(wnids))]
+    (root / "val" / "val_annotations.txt").write_text(
+        "\n".join(rows[i] for i in rng.permutation(200)) + "\n")
+    for variant, corrupt in (corrupted or {}).items():
+        name, severity = variant.rsplit("_", 1)
+        for c, wnid in enumerate(sorted(wnids)):
+            folder = root / "c" / name / severity / wnid
+            folder.mkdir(parents=True)
+            Image.fromarray(corrupt(pixels[wnid])).save(folder / f"val_{c}.JPEG", quality=95)
+    return sorted(wnids)

@@ -329,3 +329,45 @@ def test_prepare_cli(tmp_path, monkeypatch, capsys):
     assert fashion_mnist.has_files(tmp_path / "ier" / "fashion_mnist")
     prepare.main(["prepare", "fashion_mnist"])
     assert "already in the cache" in capsys.readouterr().out
+
+
+# --- Tiny ImageNet from the user's files -----------------------------------------------------
+
+
+def test_tiny_imagenet_files(tmp_path, monkeypatch):
+    from tests.helpers import fake_tiny_imagenet
+
+    wnids = fake_tiny_imagenet(tmp_path, {"contrast_5": lambda x: x // 2})
+    c = cfg(name="tiny_imagenet", data_dir=str(tmp_path), eval_split="validation",
+            batch_size=8, eval_batch_size=64)
+    info = data.get_info(c)
+    assert (info.num_classes, info.num_train, info.num_eval) == (200, 200, 200)
+    assert info.image_shape == (64, 64, 3)
+    train = sources.open_split(c, "train")
+    # class c is the c-th wnid in sorted order; its pixels were drawn near 50 + c
+    for index in (0, 7, 199):
+        record = train.records[index]
+        assert record["label"] == index and record["image"].shape == (64, 64, 3)
+        assert abs(float(record["image"].mean()) - (50 + index)) < 2  # grayscale → RGB too
+    # validation in (class, file) order although the annotations are shuffled
+    val = sources.open_split(c, "eval")
+    np.testing.assert_array_equal(val.records.all_labels(), np.arange(200))
+    # the corrupted copy reads with the same labels, in the same order, the same preprocessing
+    other = {"name": "tiny_imagenet_c/contrast_5", "eval_split": "validation",
+             "data_dir": str(tmp_path / "c")}
+    clean = list(data.eval_batches(c))
+    halved = list(data.eval_batches(c, other=other))
+    np.testing.assert_array_equal(clean[1]["label"], halved[1]["label"])
+    np.testing.assert_allclose(halved[1]["image"].mean((1, 2, 3)),  # JPEG noise averages out
+                               clean[1]["image"].mean((1, 2, 3)) / 2, atol=1 / 255)
+    # what is missing, and what to set
+    monkeypatch.delenv("TINY_IMAGENET_DIR", raising=False)
+    with pytest.raises(data.DatasetNotFoundError, match=r"data.data_dir \(or \$TINY_IMAGENET_DIR"):
+        data.get_info(cfg(name="tiny_imagenet", eval_split="validation"))
+    with pytest.raises(data.DatasetNotFoundError, match="wnids.txt is missing"):
+        data.get_info(cfg(name="tiny_imagenet", data_dir=str(tmp_path / "c")))
+    with pytest.raises(ValueError, match="has splits train and validation, not 'test'"):
+        data.get_info(cfg(name="tiny_imagenet", data_dir=str(tmp_path)))
+    with pytest.raises(ValueError, match="corruptions contrast"):
+        list(data.eval_batches(c, other={**other, "name": "tiny_imagenet_c/fog_5"}))
+    assert len(wnids) == 200

@@ -125,3 +125,66 @@ def test_pca_dimension_of_a_known_rank():
     assert dimensionality.pca_dimension(x, 0.9) == 2  # (9 + 4)/14 = 0.93
     assert dimensionality.pca_dimension(x, 0.95) == 3
     assert dimensionality.pca_dimension(np.ones((5, 2))) == 0
+
+
+def test_pca_dimension_of_summed_batch_moments():
+    """The covariance from moments summed over padded batches gives the known spectrum."""
+    x = np.zeros((4, 3))
+    x[:, 0], x[:, 1], x[:, 2] = [3, -3, 3, -3], [2, 2, -2, -2], [1, -1, -1, 1]
+    x = x + 100.0  # an offset the centring must remove
+    padded = np.concatenate([x, np.full((2, 3), 7.0)])  # two padding rows, weight 0
+    weights = np.array([1, 1, 1, 1, 0, 0], np.float32)
+    parts = [dimensionality.moments(jnp.asarray(padded[i:i + 3], jnp.float32),
+                                    jnp.asarray(weights[i:i + 3])) for i in (0, 3)]
+    total = [np.sum([np.asarray(p[k], np.float64) for p in parts], 0) for k in range(3)]
+    assert total[0] == 4
+    for threshold, expected in ((0.6, 1), (0.9, 2), (0.95, 3)):
+        assert dimensionality.pca_dimension_of_moments(*total, threshold) == expected
+    rng = np.random.default_rng(1)
+    low = rng.normal(size=(300, 4)) @ rng.normal(size=(4, 30))
+    m = dimensionality.moments(jnp.asarray(low, jnp.float32), jnp.ones(300))
+    assert dimensionality.pca_dimension_of_moments(*m, 0.999) == \
+        dimensionality.pca_dimension(low, 0.999) == 4
+    assert dimensionality.pca_dimension_of_moments(0, np.zeros(3), np.zeros((3, 3))) == 0
+
+
+def test_released_corruption_sets_pair_up_only_when_aligned(caplog):
+    """robustness.evaluate on a linear model: a released copy in the clean order gives Δ
+    dimensionalities; one in another order (labels differ) is still scored, without Δ; one of
+    another length is refused before any work."""
+    from configs.base import get_config
+    from lib.evaluators import robustness
+
+    rng = np.random.default_rng(0)
+    w = jnp.asarray(rng.normal(size=(6, 3)), jnp.float32)
+
+    def apply(x):
+        hidden = jax.nn.relu(x.reshape(len(x), -1) @ w)
+        return hidden, {"hidden": hidden}
+
+    def batch(images, labels):
+        return {"image": jnp.asarray(images, jnp.float32), "label": jnp.asarray(labels),
+                "mask": jnp.ones(len(labels))}
+
+    images = rng.uniform(size=(2, 8, 1, 6, 1))
+    labels = rng.integers(0, 3, size=(2, 8))
+    clean = [batch(images[i], labels[i]) for i in range(2)]
+    darker = [batch(images[i] / 2, labels[i]) for i in range(2)]
+    shuffled = [batch(images[i][::-1], labels[i][::-1]) for i in range(2)]
+    sets = {"dark_1": darker, "shuffled_1": shuffled, "short_1": darker[:1]}
+    cfg = get_config().robustness
+    cfg.update({"corruption_source": "released", "corruptions": ("dark", "shuffled"),
+                "severities": (1,), "fgsm_eps": (), "noise_sigmas": ()})
+    out = robustness.evaluate(apply, clean, cfg, ("hidden",), 3,
+                              released=lambda name, s: sets[f"{name}_{s}"])
+    by_hand = np.mean(np.argmax(np.maximum(images.reshape(16, 6) / 2 @ np.asarray(w), 0), -1)
+                      == labels.reshape(16))
+    assert out["accuracy/corruption/dark_1"] == pytest.approx(by_hand)
+    assert "pca_dim_change/corruption_dark_1/hidden" in out
+    assert out["accuracy/corruption/shuffled_1"] == pytest.approx(out["clean_accuracy"])
+    assert "pca_dim_change/corruption_shuffled_1/hidden" not in out
+    assert "do not pair up" in caplog.text
+    cfg.corruptions = ("short",)
+    with pytest.raises(ValueError, match="short_1 has 1 batches, the clean split 2"):
+        robustness.evaluate(apply, clean, cfg, ("hidden",), 3,
+                            released=lambda name, s: sets[f"{name}_{s}"])

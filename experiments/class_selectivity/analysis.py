@@ -7,7 +7,8 @@ of mean SI, clean accuracy, relative corruption (or noise) accuracy, FGSM accura
 and the first layer's PCA dimension, the Spearman correlations across runs between mean SI and
 relative corruption accuracy (the paper expects negative) and between mean SI and adversarial
 accuracy (expected positive), and writes selectivity.png: SI and accuracy vs α, robustness vs
-SI, and dimensionality per layer.
+SI, dimensionality per layer per α, and the dimensionality per layer of the representation
+change Δ under each perturbation (mean over runs; adversarial above corruption in the paper).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def summarize(runs: list[tuple[float, dict]]) -> dict:
 def plot(runs: list[tuple[float, dict]], summary: dict, path: pathlib.Path) -> None:
     table, keys = summary["table"], summary["keys"]
     alphas = sorted(table)
-    fig, axes = analysis.pyplot().subplots(1, 4, figsize=(17, 3.8))
+    fig, axes = analysis.pyplot().subplots(1, 5, figsize=(21, 3.8))
     for ax, key in zip(axes[:2], ("selectivity/mean", "clean_accuracy")):
         ax.errorbar(alphas, [table[a][key][0] for a in alphas],
                     yerr=[table[a][key][1] for a in alphas], marker="o", capsize=3)
@@ -75,10 +76,22 @@ def plot(runs: list[tuple[float, dict]], summary: dict, path: pathlib.Path) -> N
         rs = [r for a, r in runs if a == alpha]
         axes[3].plot(range(len(layers)), [mean_std([r[f"pca_dim/{n}"] for r in rs])[0]
                                           for n in layers], marker="o", label=f"α = {alpha:g}")
-    axes[3].set_xticks(range(len(layers)), layers, rotation=45, fontsize=6)
     axes[3].set_ylabel("PCA-95 dimension")
-    axes[3].legend(fontsize=6)
+    for perturbation in change_perturbations(runs[0][1]):
+        axes[4].plot(range(len(layers)), [mean_std(
+            [r[f"pca_dim_change/{perturbation}/{n}"] for _, r in runs])[0] for n in layers],
+            marker="o", label=perturbation)
+    axes[4].set_ylabel("PCA-95 dimension of Δ")
+    for ax in axes[3:]:
+        ax.set_xticks(range(len(layers)), layers, rotation=45, fontsize=6)
+        ax.legend(fontsize=6)
     analysis.save(fig, path)
+
+
+def change_perturbations(result: dict) -> list[str]:
+    """The perturbations whose Δ dimensionality the runs measured, corruptions as their mean."""
+    names = {k.split("/")[1] for k in result if k.startswith("pca_dim_change/")}
+    return sorted(n for n in names if not n.startswith("corruption_") or n == "corruption_mean")
 
 
 def report(workdirs, out: pathlib.Path) -> None:

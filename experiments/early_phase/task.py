@@ -108,7 +108,7 @@ def _gradient_norms(setup, names, state, batch):
     def loss(kernels):
         params = {**state["params"], **kernels}
         model = setup.merge(params, state["batch_stats"])
-        return setup.task.train_loss(model, batch, jax.random.key(0))[0]
+        return setup.task.train_loss(model, batch, jax.random.key(0), state["step"])[0]
 
     grads = jax.grad(loss)({k: state["params"][k] for k in names})
     return {k: jnp.linalg.norm(grads[k]) for k in names}

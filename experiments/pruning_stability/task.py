@@ -83,13 +83,13 @@ class FilterPruning(Classification):
                         layer.kernel)
         return []  # nothing is masked
 
-    def train_loss(self, model, batch, rng):
+    def train_loss(self, model, batch, rng, step):
         if self.cfg.score != "activations":
-            return super().train_loss(model, batch, rng)
+            return super().train_loss(model, batch, rng, step)
         taps = [filter_pruning.recorded_activation(model, ly.kernel) for ly in self.layers]
         for block, _ in taps:
             block.record_activations = True
-        loss, metrics = super().train_loss(model, batch, rng)
+        loss, metrics = super().train_loss(model, batch, rng, step)
         sums = {ly.kernel: jax.lax.stop_gradient(
                     jnp.sum(jnp.abs(getattr(block, name).get_value()[0]), axis=(0, 1, 2)))
                 for ly, (block, name) in zip(self.layers, taps)}

@@ -9,6 +9,19 @@ Batch sizes in the config are global; each process gets its contiguous share of 
 """
 
 from lib.data.errors import DatasetNotFoundError
-from lib.data.pipeline import DatasetInfo, eval_batches, get_info, train_iterator
+from lib.data.pipeline import (
+    DatasetInfo,
+    eval_batches,
+    get_info,
+    normalization_stats,
+    train_iterator,
+)
 
-__all__ = ["DatasetInfo", "DatasetNotFoundError", "eval_batches", "get_info", "train_iterator"]
+__all__ = [
+    "DatasetInfo",
+    "DatasetNotFoundError",
+    "eval_batches",
+    "get_info",
+    "normalization_stats",
+    "train_iterator",
+]

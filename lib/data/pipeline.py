@@ -13,6 +13,7 @@ import grain
 import numpy as np
 from absl import flags
 
+from lib import config as config_lib
 from lib.config import ConfigError
 from lib.data import preprocess, sources
 
@@ -142,8 +143,13 @@ def _channel_stats(split: sources.Split, pool: int) -> tuple[np.ndarray, np.ndar
     return mean, np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
 
 
-def _collate(data_cfg, split: sources.Split) -> _Collate:
-    """Batching with normalisation; 'dataset' statistics always come from the train split."""
+def normalization_stats(data_cfg, split: sources.Split | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (mean, std) in [0, 1] pixel units that data.normalization subtracts and
+    divides by; 'dataset' statistics always come from the train split. Evaluations that
+    perturb pixels (attacks, noise) read unnormalised batches and normalise inside the model
+    call with these."""
+    split = split or sources.open_split(data_cfg, "train")
     channels = split.image_shape[-1]
     if data_cfg.normalization == "dataset":
         train = split if split.which == "train" else sources.open_split(data_cfg, "train")
@@ -159,7 +165,12 @@ def _collate(data_cfg, split: sources.Split) -> _Collate:
             )
     if np.any(np.asarray(std) == 0):
         raise ConfigError(f"{data_cfg.name}: a channel is constant in the train split (std 0)")
-    return _Collate(*preprocess.normalizer(split.max_value, mean, std))
+    return np.asarray(mean, np.float64), np.asarray(std, np.float64)
+
+
+def _collate(data_cfg, split: sources.Split) -> _Collate:
+    """Batching with normalisation (normalization_stats)."""
+    return _Collate(*preprocess.normalizer(split.max_value, *normalization_stats(data_cfg, split)))
 
 
 def _per_process(batch_size: int, process_count: int, what: str) -> int:
@@ -232,12 +243,23 @@ class EvalBatches:
         return iter(_to_iter(self._dataset, self._data_cfg))
 
 
-def eval_batches(data_cfg, *, process_index: int = 0, process_count: int = 1) -> EvalBatches:
-    """One ordered pass over the eval split; the last global batch is padded, 'mask' marks reals."""
+def eval_batches(data_cfg, *, process_index: int = 0, process_count: int = 1,
+                 other: dict | None = None) -> EvalBatches:
+    """One ordered pass over the eval split; the last global batch is padded, 'mask' marks reals.
+
+    `other` ({'name', 'eval_split', 'data_dir'}) reads another dataset's split in the eval
+    split's place with this config's preprocessing and normalisation: the released corrupted
+    copies of a test set (cifar10_corrupted/<corruption>_<severity>, tiny_imagenet_c/...).
+    """
     _check(data_cfg)
     per_process = _per_process(data_cfg.eval_batch_size, process_count, "eval_batch_size")
     evaluation = sources.open_split(data_cfg, "eval")
     shape = _image_shape(data_cfg, evaluation)
+    if other:
+        evaluation = sources.open_split(config_lib.updated(data_cfg, other), "eval")
+        if _image_shape(data_cfg, evaluation) != shape:
+            raise ConfigError(f"{other['name']} images are {evaluation.image_shape}, the eval "
+                              f"split's {sources.open_split(data_cfg, 'eval').image_shape}")
     crop = shape[0] if data_cfg.augment == "imagenet" else 0
     num = len(evaluation.records)
     padded = math.ceil(num / data_cfg.eval_batch_size) * data_cfg.eval_batch_size

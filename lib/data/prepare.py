@@ -68,6 +68,11 @@ def main(argv) -> None:
         print("digits ships with scikit-learn; nothing to prepare.")
     elif name == "fashion_mnist":
         prepare_fashion_mnist()
+    elif name.startswith("tiny_imagenet"):
+        from lib.data import tiny_imagenet
+
+        print(tiny_imagenet.__doc__)
+        print("Nothing to prepare: unpack the release and point data.data_dir at it.")
     else:
         prepare_tfds(name, _DATA_DIR.value)
 

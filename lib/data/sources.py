@@ -38,6 +38,14 @@ class Split:
     max_value: float  # raw pixel value of full intensity (255; 16 for digits)
 
 
+def spaced_images(records: Records) -> Iterator[np.ndarray]:
+    """At most STATS_RECORDS evenly spaced images, one [H, W, C] at a time: the statistics
+    sample of sources whose records are decoded one by one."""
+    picks = np.unique(np.linspace(0, len(records) - 1,
+                                  min(len(records), STATS_RECORDS)).astype(int))
+    return (records[int(i)]["image"] for i in picks)
+
+
 class ArrayRecords:
     """An in-memory split: records are views into one image and one label array."""
 
@@ -80,9 +88,7 @@ class TfdsRecords:
         return np.array([self._source[int(i)]["label"] for i in self._indices], np.int32)
 
     def stats_images(self) -> Iterator[np.ndarray]:
-        """At most STATS_RECORDS evenly spaced images, one [H, W, C] at a time."""
-        picks = np.unique(np.linspace(0, len(self) - 1, min(len(self), STATS_RECORDS)).astype(int))
-        return (self[int(i)]["image"] for i in picks)
+        return spaced_images(self)
 
     def subset(self, indices: np.ndarray) -> "TfdsRecords":
         return TfdsRecords(self._source, self._indices[indices])
@@ -138,7 +144,8 @@ def _tfds(name: str, split: str, data_dir: str, which: str) -> Split:
         builder = tfds.builder(name, data_dir=data_dir or None)
     except tfds.core.registered.DatasetNotFoundError as e:
         raise ConfigError(
-            f"Unknown dataset {name!r}: not 'fashion_mnist', 'digits' or a TFDS dataset name."
+            f"Unknown dataset {name!r}: not 'fashion_mnist', 'digits', 'tiny_imagenet', "
+            "'tiny_imagenet_c' or a TFDS dataset name."
         ) from e
     try:
         source = tfds.data_source(name, split=split, data_dir=data_dir or None, download=False)
@@ -190,6 +197,11 @@ def _open_whole(data_cfg, split: str, which: str) -> Split:
         if split not in splits:
             raise ConfigError(f"digits has splits {sorted(splits)}, not {split!r}")
         return Split(which, splits[split], (8, 8, 1), 10, 16.0)
+    if data_cfg.name.startswith("tiny_imagenet"):
+        from lib.data import tiny_imagenet  # imported here: it builds on this module
+
+        records = tiny_imagenet.load(data_cfg.name, split, data_cfg.data_dir)
+        return Split(which, records, tiny_imagenet.IMAGE_SHAPE, tiny_imagenet.NUM_CLASSES, 255.0)
     return _tfds(data_cfg.name, split, data_cfg.data_dir, which)
 
 

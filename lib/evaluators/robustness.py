@@ -1,15 +1,20 @@
 """Robustness and representation evaluation of a trained classifier on an eval split
 (class_selectivity.md §2, §4): clean accuracy; accuracy under Gaussian noise, the common
-corruptions at each severity (lib.evaluators.corruptions, on the fly), FGSM and PGD;
-class selectivity per layer over the whole split; PCA dimensionality per layer of the clean
-activations and of the changes that noise and attacks cause.
+corruptions at each severity, FGSM and PGD; class selectivity per layer over the whole split;
+PCA dimensionality per layer of the clean activations and of the changes Δ = f(x̃) − f(x) that
+noise, corruptions and attacks cause.
 
-Inputs are pixel-space images in [0, 1] (data.normalization = none), so noise and ε are in
-pixel units as the paper states them. Accuracies count the real (unpadded) examples.
+Inputs are pixel-space images in [0, 1], so noise and ε are in pixel units as the paper states
+them; a model trained on normalised inputs normalises inside `apply`. Corruptions are applied
+on the fly (lib.evaluators.corruptions) or read from the released corrupted copies of the split
+(TFDS cifar10_corrupted, Tiny ImageNet-C files), which pair up with the clean split image by
+image. Accuracies count the real (unpadded) examples; the dimensionalities come from summed
+moments, so no N×U matrix is kept.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
 import jax
@@ -19,39 +24,68 @@ import numpy as np
 from lib import losses
 from lib.evaluators import adversarial, corruptions, dimensionality, selectivity
 
+SOURCES = ("on_the_fly", "released")
+
 
 def _correct(logits, labels, mask):
     return jnp.sum((jnp.argmax(logits, -1) == labels) * mask)
 
 
+def _add(totals, out):
+    out = jax.device_get(out)
+    return out if totals is None else jax.tree.map(np.add, totals, out)
+
+
+def _corruption_sets(cfg, released) -> list:
+    """[(name, severity, released batches or None)], every name and severity checked first."""
+    sets = [(name, s) for name in cfg.corruptions if name for s in cfg.severities]
+    if cfg.corruption_source not in SOURCES:
+        raise ValueError(f"corruption_source {cfg.corruption_source!r}; valid: "
+                         f"{', '.join(SOURCES)}")
+    if cfg.corruption_source == "released":
+        return [(name, s, released(name, s)) for name, s in sets]
+    for name, s in sets:
+        corruptions.corrupt(np.zeros((2, 2, 1), np.float32), name, s,
+                            np.random.default_rng(0), cfg.corruption_table)
+    return [(name, s, None) for name, s in sets]
+
+
 def evaluate(apply: Callable, batches: Iterable[dict], cfg, layers, num_classes: int,
-             si_eps: float = selectivity.DEFAULT_EPS) -> dict:
+             si_eps: float = selectivity.DEFAULT_EPS,
+             released: Callable | None = None) -> dict:
     """`apply(images) -> (logits, {layer: activations})` in eval mode; `cfg` (config
-    robustness) holds noise_sigmas, corruptions ('' ignored), severities, corruption_table,
-    fgsm_eps, pgd_eps (0s ignored), pgd_steps, pca_threshold and seed; SI and dimensionality
-    are measured at `layers`."""
+    robustness) holds noise_sigmas, corruptions ('' ignored), severities, corruption_source,
+    corruption_table, fgsm_eps, pgd_eps (0s ignored), pgd_steps, pca_threshold and seed; SI
+    and dimensionality are measured at `layers`. With corruption_source='released',
+    `released(name, severity)` gives the batches of that corrupted copy of the split."""
     layers = [name for name in layers if name]
     pgd_eps = [e for e in cfg.pgd_eps if e]
-    for name in cfg.corruptions:  # bad names and severities fail before any work
-        for s in cfg.severities if name else ():
-            corruptions.corrupt(np.zeros((2, 2, 1), np.float32), name, s,
-                                np.random.default_rng(0), cfg.corruption_table)
+    corrupted = _corruption_sets(cfg, released)  # bad names fail before any work
+    for name, s, source in corrupted:
+        if source is not None and len(source) != len(batches):
+            raise ValueError(f"the released {name}_{s} has {len(source)} batches, the clean "
+                             f"split {len(batches)}: it must be a corrupted copy of the split")
     for eps in (*cfg.fgsm_eps, *pgd_eps):
         adversarial.check(eps)
 
     def loss(x, y):
         return losses.softmax_cross_entropy(apply(x)[0], y).mean()
 
-    @jax.jit
-    def one_batch(batch, key):
-        x, y, mask = batch["image"], batch["label"], batch["mask"]
+    def features(x):
         logits, feats = apply(x)
         feats = selectivity.select_layers(feats, layers)
-        acts = {k: selectivity.unit_activations(v) for k, v in feats.items()}
-        out = {"clean": _correct(logits, y, mask), "count": jnp.sum(mask),
-               "class_sums": {k: selectivity.class_sums(a * mask[:, None], y, num_classes)[0]
-                              for k, a in acts.items()},
-               "class_counts": jax.nn.one_hot(y, num_classes).T @ mask}
+        return logits, {k: selectivity.unit_activations(v) for k, v in feats.items()}
+
+    def compare(acts, perturbed, y, mask):
+        logits, changed = features(perturbed)
+        return {"correct": _correct(logits, y, mask),
+                "change": {k: dimensionality.moments(changed[k] - acts[k], mask)
+                           for k in layers}}
+
+    @jax.jit
+    def clean_pass(batch, key):
+        x, y, mask = batch["image"], batch["label"], batch["mask"]
+        logits, acts = features(x)
         perturbed = {}
         for i, sigma in enumerate(cfg.noise_sigmas):
             noise = sigma * jax.random.normal(jax.random.fold_in(key, i), x.shape)
@@ -62,58 +96,84 @@ def evaluate(apply: Callable, batches: Iterable[dict], cfg, layers, num_classes:
             perturbed[f"pgd_{eps:g}"] = adversarial.pgd(loss, x, y, eps, cfg.pgd_steps,
                                                         2.5 * eps / cfg.pgd_steps,
                                                         key=jax.random.fold_in(key, 1000))
-        out["correct"], out["delta"] = {}, {}
-        for name, xp in perturbed.items():
-            lp, fp = apply(xp)
-            out["correct"][name] = _correct(lp, y, mask)
-            out["delta"][name] = {k: selectivity.unit_activations(fp[k]) - acts[k]
-                                  for k in layers}
-        out["acts"] = acts
-        return out
+        return {"clean": _correct(logits, y, mask), "count": jnp.sum(mask),
+                "class_sums": {k: selectivity.class_sums(a * mask[:, None], y, num_classes)[0]
+                               for k, a in acts.items()},
+                "class_counts": jax.nn.one_hot(y, num_classes).T @ mask,
+                "moments": {k: dimensionality.moments(a, mask) for k, a in acts.items()},
+                "perturbed": {name: compare(acts, xp, y, mask)
+                              for name, xp in perturbed.items()}}
 
     @jax.jit
-    def correct(x, y, mask):
-        return _correct(apply(x)[0], y, mask)
+    def corrupted_pass(clean, perturbed, y, mask):
+        return compare(features(clean)[1], perturbed, y, mask)
 
-    corrupted = [(name, s) for name in cfg.corruptions if name for s in cfg.severities]
+    @jax.jit
+    def correct_only(perturbed, y, mask):
+        return {"correct": _correct(apply(perturbed)[0], y, mask)}
+
     key = jax.random.key(cfg.seed)
-    totals, acts, deltas, masks = None, [], [], []
+    totals = None
     for i, batch in enumerate(batches):
-        out = jax.device_get(one_batch(batch, jax.random.fold_in(key, i)))
-        out["corrupted"] = {
-            f"{name}_{s}": correct(corruptions.corrupt_batch(
-                batch["image"], name, s, (cfg.seed, i, j, s), cfg.corruption_table),
-                batch["label"], batch["mask"])
-            for j, (name, s) in enumerate(corrupted)}
-        masks.append(np.asarray(batch["mask"]) > 0)
-        acts.append(out.pop("acts"))
-        deltas.append(out.pop("delta"))
-        totals = out if totals is None else jax.tree.map(np.add, totals, out)
+        totals = _add(totals, clean_pass(batch, jax.random.fold_in(key, i)))
+    perturbed = totals.pop("perturbed")
+    for j, (name, s, source) in enumerate(corrupted):
+        total, aligned = None, True
+        if source is None:
+            pairs = ((b, {**b, "image": corruptions.corrupt_batch(
+                b["image"], name, s, (cfg.seed, i, j, s), cfg.corruption_table)})
+                for i, b in enumerate(batches))
+        else:
+            pairs = zip(batches, source, strict=True)
+        for clean, bad in pairs:
+            same = np.array_equal(np.asarray(clean["label"]), np.asarray(bad["label"]))
+            aligned = aligned and same
+            total = _add(total, corrupted_pass(clean["image"], bad["image"], bad["label"],
+                                               bad["mask"]) if same else
+                         correct_only(bad["image"], bad["label"], bad["mask"]))
+        if not aligned:
+            logging.warning("%s_%d: labels differ from the clean split's order, so its images "
+                            "do not pair up; no dimensionality of its change", name, s)
+            total.pop("change", None)
+        perturbed[f"corruption_{name}_{s}"] = total
+    return _summary(totals, perturbed, cfg, layers, si_eps)
+
+
+def _summary(totals, perturbed, cfg, layers, si_eps) -> dict:
     count = float(totals["count"])
     clean = float(totals["clean"]) / count
     result = {"clean_accuracy": clean}
-    for name, correct in totals["correct"].items():
-        result[f"accuracy/{name}"] = float(correct) / count
-        result[f"relative_accuracy/{name}"] = float(correct) / count / clean if clean else 0.0
-    if corrupted:
-        by_name = {k: float(v) / count for k, v in totals["corrupted"].items()}
-        result.update({f"accuracy/corruption/{k}": v for k, v in by_name.items()})
+    by_corruption = {}
+    for name, out in perturbed.items():
+        accuracy = float(out["correct"]) / count
+        if name.startswith("corruption_"):
+            by_corruption[name.removeprefix("corruption_")] = accuracy
+            result[f"accuracy/corruption/{name.removeprefix('corruption_')}"] = accuracy
+        else:
+            result[f"accuracy/{name}"] = accuracy
+            result[f"relative_accuracy/{name}"] = accuracy / clean if clean else 0.0
+    if by_corruption:
         for s in cfg.severities:
             result[f"corruption_accuracy/severity_{s}"] = float(np.mean(
-                [v for k, v in by_name.items() if k.endswith(f"_{s}")]))
-        result["corruption_accuracy/mean"] = float(np.mean(list(by_name.values())))
+                [v for k, v in by_corruption.items() if k.endswith(f"_{s}")]))
+        result["corruption_accuracy/mean"] = float(np.mean(list(by_corruption.values())))
         result["relative_corruption_accuracy"] = (
             result["corruption_accuracy/mean"] / clean if clean else 0.0)
-    keep = np.concatenate(masks)
     for layer in layers:
         si = selectivity.from_class_sums(jnp.asarray(totals["class_sums"][layer]),
                                          jnp.asarray(totals["class_counts"]), si_eps)
         result[f"selectivity/{layer}"] = float(jnp.mean(si))
-        matrix = np.concatenate([a[layer] for a in acts])[keep]
-        result[f"pca_dim/{layer}"] = dimensionality.pca_dimension(matrix, cfg.pca_threshold)
-        for name in totals["correct"]:
-            change = np.concatenate([d[name][layer] for d in deltas])[keep]
-            result[f"pca_dim_change/{name}/{layer}"] = dimensionality.pca_dimension(
-                change, cfg.pca_threshold)
+        result[f"pca_dim/{layer}"] = dimensionality.pca_dimension_of_moments(
+            *totals["moments"][layer], cfg.pca_threshold)
+        corrupted_dims = []
+        for name, out in perturbed.items():
+            if "change" in out:
+                dim = dimensionality.pca_dimension_of_moments(*out["change"][layer],
+                                                              cfg.pca_threshold)
+                result[f"pca_dim_change/{name}/{layer}"] = dim
+                if name.startswith("corruption_"):
+                    corrupted_dims.append(dim)
+        if corrupted_dims:
+            result[f"pca_dim_change/corruption_mean/{layer}"] = float(np.mean(corrupted_dims))
     result["selectivity/mean"] = float(np.mean([result[f"selectivity/{k}"] for k in layers]))
     return result
