@@ -167,6 +167,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.robustness.pgd_eps = (0.0,)    # PGD ε (L∞, random start, step 2.5ε/steps; 0s ignored)
     c.robustness.pgd_steps = 20
     c.robustness.pca_threshold = 0.95  # variance share of the PCA dimensionality
+    c.robustness.gradient_units = 0  # units per layer whose input-gradient norms give the gradient variability (0 = off)
     c.robustness.seed = 0            # noise draws and PGD random starts
 
     c.imp = ml_collections.ConfigDict()

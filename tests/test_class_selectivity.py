@@ -97,7 +97,7 @@ def test_quick_run_evaluates_selectivity_and_robustness(tmp_path):
     results = procedure.run(config, tmp_path)
     for key in ("clean_accuracy", "selectivity/dense0", "selectivity/mean",
                 "accuracy/fgsm_0.05", "relative_accuracy/noise_0.4", "pca_dim/dense1",
-                "pca_dim_change/fgsm_0.01/dense0"):
+                "pca_dim_change/fgsm_0.01/dense0", "gradient_cv/dense0", "gradient_cv/mean"):
         assert key in results, key
     assert results["clean_accuracy"] == pytest.approx(results["eval/accuracy"], abs=1e-6)
     assert results["relative_accuracy/noise_0.2"] == pytest.approx(
@@ -130,6 +130,10 @@ def test_quick_run_evaluates_selectivity_and_robustness(tmp_path):
          for n in ("gaussian_noise", "contrast") for s in (1, 5)]))
     # FGSM hurts more at larger ε
     assert results["accuracy/fgsm_0.05"] <= results["accuracy/fgsm_0.01"]
+    # other robustness settings re-evaluate the finished run without retraining it
+    again = procedure.run(config_lib.updated(config, {"robustness.fgsm_eps": (0.02,)}), tmp_path)
+    assert again["clean_accuracy"] == results["clean_accuracy"]
+    assert "accuracy/fgsm_0.02" in again and "accuracy/fgsm_0.05" not in again
 
 
 def test_resnet20_config_runs_on_tfds_mock(tmp_path):

@@ -64,9 +64,10 @@ EXTRA_ARGS = {  # by "slug/file.py"
                              "pretrain=blur,pretrain_steps=391,blur=8", "quick,pretrain=rotation",
                              "pretrain=subsample,fraction=0.2"],
     "class_selectivity/fashion_mnist.py": ["data=digits,alpha=-2", "alpha=2,seed=4"],
-    "class_selectivity/cifar10.py": ["alpha=-30,seed=2", "quick,alpha=2"],
+    "class_selectivity/cifar10.py": ["alpha=-30,seed=2", "quick,alpha=2", "corruptions=on_the_fly"],
     "pruning_stability/digits.py": ["data=fashion_mnist,target=scratch", "lr=0.001,score=EBN",
                                     "quick,target=R,fractions=0.5+0.9"],
+    "class_selectivity/tiny_imagenet.py": ["depth=50,stem=cifar", "corruptions=on_the_fly"],
     "pruning_stability/cifar.py": [
         "model=resnet18,table_c1", "model=resnet18,b2", "b2,target=S,period=4",
         "experiment=c3,model=resnet18,period=1,fraction=0.06", "experiment=f1,model=resnet18",

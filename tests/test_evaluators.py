@@ -188,3 +188,27 @@ def test_released_corruption_sets_pair_up_only_when_aligned(caplog):
     with pytest.raises(ValueError, match="short_1 has 1 batches, the clean split 2"):
         robustness.evaluate(apply, clean, cfg, ("hidden",), 3,
                             released=lambda name, s: sets[f"{name}_{s}"])
+
+
+def test_unit_gradient_norms_and_variability_by_hand():
+    """a_u(x) = relu(x·w_u): ∂a_u/∂x = w_u where x·w_u > 0, else 0, so the norms are ‖w_u‖ or 0
+    per example; their coefficient of variation over units and real examples by numpy."""
+    from lib.evaluators import gradients
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(5, 4))
+    x = rng.normal(size=(6, 5))
+    mask = np.array([1, 1, 1, 1, 1, 0], np.float32)
+    units = gradients.chosen_units(4, 3)
+    np.testing.assert_array_equal(units, [0, 2, 3])
+    np.testing.assert_array_equal(gradients.chosen_units(4, 9), [0, 1, 2, 3])
+    norms = gradients.unit_gradient_norms(
+        lambda v: jax.nn.relu(v @ jnp.asarray(w, jnp.float32)), jnp.asarray(x, jnp.float32),
+        units)
+    expected = (x @ w > 0).T[units] * np.linalg.norm(w, axis=0)[units, None]
+    np.testing.assert_allclose(norms, expected, rtol=1e-5)
+    mean, cv = gradients.variability(*gradients.moments(norms, jnp.asarray(mask)))
+    real = expected[:, :5]
+    assert mean == pytest.approx(real.mean(), rel=1e-5)
+    assert cv == pytest.approx(real.std() / real.mean(), rel=1e-4)
+    assert gradients.variability(3, 0.0, 0.0) == (0.0, 0.0)

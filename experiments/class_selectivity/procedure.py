@@ -1,8 +1,13 @@
 """One regularised training run, then its robustness and representation evaluation.
 
     workdir/train/             lib.train.run with task experiments.class_selectivity.task
-    workdir/robustness.json    lib.evaluators.robustness on the eval split (computed once)
+    workdir/robustness.json    lib.evaluators.robustness on the eval split, with the
+                               robustness config it was computed for
     workdir/config.json, results.json   the config and the run's metrics with the evaluation
+
+The training stage runs with the robustness section at its defaults, so a finished run can be
+evaluated again under other robustness settings (more corruptions, another ε grid) without
+retraining: robustness.json is recomputed when its settings differ from the config's.
 
 Attacks, noise and corruptions act on [0, 1] pixels (class_selectivity.md §7): the evaluation
 reads unnormalised batches and applies data.normalization inside the model call.
@@ -16,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from configs import base
 from lib import config as config_lib
 from lib import data, files, procedure, train
 from lib.evaluators import robustness
@@ -23,14 +29,18 @@ from lib.evaluators import robustness
 
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
     workdir = files.as_path(workdir)
-    results = train.run(procedure.stage_config(config), workdir / "train")
+    training = procedure.stage_config(config, robustness=base.get_config().robustness)
+    results = train.run(training, workdir / "train")
     return procedure.finish(workdir, config, {**results, **_robustness(config, workdir)})
 
 
 def _robustness(config, workdir) -> dict:
     path = workdir / "robustness.json"
+    settings = json.loads(config.robustness.to_json_best_effort())
     if path.exists():
-        return json.loads(path.read_text())
+        saved = json.loads(path.read_text())
+        if saved.get("settings") == settings:
+            return saved["values"]
     _, setup, state = train.load_final(workdir / "train")
     model = setup.merge(state["params"], state["batch_stats"])
     mean, std = (jnp.asarray(v, jnp.float32) for v in data.normalization_stats(config.data))
@@ -52,5 +62,6 @@ def _robustness(config, workdir) -> dict:
     except ValueError as e:
         raise config_lib.ConfigError(f"robustness: {e}") from e
     if jax.process_index() == 0:
-        files.write_text_atomic(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
+        files.write_text_atomic(path, json.dumps({"settings": settings, "values": values},
+                                                 indent=2, sort_keys=True) + "\n")
     return values

@@ -2,7 +2,8 @@
 (class_selectivity.md §2, §4): clean accuracy; accuracy under Gaussian noise, the common
 corruptions at each severity, FGSM and PGD; class selectivity per layer over the whole split;
 PCA dimensionality per layer of the clean activations and of the changes Δ = f(x̃) − f(x) that
-noise, corruptions and attacks cause.
+noise, corruptions and attacks cause; optionally the variability of the units' input gradients
+(lib.evaluators.gradients).
 
 Inputs are pixel-space images in [0, 1], so noise and ε are in pixel units as the paper states
 them; a model trained on normalised inputs normalises inside `apply`. Corruptions are applied
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lib import losses
-from lib.evaluators import adversarial, corruptions, dimensionality, selectivity
+from lib.evaluators import adversarial, corruptions, dimensionality, gradients, selectivity
 
 SOURCES = ("on_the_fly", "released")
 
@@ -55,8 +56,9 @@ def evaluate(apply: Callable, batches: Iterable[dict], cfg, layers, num_classes:
              released: Callable | None = None) -> dict:
     """`apply(images) -> (logits, {layer: activations})` in eval mode; `cfg` (config
     robustness) holds noise_sigmas, corruptions ('' ignored), severities, corruption_source,
-    corruption_table, fgsm_eps, pgd_eps (0s ignored), pgd_steps, pca_threshold and seed; SI
-    and dimensionality are measured at `layers`. With corruption_source='released',
+    corruption_table, fgsm_eps, pgd_eps (0s ignored), pgd_steps, pca_threshold,
+    gradient_units (0: no gradient variability) and seed; SI, dimensionality and gradient
+    variability are measured at `layers`. With corruption_source='released',
     `released(name, severity)` gives the batches of that corrupted copy of the split."""
     layers = [name for name in layers if name]
     pgd_eps = [e for e in cfg.pgd_eps if e]
@@ -96,7 +98,13 @@ def evaluate(apply: Callable, batches: Iterable[dict], cfg, layers, num_classes:
             perturbed[f"pgd_{eps:g}"] = adversarial.pgd(loss, x, y, eps, cfg.pgd_steps,
                                                         2.5 * eps / cfg.pgd_steps,
                                                         key=jax.random.fold_in(key, 1000))
-        return {"clean": _correct(logits, y, mask), "count": jnp.sum(mask),
+        out = {}
+        if cfg.gradient_units:
+            out["gradients"] = {k: gradients.moments(gradients.unit_gradient_norms(
+                lambda v, k=k: features(v)[1][k], x,
+                gradients.chosen_units(a.shape[-1], cfg.gradient_units)), mask)
+                for k, a in acts.items()}
+        return out | {"clean": _correct(logits, y, mask), "count": jnp.sum(mask),
                 "class_sums": {k: selectivity.class_sums(a * mask[:, None], y, num_classes)[0]
                                for k, a in acts.items()},
                 "class_counts": jax.nn.one_hot(y, num_classes).T @ mask,
@@ -175,5 +183,11 @@ def _summary(totals, perturbed, cfg, layers, si_eps) -> dict:
                     corrupted_dims.append(dim)
         if corrupted_dims:
             result[f"pca_dim_change/corruption_mean/{layer}"] = float(np.mean(corrupted_dims))
+        if "gradients" in totals:
+            result[f"gradient_norm/{layer}"], result[f"gradient_cv/{layer}"] = (
+                gradients.variability(*totals["gradients"][layer]))
     result["selectivity/mean"] = float(np.mean([result[f"selectivity/{k}"] for k in layers]))
+    if "gradients" in totals:
+        result["gradient_cv/mean"] = float(np.mean([result[f"gradient_cv/{k}"]
+                                                    for k in layers]))
     return result

@@ -1,11 +1,13 @@
-"""Class selectivity at paper scale: ResNet-18 on Tiny ImageNet (class_selectivity.md §3).
+"""Class selectivity at paper scale: ResNet-18 (or depth=50) on Tiny ImageNet
+(class_selectivity.md §3).
 
-ResNet-18 (torchvision topology, 200-way head; stem=imagenet 7×7/2 + max-pool by default, or
-stem=cifar 3×3/1 — which one the paper used is unknown); SGD μ 0.9, lr 0.1, batch 256, wd 1e-4,
-90 epochs, ×0.1 at 30 and 60; pad-4 crop + flip at 64 px; ImageNet mean/std normalisation (the
-robustness evaluation still perturbs [0, 1] pixels and normalises inside the model). All
-training values are reconstructed defaults. The regularizer and the selectivity measurement
-use the 8 block outputs (64, 64, 128, 128, 256, 256, 512, 512 units). After training: clean
+ResNet-18 (torchvision topology, 200-way head; depth=50 for ResNet-50, C2; stem=imagenet
+7×7/2 + max-pool by default, or stem=cifar 3×3/1 — which one the paper used is unknown); SGD
+μ 0.9, lr 0.1, batch 256, wd 1e-4, 90 epochs, ×0.1 at 30 and 60; pad-4 crop + flip at 64 px;
+ImageNet mean/std normalisation (the robustness evaluation still perturbs [0, 1] pixels and
+normalises inside the model). All training values are reconstructed defaults. The regularizer
+and the selectivity measurement use every block output (ResNet-18: 8 blocks of 64, 64, 128,
+128, 256, 256, 512, 512 units; ResNet-50: 16 Bottleneck outputs). After training: clean
 accuracy on the 10,000 validation images (the papers' test set), SI per block, Tiny ImageNet-C
 (15 corruptions × 5 severities, the user's files) or the on-the-fly corruptions with
 corruptions=on_the_fly (ImageNet-C noise constants), FGSM and PGD-20 over the ε grid, PCA-95
@@ -21,15 +23,16 @@ Hardware: one GPU or TPU host. Expected wall time (estimate, not measured here):
 ResNet-18 at 64 px, a few hours on one modern GPU, plus the robustness evaluation.
 Reported (claims.py): C1 the best α < 0 gains > 2 points over α = 0; C5 α > 0 costs accuracy;
 C11 α = 0 reaches ≈ 50–60 % (stem-dependent).
-Args: alpha, seed, stem (imagenet | cifar), corruptions (released | on_the_fly), quick.
+Args: alpha, seed, depth (18 | 50), stem (imagenet | cifar), corruptions (released |
+on_the_fly), quick.
 """
 
 from configs import base, common
 from experiments.class_selectivity import paper_scale
-from lib.config import parse_arg
+from lib.config import ConfigError, parse_arg
+from lib.models.resnet import IMAGENET_DEPTHS
 
 ALPHAS = (-2.0, -1.0, -0.5, -0.3, -0.1, 0.0, 0.1, 0.3, 0.5, 1.0, 2.0)
-BLOCKS = tuple(f"stage{s}/block{b}" for s in (1, 2, 3, 4) for b in (0, 1))
 TINY_IMAGENET_C = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur",
                    "glass_blur", "motion_blur", "zoom_blur", "snow", "frost", "fog",
                    "brightness", "contrast", "elastic_transform", "pixelate",
@@ -37,11 +40,14 @@ TINY_IMAGENET_C = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blu
 
 
 def get_config(arg=None):
-    a = parse_arg(arg, quick=False, alpha=0.0, seed=0, stem="imagenet", corruptions="released")
+    a = parse_arg(arg, quick=False, alpha=0.0, seed=0, depth=18, stem="imagenet",
+                  corruptions="released")
+    if a.depth not in (18, 50):
+        raise ConfigError(f"depth={a.depth}: the papers use ResNet-18 and ResNet-50")
     c = base.get_config()
     c.seed = a.seed
-    c.model.name, c.model.depth, c.model.width, c.model.stem = "imagenet_resnet", 18, 64, a.stem
-    c.model.bn_init = "fixed"
+    c.model.name, c.model.depth, c.model.width = "imagenet_resnet", a.depth, 64
+    c.model.stem, c.model.bn_init = a.stem, "fixed"
     c.data.name, c.data.train_split, c.data.eval_split = "tiny_imagenet", "train", "validation"
     c.data.augment, c.data.normalization = "cifar", "imagenet"
     c.data.batch_size, c.data.eval_batch_size, c.data.num_workers = 256, 512, 8
@@ -51,7 +57,9 @@ def get_config(arg=None):
     c.total_steps = 90 * epoch
     c.log_every, c.eval_every, c.checkpoint_every = 100, 5 * epoch, 5 * epoch
     c.keep_checkpoints = 1
-    paper_scale.regularized(c, alpha=a.alpha, layers=BLOCKS, source=a.corruptions,
+    blocks = tuple(f"stage{s}/block{b}" for s, n in enumerate(IMAGENET_DEPTHS[a.depth][1], 1)
+                   for b in range(n))
+    paper_scale.regularized(c, alpha=a.alpha, layers=blocks, source=a.corruptions,
                       released=TINY_IMAGENET_C, corruption_data="tiny_imagenet_c",
                       corruption_split="validation")
     c.robustness.corruption_table = "imagenet"
