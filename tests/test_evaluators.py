@@ -150,8 +150,8 @@ def test_pca_dimension_of_summed_batch_moments():
 
 def test_released_corruption_sets_pair_up_only_when_aligned(caplog):
     """robustness.evaluate on a linear model: a released copy in the clean order gives Δ
-    dimensionalities; one in another order (labels differ) is still scored, without Δ; one of
-    another length is refused before any work."""
+    dimensionalities; one whose second batch is in another order (labels differ) is still
+    scored, without Δ; one of another length is refused before any work."""
     from configs.base import get_config
     from lib.evaluators import robustness
 
@@ -170,7 +170,8 @@ def test_released_corruption_sets_pair_up_only_when_aligned(caplog):
     labels = rng.integers(0, 3, size=(2, 8))
     clean = [batch(images[i], labels[i]) for i in range(2)]
     darker = [batch(images[i] / 2, labels[i]) for i in range(2)]
-    shuffled = [batch(images[i][::-1], labels[i][::-1]) for i in range(2)]
+    shuffled = [clean[0], batch(images[1][::-1], labels[1][::-1])]
+    assert not np.array_equal(labels[1], labels[1][::-1])
     sets = {"dark_1": darker, "shuffled_1": shuffled, "short_1": darker[:1]}
     cfg = get_config().robustness
     cfg.update({"corruption_source": "released", "corruptions": ("dark", "shuffled"),

@@ -256,10 +256,11 @@ def eval_batches(data_cfg, *, process_index: int = 0, process_count: int = 1,
     evaluation = sources.open_split(data_cfg, "eval")
     shape = _image_shape(data_cfg, evaluation)
     if other:
-        evaluation = sources.open_split(config_lib.updated(data_cfg, other), "eval")
+        clean, evaluation = evaluation, sources.open_split(config_lib.updated(data_cfg, other),
+                                                           "eval")
         if _image_shape(data_cfg, evaluation) != shape:
             raise ConfigError(f"{other['name']} images are {evaluation.image_shape}, the eval "
-                              f"split's {sources.open_split(data_cfg, 'eval').image_shape}")
+                              f"split's {clean.image_shape}")
     crop = shape[0] if data_cfg.augment == "imagenet" else 0
     num = len(evaluation.records)
     padded = math.ceil(num / data_cfg.eval_batch_size) * data_cfg.eval_batch_size

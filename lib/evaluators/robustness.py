@@ -134,15 +134,17 @@ def evaluate(apply: Callable, batches: Iterable[dict], cfg, layers, num_classes:
         else:
             pairs = zip(batches, source, strict=True)
         for clean, bad in pairs:
-            same = np.array_equal(np.asarray(clean["label"]), np.asarray(bad["label"]))
-            aligned = aligned and same
+            if aligned and not np.array_equal(np.asarray(clean["label"]),
+                                              np.asarray(bad["label"])):
+                aligned = False  # from here on only accuracy; the change so far is dropped
+                logging.warning("%s_%d: labels differ from the clean split's order, so its "
+                                "images do not pair up; no dimensionality of its change",
+                                name, s)
+                if total is not None:
+                    total.pop("change")
             total = _add(total, corrupted_pass(clean["image"], bad["image"], bad["label"],
-                                               bad["mask"]) if same else
+                                               bad["mask"]) if aligned else
                          correct_only(bad["image"], bad["label"], bad["mask"]))
-        if not aligned:
-            logging.warning("%s_%d: labels differ from the clean split's order, so its images "
-                            "do not pair up; no dimensionality of its change", name, s)
-            total.pop("change", None)
         perturbed[f"corruption_{name}_{s}"] = total
     return _summary(totals, perturbed, cfg, layers, si_eps)
 
