@@ -1,12 +1,15 @@
 """Every config key that lib/ reads, with its default and what it means.
 
 Experiment configs start from `get_config()` here and override values; `lib.config.validate`
-rejects any key that is not declared below (with the closest valid keys in the message) and any
-value whose type differs from the default's. Lengths and cadences are in optimizer steps; use
+rejects any key that is not declared below (with the closest valid keys in the message), any
+value whose type differs from the default's, and any value that breaks the key's rule in `RULES`
+(ranges, finiteness, choices). Lengths and cadences are in optimizer steps; use
 `configs.common.steps_per_epoch` to convert.
 """
 
 import ml_collections
+
+from lib.config_rules import at_least, each, equal_to, finite, greater_than, in_range, module_spec
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -177,3 +180,96 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict()
     c.eval.top_k = 5                 # also report top-k accuracy (0 = off)
     return c
+
+
+_STEPS = at_least(0)  # a step count or cadence; 0 = off / the end
+_SEED = at_least(0)
+_FRACTION = in_range(0, 1, high_open=True)
+
+# The allowed values of numeric and reference keys. Choices among names are checked where they
+# are used (models, data, optimizer, tasks), when the run is built and before anything is written.
+RULES = {
+    "seed": _SEED,
+    "task": module_spec(optional=False),
+    "total_steps": at_least(1),
+    "log_every": _STEPS,
+    "eval_every": _STEPS,
+    "checkpoint_every": _STEPS,
+    "keep_checkpoints": at_least(1),
+    "keep_steps": each(_STEPS),
+    "procedure": module_spec(optional=True),
+    "model.depth": at_least(1),
+    "model.width": at_least(1),
+    "model.bn_momentum": in_range(0, 1),
+    "model.bn_epsilon": greater_than(0),
+    "model.widths": each(at_least(1)),
+    "model.pool_after": each(at_least(0)),
+    "model.patch_size": at_least(1),
+    "model.num_heads": at_least(1),
+    "model.mlp_dim": at_least(1),
+    "data.train_examples": at_least(0),
+    "data.eval_examples": at_least(0),
+    "data.subset_seed": _SEED,
+    "data.test_fraction": in_range(0, 1, low_open=True, high_open=True),
+    "data.pool": at_least(1),
+    "data.blur": at_least(0),
+    "data.image_size": at_least(0),
+    "data.batch_size": at_least(1),
+    "data.eval_batch_size": at_least(1),
+    "data.num_workers": at_least(0),
+    "data.prefetch": at_least(1),
+    "optim.lr": at_least(0),
+    "optim.momentum": _FRACTION,
+    "optim.b1": _FRACTION,
+    "optim.b2": _FRACTION,
+    "optim.eps": at_least(0),
+    "optim.weight_decay": at_least(0),
+    "optim.milestones": each(_STEPS),
+    "optim.decay_factor": greater_than(0),
+    "optim.warmup_steps": _STEPS,
+    "optim.cosine_final_fraction": in_range(0, 1),
+    "optim.grad_clip_norm": at_least(0),
+    "optim.random_k": at_least(1),
+    "mesh.data": equal_to(-1) | at_least(1),
+    "mesh.fsdp": at_least(1),
+    "mesh.fsdp_min_size": at_least(0),
+    "init.step": equal_to(-1) | at_least(0),
+    "init.transform": module_spec(optional=True),
+    "pretrain.steps": _STEPS,
+    "pretrain.blur": at_least(1),
+    "pretrain.fraction": in_range(0, 1, low_open=True),
+    "early_stats.until": at_least(1),
+    "early_stats.bins": at_least(1),
+    "early_stats.hist_max": greater_than(0),
+    "perturb.epsilon": at_least(0),
+    "perturb.seed": _SEED,
+    "sparsity.fraction": _FRACTION,
+    "filter_pruning.fractions": each(_FRACTION),
+    "filter_pruning.starts": each(at_least(0)),
+    "filter_pruning.ends": each(at_least(0)),
+    "filter_pruning.period": at_least(1),
+    "filter_pruning.steps_per_epoch": at_least(0),
+    "filter_pruning.seed": _SEED,
+    "filter_pruning.noise_steps": _STEPS,
+    "flatness.examples": at_least(0),
+    "flatness.eigenvalues": at_least(1),
+    "flatness.iterations": at_least(1),
+    "flatness.tolerance": greater_than(0),
+    "flatness.step": _STEPS,
+    "flatness.curve_vectors": at_least(0),
+    "flatness.curve_epsilons": at_least(1),
+    "selectivity.alpha": finite,
+    "selectivity.eps": greater_than(0),
+    "selectivity.alpha_warmup_steps": _STEPS,
+    "robustness.noise_sigmas": each(at_least(0)),
+    "robustness.severities": each(in_range(1, 5)),
+    "robustness.fgsm_eps": each(at_least(0)),
+    "robustness.pgd_eps": each(at_least(0)),
+    "robustness.pgd_steps": at_least(1),
+    "robustness.pca_threshold": in_range(0, 1, low_open=True),
+    "robustness.gradient_units": at_least(0),
+    "robustness.seed": _SEED,
+    "imp.levels": at_least(0),
+    "imp.rewind_step": _STEPS,
+    "eval.top_k": at_least(0),
+}

@@ -1,25 +1,142 @@
 """Checkpoints: the only module that imports orbax (rule 7).
 
-A checkpoint holds the train state (step, RNG, parameters, BN statistics, optimizer state) and
-the data iterator's state, so a resumed run continues the exact data order. Orbax writes each
-checkpoint to a temporary directory and renames it when complete (on gs://, where renames are not
-atomic, it marks completion with a commit file), so a checkpoint interrupted by a crash is never
-listed, let alone restored; its leftovers are deleted at the next start.
+A checkpoint holds the train state (step, RNG, parameters, BN statistics, optimizer state), the
+data iterator's state, so a resumed run continues the exact data order, and the loop's state
+(the partial metric window, an eval a preemption skipped), so its metrics.jsonl continues the
+same lines. Orbax writes each checkpoint to a temporary directory and renames it when complete
+(on gs://, where renames are not atomic, it marks completion with a commit file), so a
+checkpoint interrupted by a crash is never listed, let alone restored; its leftovers are deleted
+at the next start.
+
+Each checkpoint also carries `checksums.json`: the SHA-256 of every file in it, written once
+its files are complete and before it is committed, and checked before every restore. A
+checkpoint that fails the check (a truncated or overwritten chunk, a flipped bit, a missing
+item) is not restored: `restore_latest` moves it to `checkpoints_set_aside/` beside the
+checkpoints (never deleting it), warns, and resumes from the newest good one. Checkpoints
+written before checksums existed count as good if they restore.
 
 Every process calls save and restore (orbax coordinates them; each writes its own shards of
 sharded arrays). The data state stored is process 0's: Grain's state is the number of local
-batches consumed (per worker where data.num_workers > 0), the same on every process.
+batches consumed (per worker where data.num_workers > 0), the same on every process. Process 0
+writes and checks the checksums and tells the others its verdict.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import logging
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
-from absl import logging as absl_logging
+from etils import epath
 
 from lib import files
+
+log = logging.getLogger(__name__)
+
+CHECKSUMS = "checksums.json"
+# Orbax rewrites this one at commit, after the checksums (it adds the commit time).
+_REWRITTEN_AT_COMMIT = "_CHECKPOINT_METADATA"
+SET_ASIDE = "checkpoints_set_aside"  # beside the checkpoints directory
+_TMP_MARK = ".orbax-checkpoint-tmp"  # orbax's name for a step directory still being written
+# Orbax warnings that say nothing to a user: a read-only manager (another run's checkpoints,
+# opened to read them) will not save, which is the point.
+_UNINFORMATIVE = ("read_only=True", "is read only", "read only=True")
+
+
+class _DropUninformative(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(text in record.getMessage() for text in _UNINFORMATIVE)
+
+
+logging.getLogger("absl").addFilter(_DropUninformative())
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message says what was found and what to do."""
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint whose files do not match the checksums written with it."""
+
+
+class NoGoodCheckpointError(CheckpointError):
+    """A run has checkpoints, and none of them restores."""
+
+
+def _digest(path: epath.Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _content(step_dir: epath.Path) -> list[tuple[str, epath.Path]]:
+    """(path relative to step_dir, path) of every file in a checkpoint that the checksums
+    cover: all but themselves and orbax's commit record."""
+    out, folders = [], [step_dir]
+    while folders:
+        for p in folders.pop().iterdir():
+            if p.is_dir():
+                folders.append(p)
+            else:
+                out.append((str(p.relative_to(step_dir)), p))
+    return sorted((rel, p) for rel, p in out if rel not in (CHECKSUMS, _REWRITTEN_AT_COMMIT))
+
+
+def write_checksums(step_dir: epath.Path) -> None:
+    sums = {rel: _digest(p) for rel, p in _content(step_dir)}
+    files.write_text_atomic(step_dir / CHECKSUMS, json.dumps(sums, indent=0, sort_keys=True))
+
+
+def verify(step_dir: epath.Path) -> tuple[bool | None, str]:
+    """(True, '') when every file listed in the checksums is there with its digest; (False,
+    what differs) when not; (None, ...) when the checkpoint has no checksums (an older one).
+    Files the list does not name (orbax markers written at commit) are not part of the check."""
+    path = step_dir / CHECKSUMS
+    if not path.exists():
+        return None, "it has no checksums"
+    try:
+        expected = json.loads(path.read_text())
+        assert isinstance(expected, dict)
+    except (ValueError, AssertionError):
+        return False, f"its {CHECKSUMS} is unreadable"
+    present = dict(_content(step_dir))
+    missing = sorted(set(expected) - set(present))
+    if missing:
+        return False, f"{len(missing)} of its files are missing ({', '.join(missing[:3])})"
+    changed = [rel for rel in sorted(expected) if _digest(present[rel]) != expected[rel]]
+    if changed:
+        return False, f"{len(changed)} of its files changed since it was saved " \
+                      f"({', '.join(changed[:3])})"
+    return True, ""
+
+
+_VERDICT = {True: 1, None: 0, False: -1}
+
+
+def _agreed(verdict: tuple[bool | None, str]) -> tuple[bool | None, str]:
+    """Process 0's verdict on every process (only process 0 reads the files)."""
+    if jax.process_count() == 1:
+        return verdict
+    from jax.experimental import multihost_utils
+
+    code = int(multihost_utils.broadcast_one_to_all(np.int32(_VERDICT[verdict[0]])))
+    status = {v: k for k, v in _VERDICT.items()}[code]
+    return status, verdict[1] if jax.process_index() == 0 else "(see process 0's log)"
+
+
+@dataclasses.dataclass
+class Resumed:
+    step: int
+    state: Any
+    data: dict  # the data iterator's state
+    loop: dict  # the training loop's state ({} in checkpoints from before it was saved)
 
 
 class Checkpointer:
@@ -35,17 +152,17 @@ class Checkpointer:
             preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
             create=not read_only,
             read_only=read_only,
-            enable_async_checkpointing=async_save,
+            # Always orbax's async checkpointer, for its hook between writing a checkpoint's
+            # files and committing it, where the checksums are written; a synchronous save
+            # waits for the commit.
+            enable_async_checkpointing=True,
+            async_options=ocp.AsyncOptions(post_finalization_callback=self._write_checksums),
             cleanup_tmp_directories=not read_only,  # leftovers of a save a crash interrupted
         )
         self.directory = files.as_path(directory)  # local or gs://
-        verbosity = absl_logging.get_verbosity()
-        if read_only:  # orbax warns that a read-only manager will not save, which is the point
-            absl_logging.set_verbosity(absl_logging.ERROR)
-        try:
-            self._manager = ocp.CheckpointManager(self.directory, options=options)
-        finally:
-            absl_logging.set_verbosity(verbosity)
+        self._async = async_save
+        self._saving: int | None = None
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -53,22 +170,107 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
 
-    def save(self, step: int, state: Any, data_state: dict) -> None:
+    def save(self, step: int, state: Any, data_state: dict, loop_state: dict | None = None
+             ) -> None:
+        self._manager.wait_until_finished()  # one save at a time: _saving names it
+        self._saving = step
         self._manager.save(step, force=True, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)))
+            state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
+            loop=ocp.args.JsonSave(loop_state or {})))
+        if not self._async:
+            self._manager.wait_until_finished()
+
+    def _write_checksums(self) -> None:
+        """Orbax calls this once the files of the checkpoint being saved are complete, on
+        every process, before it commits the checkpoint (renames its temporary directory)."""
+        if jax.process_index() != 0:
+            return
+        step = self._saving
+        pending = sorted(self.directory.glob(f"{step}{_TMP_MARK}*"))
+        write_checksums(pending[-1] if pending else self.directory / str(step))
+
+    def _check(self, step: int) -> tuple[bool | None, str]:
+        verdict = verify(self.directory / str(step)) if jax.process_index() == 0 else (None, "")
+        status, problem = _agreed(verdict)
+        if status is False:
+            raise DamagedCheckpointError(f"checkpoint {self.directory / str(step)}: {problem}")
+        return status, problem
 
     def restore(self, step: int, target: Any) -> tuple[Any, dict]:
-        """Restores onto the shapes, dtypes and shardings of `target` (arrays or abstract)."""
+        """Restores onto the shapes, dtypes and shardings of `target` (arrays or abstract);
+        raises DamagedCheckpointError when the checkpoint fails its checksums."""
+        self._check(step)
+        restored = self._restore(step, target)
+        return restored.state, restored.data
+
+    def _restore(self, step: int, target: Any) -> Resumed:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-        restored = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
-        return restored["state"], restored["data"]
+        items = {"state": ocp.args.StandardRestore(abstract), "data": ocp.args.JsonRestore()}
+        has_loop = (self.directory / str(step) / "loop").exists()
+        if has_loop:
+            items["loop"] = ocp.args.JsonRestore()
+        restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+        return Resumed(step, restored["state"], restored["data"],
+                       restored["loop"] if has_loop else {})
+
+    def restore_latest(self, target: Any) -> Resumed | None:
+        """The newest checkpoint that passes its checksums and restores (None: there is none
+        yet). Newer ones that fail are moved to checkpoints_set_aside/ with a warning. When
+        every checkpoint fails, nothing is moved and NoGoodCheckpointError says what failed.
+
+        A checkpoint whose checksums match but which does not restore is not damage (a code
+        change, or a bug): its error is raised as it is."""
+        failed = []
+        for step in reversed(self.all_steps()):
+            try:
+                status, _ = self._check(step)
+            except DamagedCheckpointError as e:
+                failed.append((step, str(e)))
+                continue
+            try:
+                resumed = self._restore(step, target)
+            except Exception as e:  # only reached by checkpoints without checksums
+                if status:
+                    raise
+                failed.append((step, f"checkpoint {self.directory / str(step)} has no "
+                                     f"checksums and does not restore: {type(e).__name__}: {e}"))
+                continue
+            self._set_aside(failed)
+            return resumed
+        if failed:
+            raise NoGoodCheckpointError(
+                "no checkpoint of this run can be restored:\n  " + "\n  ".join(
+                    p for _, p in failed) + f"\nNothing was moved. To start the run over, move "
+                f"{self.directory} away (or use a new --workdir).")
+        return None
+
+    def _set_aside(self, failed: list[tuple[int, str]]) -> None:
+        if not failed:
+            return
+        if jax.process_index() == 0:
+            aside = self.directory.parent / SET_ASIDE
+            aside.mkdir(parents=True, exist_ok=True)
+            for step, problem in failed:
+                target, n = aside / str(step), 1
+                while target.exists():
+                    target, n = aside / f"{step}-{n}", n + 1
+                (self.directory / str(step)).rename(target)
+                log.warning("%s; moved to %s, resuming from an older checkpoint", problem, target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("checkpoints set aside")
+        self._manager.reload()
 
     def restore_as_saved(self, step: int) -> tuple[dict, dict]:
-        """The saved tree as host arrays, whatever its structure (another run's checkpoint)."""
+        """The saved tree as host arrays, whatever its structure and whatever devices saved it
+        (another run's checkpoint); raises DamagedCheckpointError when it fails its checksums."""
+        self._check(step)
+        anywhere = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         restored = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(), data=ocp.args.JsonRestore()))
-        return restored["state"], restored["data"]
+            state=ocp.args.StandardRestore(fallback_sharding=anywhere),
+            data=ocp.args.JsonRestore()))
+        return jax.device_get(restored["state"]), restored["data"]
 
     def wait(self) -> None:
         self._manager.wait_until_finished()

@@ -9,8 +9,12 @@ with the same type, so a typo fails at start-up instead of being silently ignore
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.util
+import math
 import pathlib
+import re
+import traceback
 from typing import Any
 
 import ml_collections
@@ -81,21 +85,56 @@ def _closest(key: str, candidates: list[str]) -> str:
     return f" Did you mean: {', '.join(close)}?" if close else ""
 
 
-def _type_ok(value: Any, default: Any) -> bool:
-    if default is None or value is None:
-        return True
+def _scalar_ok(value: Any, default: Any) -> bool:
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(value, bool) and isinstance(default, bool)
     if isinstance(default, float):
         return isinstance(value, (int, float))
-    if isinstance(default, (tuple, list)):
-        return isinstance(value, (tuple, list))
     return isinstance(value, type(default))
 
 
-def validate(config: ml_collections.ConfigDict, reference=None, prefix: str = "") -> None:
-    """Raises ConfigError for a key absent from configs/base.py or a value of another type."""
+def _type_ok(value: Any, default: Any) -> bool:
+    """The value has the default's type; list entries have the type of the default's entries."""
+    if default is None or value is None:
+        return True
+    if isinstance(default, (tuple, list)):
+        if not isinstance(value, (tuple, list)):
+            return False
+        kinds = [d for d in default if d is not None]
+        return not kinds or all(_scalar_ok(v, kinds[0]) for v in value)
+    return _scalar_ok(value, default)
+
+
+def _type_name(default: Any) -> str:
+    if isinstance(default, (tuple, list)):
+        entries = {type(d).__name__ for d in default}
+        return f"a list of {entries.pop()}" if len(entries) == 1 else "a list"
+    return type(default).__name__
+
+
+@functools.cache
+def key_comments() -> dict[str, str]:
+    """The comment beside each key's declaration in configs/base.py, by dotted key: what the key
+    means, quoted in error messages."""
+    comments = {}
+    for line in pathlib.Path(base.__file__).read_text().splitlines():
+        m = re.match(r"\s*c\.([\w.]+) = .*?\s#\s(.*)$", line)
+        if m:
+            comments[m.group(1)] = m.group(2).strip()
+    return comments
+
+
+def _explain(name: str) -> str:
+    comment = key_comments().get(name)
+    return f" ({name}: {comment})" if comment else ""
+
+
+def validate(config: ml_collections.ConfigDict, reference=None, prefix: str = "",
+             rules: dict | None = None) -> None:
+    """Raises ConfigError for a key absent from configs/base.py, a value of another type, or a
+    value that breaks its rule (configs/base.py RULES: ranges, finiteness, list entries)."""
     reference = base.get_config() if reference is None else reference
+    rules = base.RULES if rules is None else rules
     ref_keys = list(reference.keys())
     for key, value in config.items():
         name = prefix + key
@@ -109,11 +148,18 @@ def validate(config: ml_collections.ConfigDict, reference=None, prefix: str = ""
         if isinstance(ref, ml_collections.ConfigDict):
             if not isinstance(value, ml_collections.ConfigDict):
                 raise ConfigError(f"config key {name!r} must be a section, got {value!r}")
-            validate(value, ref, prefix=name + ".")
+            validate(value, ref, prefix=name + ".", rules=rules)
         elif not _type_ok(value, ref):
             raise ConfigError(
-                f"config key {name!r} expects {type(ref).__name__} "
-                f"(default {ref!r}), got {type(value).__name__} {value!r}"
+                f"config key {name!r} expects {_type_name(ref)} (default {ref!r}), got "
+                f"{type(value).__name__} {value!r}.{_explain(name)}"
+            )
+        elif name in rules and not rules[name](value):
+            infinite = isinstance(value, float) and not math.isfinite(value)
+            raise ConfigError(
+                f"config key {name!r} = {value!r} is not allowed: it must be "
+                f"{'finite and ' if infinite else ''}{rules[name].allowed}.{_explain(name)} "
+                f"Set it with --config.{name}=VALUE."
             )
 
 
@@ -145,21 +191,56 @@ def from_saved(values: dict) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(_merged(base.get_config().to_dict(), values))
 
 
+def _location(error: BaseException, path: pathlib.Path) -> str:
+    """' (at FILE:LINE)' of the innermost frame of the traceback inside the config file."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if pathlib.Path(f.filename).resolve() == path.resolve()]
+    return f" (at {path}:{frames[-1].lineno})" if frames else ""
+
+
 def _import_file(path: str | pathlib.Path):
     path = pathlib.Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
+    if not path.exists():
+        raise ConfigError(f"config file {str(path)!r} does not exist (paths are relative to "
+                          f"{pathlib.Path.cwd()}); the configs are experiments/<slug>/configs/*.py")
+    if not path.is_file() or path.suffix != ".py":
+        raise ConfigError(f"config file {str(path)!r} is not a Python file (.py)")
     spec = importlib.util.spec_from_file_location(f"_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ConfigError(f"config file {str(path)!r} has a syntax error at line {e.lineno}: "
+                          f"{e.msg}") from e
+    except Exception as e:  # the file is the user's input: say where it failed, not a traceback
+        raise ConfigError(f"config file {str(path)!r} failed to import{_location(e, path)}: "
+                          f"{type(e).__name__}: {e}") from e
     return module
 
 
-def load_file(path: str | pathlib.Path, arg: str | None = None) -> ml_collections.ConfigDict:
-    """Imports a config file, calls its get_config(arg) and validates the result."""
+def load_file(path: str | pathlib.Path, arg: str | None = None, *, check: bool = True
+              ) -> ml_collections.ConfigDict:
+    """Imports a config file, calls its get_config(arg) and (check) validates the result.
+
+    Every way a config file can fail (missing, syntax error, no get_config, an exception in
+    get_config, a result that is not a ConfigDict) is a ConfigError naming the file."""
+    path = pathlib.Path(path)
     module = _import_file(path)
-    config = module.get_config(arg) if arg is not None else module.get_config()
-    validate(config)
+    get_config = getattr(module, "get_config", None)
+    if not callable(get_config):
+        raise ConfigError(f"config file {str(path)!r} defines no get_config(arg) function")
+    try:
+        config = get_config(arg) if arg is not None else get_config()
+    except ConfigError as e:
+        raise ConfigError(f"config file {str(path)!r}: {e}") from e
+    except Exception as e:
+        raise ConfigError(f"config file {str(path)!r}: get_config({arg!r}) raised "
+                          f"{type(e).__name__}: {e}{_location(e, path)}") from e
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"config file {str(path)!r}: get_config({arg!r}) returned "
+                          f"{type(config).__name__}, not an ml_collections.ConfigDict")
+    if check:
+        validate(config)
     return config
 
 

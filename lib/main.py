@@ -25,7 +25,7 @@ from ml_collections import config_flags
 
 from configs import base
 from lib import config as config_lib
-from lib import distributed
+from lib import distributed, files
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, optionally with ':arg' (e.g. file.py:quick).",
@@ -79,13 +79,30 @@ def _unknown_override(key: str) -> str | None:
     return None
 
 
+def _config_spec(argv: list[str]) -> str | None:
+    """The value of --config in argv (`--config=X` or `--config X`)."""
+    for i, a in enumerate(argv):
+        if a.startswith("--config="):
+            return a.split("=", 1)[1]
+        if a == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
+    """Parses the flags, and loads and validates the config: every problem with them exits 2
+    with one message, before anything runs."""
     for key in _override_keys(argv):
         if (message := _unknown_override(key)) is not None:
             _fail(message)
     try:
-        return flags.FLAGS(argv)
-    except (flags.Error, config_lib.ConfigError) as e:  # bad flag value, or bad ':arg' option
+        if (spec := _config_spec(argv)) is not None:
+            # Loaded once here for its errors, which config_flags would report with a traceback.
+            config_lib.load_file(*config_lib.split_config_spec(spec), check=False)
+        rest = flags.FLAGS(argv)
+        config_lib.validate(_CONFIG.value)  # with the overrides applied
+        return rest
+    except (flags.Error, config_lib.ConfigError) as e:  # bad flag or config value, or ':arg'
         lines = [line for line in str(e).splitlines() if line.strip()]
         if any(line.startswith("Traceback") for line in lines):  # the config file raised
             lines = [lines[0].rstrip(":") + ":", lines[-1]]
@@ -94,7 +111,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> None:
     del argv
-    from lib import data, metrics, task, train
+    from lib import checkpoint, data, metrics, procedure, task, train
 
     metrics.quiet_library_logs()
     try:
@@ -106,15 +123,20 @@ def main(argv: list[str]) -> None:
 
     config = _CONFIG.value
     try:
-        run = task.resolve(config.procedure, "procedure") if config.procedure else train.run
+        files.check_workdir(_WORKDIR.value)
+        if config.procedure:
+            run = task.resolve(config.procedure, "procedure")
+            procedure.check_before_start(config)
+        else:
+            run = train.run
         results = run(config, _WORKDIR.value)
     except distributed.Preempted as e:  # every process is here: jax's shutdown barrier is fine
         print(e, file=sys.stderr, flush=True)
         sys.exit(EXIT_PREEMPTED)
     except train.NonFiniteLossError as e:
         _fail(str(e), EXIT_NONFINITE)
-    except (config_lib.ConfigError, data.DatasetNotFoundError,
-            train.WorkdirConfigMismatchError) as e:
+    except (config_lib.ConfigError, files.WorkdirError, data.DatasetError,
+            train.WorkdirConfigMismatchError, checkpoint.CheckpointError) as e:
         _fail(str(e))
     print(f"finished: {_summary(results)}; results in {_WORKDIR.value}/results.json", flush=True)
 

@@ -12,6 +12,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from etils import epath
 
 from lib import files
@@ -96,7 +97,9 @@ class StepMetrics:
     """Per-step metrics summed on device (one small dispatch per step, no host sync).
 
     Each step reports `finite` (1 when its loss and updated parameters are finite); `fetch`
-    returns window means and the first step that was not finite, if any.
+    returns window means and the first step that was not finite, if any. A window still open
+    at a checkpoint is saved with it (`saved`/`restore`), so a resumed run logs the same means
+    at the same steps as an uninterrupted one.
     """
 
     def __init__(self):
@@ -110,6 +113,13 @@ class StepMetrics:
                          "first_bad": jnp.full((), -1, jnp.int32)}
         self._acc = _accumulate(self._acc, step_metrics, step)
 
+    def first_bad(self) -> int | None:
+        """The first non-finite step of the open window, if any; the window stays open."""
+        if self._acc is None:
+            return None
+        first_bad = int(jax.device_get(self._acc["first_bad"]))
+        return first_bad if first_bad >= 0 else None
+
     def fetch(self) -> tuple[dict[str, float], int | None]:
         """(means over the window, first non-finite step or None), and starts a new window."""
         if self._acc is None:
@@ -119,6 +129,31 @@ class StepMetrics:
         means.update({k: float(v) for k, v in acc["last"].items()})
         first_bad = int(acc["first_bad"])
         return means, (first_bad if first_bad >= 0 else None)
+
+    def saved(self) -> dict:
+        """The open window as JSON values ({} when none is open); floats round-trip exactly."""
+        if self._acc is None:
+            return {}
+        acc = jax.device_get(self._acc)
+
+        def values(tree):
+            return {k: [np.asarray(v).item(), np.asarray(v).dtype.name] for k, v in tree.items()}
+
+        return {"sums": values(acc["sums"]), "last": values(acc["last"]),
+                "count": int(acc["count"]), "first_bad": int(acc["first_bad"])}
+
+    def restore(self, saved: dict) -> None:
+        """Reopens a window that `saved` returned."""
+        if not saved:
+            self._acc = None
+            return
+
+        def arrays(tree):
+            return {k: jnp.asarray(np.asarray(v, dtype)) for k, (v, dtype) in tree.items()}
+
+        self._acc = {"sums": arrays(saved["sums"]), "last": arrays(saved["last"]),
+                     "count": jnp.asarray(saved["count"], jnp.int32),
+                     "first_bad": jnp.asarray(saved["first_bad"], jnp.int32)}
 
 
 def _duration(seconds: float) -> str:

@@ -6,6 +6,7 @@ stage resumes from its checkpoints, and nothing a finished stage wrote is overwr
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import jax
@@ -14,6 +15,17 @@ import numpy as np
 
 from lib import config as config_lib
 from lib import files, sparsity, train
+from lib import task as task_lib
+
+
+def check_before_start(config: ml_collections.ConfigDict) -> None:
+    """Checks a procedure's own settings before it starts (lib.main calls this before anything
+    is written): the module of `config.procedure` may define `check(config)`, which raises
+    ConfigError for settings that its later stages would only read hours into the run."""
+    procedure = task_lib.resolve(config.procedure, "procedure")
+    module_check = getattr(importlib.import_module(procedure.__module__), "check", None)
+    if module_check is not None:
+        module_check(config)
 
 
 def stage_config(config: ml_collections.ConfigDict, **changes) -> ml_collections.ConfigDict:
@@ -21,7 +33,8 @@ def stage_config(config: ml_collections.ConfigDict, **changes) -> ml_collections
     return config_lib.updated(config, {**changes, "procedure": ""})
 
 
-def _check_imp(config) -> None:
+def check_imp(config) -> None:
+    """Raises ConfigError for IMP settings `imp` would refuse."""
     imp, total = config.imp, config.total_steps
     if imp.levels < 1:
         raise config_lib.ConfigError(f"imp.levels={imp.levels}: IMP needs at least 1 level")
@@ -66,7 +79,7 @@ def imp(config: ml_collections.ConfigDict, workdir) -> dict:
     dense run's step-k state (masked, fresh optimizer state, same schedule position and data
     order) to total_steps. k = 0 rewinds to the initialisation.
     """
-    _check_imp(config)
+    check_imp(config)
     workdir = files.as_path(workdir)
     k = config.imp.rewind_step
     dense_dir = workdir / "level_0"

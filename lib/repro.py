@@ -226,9 +226,17 @@ def check(workdirs: list) -> int:
     """Compares finished runs with every claim whose config they match (seeds averaged)."""
     runs = []
     for workdir in map(epath.Path, workdirs):
+        if not workdir.is_dir():
+            print(f"error: {workdir} does not exist or is not a directory; give the workdir of "
+                  "a run (the --workdir it was started with)", file=sys.stderr)
+            return 2
+        if not (workdir / "config.json").exists():
+            print(f"error: {workdir} holds no run (no config.json); give the workdir of a run",
+                  file=sys.stderr)
+            return 2
         if not (workdir / "results.json").exists():
-            print(f"{workdir} has no results.json: the run has not finished (re-run its "
-                  "command to resume it)")
+            print(f"error: {workdir} has no results.json: the run has not finished (re-run its "
+                  "command to resume it)", file=sys.stderr)
             return 2
         from lib import config as config_lib  # keys added since the run take their defaults
 

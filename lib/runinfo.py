@@ -71,13 +71,17 @@ def describe(mesh) -> dict:
     }
 
 
-def record_start(workdir, mesh, changed_keys: list[str] = ()) -> None:
-    """run.json: this start's description at the top level, every start under "starts"."""
+def record_start(workdir, mesh, changed_keys: list[str] = (), data_origins: dict | None = None
+                 ) -> None:
+    """run.json: this start's description at the top level, every start under "starts";
+    `data_origins` says where each split was read from."""
     if jax.process_index() != 0:
         return
     path = epath.Path(workdir) / "run.json"
     starts = json.loads(path.read_text())["starts"] if path.exists() else []
     current = describe(mesh)
+    if data_origins:
+        current["data"] = dict(data_origins)
     if changed_keys:
         current["config_keys_changed_at_this_start"] = list(changed_keys)
     files.write_text_atomic(path, json.dumps({**current, "starts": starts + [current]},

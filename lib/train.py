@@ -252,8 +252,12 @@ class Trainer:
         if init.optimizer not in ("fresh", "keep"):
             raise config_lib.ConfigError(
                 f"init.optimizer={init.optimizer!r}; valid choices: fresh, keep")
-        source = checkpoint.Checkpointer(files.as_path(init.workdir) / "checkpoints", keep=1,
-                                         async_save=False, read_only=True)
+        source_dir = files.as_path(init.workdir) / "checkpoints"
+        if not source_dir.is_dir():
+            raise config_lib.ConfigError(
+                f"init.workdir={init.workdir!r} holds no checkpoints/ folder: give the workdir "
+                "of a run that has saved checkpoints")
+        source = checkpoint.Checkpointer(source_dir, keep=1, async_save=False, read_only=True)
         try:
             steps = source.all_steps()
             step = steps[-1] if init.step == -1 and steps else init.step
@@ -262,6 +266,10 @@ class Trainer:
                     f"init.step={init.step}: {init.workdir!r} has checkpoints at steps "
                     f"{steps or 'none'}; pick one of them (-1: the latest)")
             saved, data_state = source.restore_as_saved(step)
+        except checkpoint.DamagedCheckpointError as e:
+            raise config_lib.ConfigError(
+                f"init.workdir={init.workdir!r}: {e}. Pick another init.step (it has "
+                f"checkpoints at steps {steps}), or re-run that run to rewrite it.") from e
         finally:
             source.close()
         fresh = self.setup.init_state
@@ -297,14 +305,19 @@ class Trainer:
                                    process_index=jax.process_index(),
                                    process_count=jax.process_count())
 
-    def evaluate(self, state: dict) -> dict[str, float]:
-        """Metrics over the whole eval split (padding masked out), averaged per example."""
-        if self._eval_batches is None:  # opened once: 'dataset' normalisation reads the train split
+    def eval_batches(self) -> data.pipeline.EvalBatches:
+        """The eval split's batches, opened once ('dataset' normalisation reads the train
+        split)."""
+        if self._eval_batches is None:
             self._eval_batches = data.eval_batches(
                 self.config.data, process_index=jax.process_index(),
                 process_count=jax.process_count())
+        return self._eval_batches
+
+    def evaluate(self, state: dict) -> dict[str, float]:
+        """Metrics over the whole eval split (padding masked out), averaged per example."""
         sums = [self.eval_step(state, sharding.global_batch(b, self.batch_sharding))
-                for b in self._eval_batches]
+                for b in self.eval_batches()]
         total = jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
         count = float(total.pop("count"))
         return {f"eval/{k}": float(v) / count for k, v in total.items()}
@@ -359,29 +372,30 @@ def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _prepare_workdir(workdir: epath.Path, config: ml_collections.ConfigDict) -> list[str]:
-    """Writes config.json, or refuses a workdir holding a run of a different config.
+def _changed_keys(workdir: epath.Path, config: ml_collections.ConfigDict) -> list[str]:
+    """Keys whose values differ from the workdir's config.json; refuses a workdir holding a run
+    of a different config. Reads only.
 
     Keys that cannot change the results (config_lib.OPERATIONAL_KEYS: paths, cadences, device
     count) may change between starts; config.json then records the latest values, and the
-    changed keys are returned for run.json.
+    changed keys are recorded in run.json.
     """
     path = workdir / "config.json"
-    current = json.loads(config.to_json_best_effort())
-    changed = []
-    if path.exists():
-        changed = config_diff(json.loads(path.read_text()), current)
-        different = [k for k in changed if not config_lib.is_operational(k)]
-        if different:
-            raise WorkdirConfigMismatchError(
-                f"workdir {str(workdir)!r} holds a run of a different config (differs at: "
-                f"{', '.join(different)}). Nothing was changed. To keep that run, pass a new "
-                "--workdir; to start over, delete that workdir first."
-            )
-    if jax.process_index() == 0:
-        workdir.mkdir(parents=True, exist_ok=True)
-        files.write_text_atomic(path, json.dumps(current, indent=2, sort_keys=True) + "\n")
+    if not path.exists():
+        return []
+    changed = config_diff(json.loads(path.read_text()), json.loads(config.to_json_best_effort()))
+    different = [k for k in changed if not config_lib.is_operational(k)]
+    if different:
+        raise WorkdirConfigMismatchError(
+            f"workdir {str(workdir)!r} holds a run of a different config (differs at: "
+            f"{', '.join(different)}). Nothing was changed. To keep that run, pass a new "
+            "--workdir; to start over, delete that workdir first."
+        )
     return changed
+
+
+def _has_checkpoints(directory: epath.Path) -> bool:
+    return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
 
 
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
@@ -398,34 +412,51 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
 
 def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
          preemption: distributed.PreemptionWatch) -> dict:
+    """Everything that reads the user's input (config, data, the workdir's config and
+    checkpoints, init.workdir) runs before the first write, so bad input leaves no trace."""
     results_path = workdir / "results.json"
     config_lib.validate(config)
-    trainer = Trainer(config)  # bad config, data or mesh fail here, before anything is written
-    changed = _prepare_workdir(workdir, config)
+    files.check_workdir(workdir)
+    trainer = Trainer(config)  # bad config, data or mesh fail here
+    changed = _changed_keys(workdir, config)
     if results_path.exists():
         log.info("%s already finished; returning its results.json", workdir)
         return json.loads(results_path.read_text())
-    runinfo.record_start(workdir, trainer.mesh, changed)
-    ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints,
-                                   async_save=config.async_checkpointing,
-                                   keep_steps=tuple(config.keep_steps))
-    writer = metrics.MetricWriter(workdir)
     train_iter = trainer.train_batches()
-    start = ckpt.latest_step() or 0
-    if start:
-        state, data_state = ckpt.restore(start, trainer.initial_state())
-        train_iter.set_state(data_state)
-        log.info("resumed %s from step %d", workdir, start)
+    trainer.eval_batches()
+    ckpt_dir = workdir / "checkpoints"
+    resumed = None
+    if _has_checkpoints(ckpt_dir):
+        ckpt = _checkpointer(config, ckpt_dir)
+        try:
+            resumed = ckpt.restore_latest(trainer.initial_state())
+        except BaseException:
+            ckpt.close()
+            raise
+    if resumed is None:
+        state, data_state = trainer.starting_state()  # reads init.workdir
+        start, loop_state = int(state["step"]), {}
+        ckpt = _checkpointer(config, ckpt_dir)
     else:
-        state, data_state = trainer.starting_state()
-        if data_state is not None:
-            train_iter.set_state(data_state)
-        start = int(state["step"])
+        state, data_state, start, loop_state = (resumed.state, resumed.data, resumed.step,
+                                                resumed.loop)
+        log.info("resumed %s from step %d", workdir, start)
+    if data_state is not None:
+        train_iter.set_state(data_state)
+    if jax.process_index() == 0:  # the first writes
+        workdir.mkdir(parents=True, exist_ok=True)
+        files.write_text_atomic(workdir / "config.json", json.dumps(
+            json.loads(config.to_json_best_effort()), indent=2, sort_keys=True) + "\n")
+    runinfo.record_start(workdir, trainer.mesh, changed, trainer.setup.info.origins)
+    writer = metrics.MetricWriter(workdir)
     writer.truncate_after(start)  # steps logged after the checkpoint are logged again
     t0 = time.perf_counter()
     try:
+        if loop_state.get("eval_pending"):  # skipped at the preemption that saved `start`
+            writer.write(start, trainer.evaluate(state))
         if start < config.total_steps:
-            state = _loop(trainer, state, train_iter, start, ckpt, writer, preemption)
+            state = _loop(trainer, state, train_iter, start, ckpt, writer, preemption,
+                          loop_state.get("window", {}))
             final = trainer.evaluate(state)
             writer.write(config.total_steps, final)  # logged before the final checkpoint
             ckpt.save(config.total_steps, state, train_iter.get_state())
@@ -447,12 +478,18 @@ def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
     return results
 
 
+def _checkpointer(config, directory) -> checkpoint.Checkpointer:
+    return checkpoint.Checkpointer(directory, keep=config.keep_checkpoints,
+                                   async_save=config.async_checkpointing,
+                                   keep_steps=tuple(config.keep_steps))
+
+
 def _due(step: int, every: int) -> bool:
     return every > 0 and step % every == 0
 
 
 def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
-          preemption: distributed.PreemptionWatch) -> dict:
+          preemption: distributed.PreemptionWatch, window_state: dict) -> dict:
     """Steps start+1 … total with logging, periodic evals and checkpoints; returns the state.
 
     A task with `hook_due(step)`/`hook(trainer, state, step)` changes the state between steps
@@ -460,18 +497,19 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
     never repeats or skips it, and its eval/ values replace the scheduled eval.
 
     The caller evaluates and checkpoints the final state. Before any checkpoint, and at every
-    log, the window's metrics are fetched: a non-finite step stops the run there. After a
-    SIGTERM, the step all processes agree on is checkpointed and `distributed.Preempted`
-    raised; an eval due at that step is skipped (the time left before a hard kill may not
-    cover it), so that point is missing from the eval curve.
+    log, the window's metrics are checked: a non-finite step stops the run there. A checkpoint
+    saves the open metric window (`window_state` reopens it), so logged means always cover
+    `log_every` steps. After a SIGTERM, the step all processes agree on is checkpointed and
+    `distributed.Preempted` raised; an eval due at that step is left to the resumed run (the
+    time before a hard kill may not cover it), which logs it first.
     """
     config = trainer.config
     total = config.total_steps
     progress = metrics.Progress(start, total)
     window = metrics.StepMetrics()
+    window.restore(window_state)
 
-    def flush(step: int) -> None:
-        values, first_bad = window.fetch()
+    def stop_if_nonfinite(first_bad: int | None) -> None:
         if first_bad is not None:
             raise NonFiniteLossError(
                 f"non-finite loss or parameters at step {first_bad}; training stopped. The last "
@@ -479,6 +517,10 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
                 f"{ckpt.directory}. Re-running the same command resumes from it; to try "
                 "another optim.lr or optim.grad_clip_norm, use a new --workdir."
             )
+
+    def flush(step: int) -> None:
+        values, first_bad = window.fetch()
+        stop_if_nonfinite(first_bad)
         if not values:
             return
         values = {f"train/{k}": v for k, v in values.items()}
@@ -506,12 +548,14 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
         if step == total:
             break
         preempted = preemption.reached(step - start)
-        evaluated = any(k.startswith("eval/") for k in hooked)
-        if _due(step, config.eval_every) and not preempted and not evaluated:
+        eval_due = (_due(step, config.eval_every)
+                    and not any(k.startswith("eval/") for k in hooked))
+        if eval_due and not preempted:
             writer.write(step, trainer.evaluate(state))  # logged before its checkpoint
         if _due(step, config.checkpoint_every) or step in config.keep_steps or preempted:
-            flush(step)  # never checkpoint a state whose loss or parameters went non-finite
-            ckpt.save(step, state, train_iter.get_state())
+            stop_if_nonfinite(window.first_bad())  # never checkpoint a non-finite state
+            ckpt.save(step, state, train_iter.get_state(),
+                      {"window": window.saved(), "eval_pending": eval_due and preempted})
         if preempted:
             ckpt.wait()
             raise distributed.Preempted(step, str(ckpt.directory))

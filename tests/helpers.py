@@ -36,9 +36,12 @@ def final_params(workdir):
 
 
 def cli(*args, **env):
+    """`python -m lib.main ARGS`, compiling with XLA's optimisations off as in-process tests do
+    (conftest.py): start-up takes half the time."""
     return subprocess.run(
         [sys.executable, "-m", "lib.main", *args], cwd=REPO, capture_output=True, text=True,
-        env={**os.environ, "JAX_PLATFORMS": "cpu", **env}, timeout=300,
+        env={**os.environ, "JAX_PLATFORMS": "cpu", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1", **env},
+        timeout=300,
     )
 
 

@@ -170,7 +170,10 @@ def test_check_comparison_claims_need_both_configs(tmp_path, capsys):
 def test_check_without_results_says_how_to_resume(tmp_path, capsys):
     (tmp_path / "config.json").write_text("{}")
     assert repro.check([tmp_path]) == 2
-    assert "resume" in capsys.readouterr().out
+    assert "resume" in capsys.readouterr().err
+    assert repro.check([tmp_path / "nowhere"]) == 2
+    message = capsys.readouterr().err
+    assert "does not exist" in message and "resume" not in message
 
 
 def test_list_names_every_paper(capsys):

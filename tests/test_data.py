@@ -46,7 +46,10 @@ def debian_fashion_mnist():
 def test_fashion_mnist_loads():
     debian_fashion_mnist()
     c = cfg(name="fashion_mnist", batch_size=32)
-    assert data.get_info(c) == data.DatasetInfo("fashion_mnist", (28, 28, 1), 10, 60000, 10000)
+    info = data.get_info(c)
+    where = fashion_mnist.DEBIAN_DIR
+    assert info == data.DatasetInfo("fashion_mnist", (28, 28, 1), 10, 60000, 10000,
+                                    {"train": f"{where} (train)", "eval": f"{where} (test)"})
     for split, n in (("train", 60000), ("test", 10000)):
         images, labels = fashion_mnist.load(split)
         assert images.shape == (n, 28, 28, 1) and images.dtype == np.uint8
@@ -61,7 +64,7 @@ def test_fashion_mnist_loads():
 def test_fashion_mnist_download_into_cache(tmp_path, monkeypatch):
     debian_fashion_mnist()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path))
+    monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
     monkeypatch.setattr(fashion_mnist, "URL", fashion_mnist.DEBIAN_DIR.as_uri() + "/")
     monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path)
     assert fashion_mnist.find_dir() == tmp_path / "cache" / "ier" / "fashion_mnist"
@@ -72,7 +75,7 @@ def test_fashion_mnist_missing(tmp_path, monkeypatch):
     def no_network(target):
         raise OSError("no network in tests")
 
-    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path))
+    monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path)
     monkeypatch.setattr(fashion_mnist, "download", no_network)
@@ -82,6 +85,21 @@ def test_fashion_mnist_missing(tmp_path, monkeypatch):
     ) as e:
         data.get_info(cfg(name="fashion_mnist"))
     assert "FASHION_MNIST_DIR" in str(e.value)
+    fashion_mnist.load.cache_clear()
+
+
+def test_fashion_mnist_dir_that_is_set_is_the_only_place_looked(tmp_path, monkeypatch):
+    """A FASHION_MNIST_DIR without the files is an error, even where another copy exists."""
+    debian_fashion_mnist()
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path))
+    fashion_mnist.load.cache_clear()
+    with pytest.raises(data.DatasetNotFoundError, match=r"FASHION_MNIST_DIR=.* lacks "
+                       r"train-images-idx3-ubyte.gz"):
+        fashion_mnist.load("train")
+    for name in (n for pair in fashion_mnist.FILES.values() for n in pair):
+        (tmp_path / name).write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(data.DatasetUnreadableError, match="not a readable Fashion-MNIST"):
+        fashion_mnist.load("train")
     fashion_mnist.load.cache_clear()
 
 

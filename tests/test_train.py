@@ -103,9 +103,6 @@ def test_workdir_with_other_config_is_refused(tmp_path):
     with pytest.raises(train.WorkdirConfigMismatchError, match=r"optim.lr.*new --workdir"):
         train.run(digits_config(steps=4, **{"optim.lr": 0.05}), tmp_path)
     assert (tmp_path / "config.json").read_text() == before
-    out = cli(f"--config={DIGITS}:steps=4,trainable=all", f"--workdir={tmp_path}",
-               "--config.seed=3")
-    assert out.returncode == 2 and "differs at: seed" in out.stderr
 
 
 def test_resume_may_change_operational_keys(tmp_path, monkeypatch):
@@ -143,27 +140,6 @@ def test_cli_nonfinite_exit_code(tmp_path):
     assert out.returncode == 3 and "non-finite" in out.stderr
 
 
-def test_mesh_must_divide_batch(tmp_path):
-    with pytest.raises(config_lib.ConfigError, match="not divisible by the 8 devices"):
-        train.run(digits_config(**{"data.batch_size": 12}), tmp_path)
-
-
-def test_cli_unknown_key_names_closest(tmp_path):
-    out = cli(f"--config={DIGITS}", f"--workdir={tmp_path}", "--config.optim.lrr=0.1")
-    assert out.returncode == 2
-    assert "unknown config key 'optim.lrr'" in out.stderr and "optim.lr" in out.stderr
-
-
-def test_cli_unknown_key_in_space_separated_form(tmp_path):
-    out = cli(f"--config={DIGITS}", f"--workdir={tmp_path}", "--config.optim.lrr", "0.1")
-    assert out.returncode == 2 and "Did you mean: optim.lr" in out.stderr
-
-
-def test_cli_wrong_type(tmp_path):
-    out = cli(f"--config={DIGITS}", f"--workdir={tmp_path}", "--config.total_steps=ten")
-    assert out.returncode == 2 and "total_steps" in out.stderr
-
-
 QUICK_CONFIGS = [p for p in sorted((REPO / "experiments").glob("*/configs/*.py"))
                  if not p.name.startswith("_")]
 
@@ -184,15 +160,6 @@ def test_quick_run_of_every_config_family(tmp_path, path):
     while any(isinstance(v, dict) for v in stages[0].values()):  # a procedure's stages
         stages = [r for s in stages for r in s.values() if isinstance(r, dict)]
     assert stages and all(np.isfinite(r["eval/loss"]) for r in stages)
-
-
-def test_cli_missing_dataset_gives_prepare_command(tmp_path):
-    empty = tmp_path / "tfds"
-    empty.mkdir()
-    out = cli(f"--config={DIGITS}", f"--workdir={tmp_path / 'run'}", "--config.data.name=cifar10",
-               f"--config.data.data_dir={empty}")
-    assert out.returncode == 2, out.stderr[-2000:]
-    assert f"python -m lib.data.prepare cifar10 --data_dir={empty}" in out.stderr
 
 
 @pytest.mark.parametrize("spec, overrides", [
@@ -216,10 +183,3 @@ def test_paper_scale_config_trains_on_tfds_mock(tmp_path, spec, overrides):
         results = train.run(config, tmp_path)
     assert np.isfinite(results["eval/loss"]) and "eval/top5_accuracy" in results
     assert len(train_losses(tmp_path)) == 3
-
-
-def test_cli_unknown_config_option_is_one_clear_line(tmp_path):
-    out = cli(f"--config={DIGITS}:stpes=3", f"--workdir={tmp_path}")
-    assert out.returncode == 2
-    assert "unknown config option 'stpes'" in out.stderr and "steps (default 300)" in out.stderr
-    assert "Traceback" not in out.stderr and not (tmp_path / "config.json").exists()

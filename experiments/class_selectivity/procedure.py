@@ -27,7 +27,29 @@ from lib import data, files, procedure, train
 from lib.evaluators import robustness
 
 
+def check(config: ml_collections.ConfigDict) -> None:
+    """The robustness settings, read only after training, checked before it starts."""
+    try:
+        robustness.check(config.robustness, _released(config))
+    except ValueError as e:
+        raise config_lib.ConfigError(f"robustness: {e}") from e
+
+
+def _released(config):
+    """(name, severity) -> batches of that released corrupted copy of the eval split."""
+    cfg = config.robustness
+    pixels = config_lib.updated(config, {"data.normalization": "none"}).data
+
+    def released(name, severity):
+        return data.eval_batches(pixels, other={
+            "name": f"{cfg.corruption_data}/{name}_{severity}",
+            "eval_split": cfg.corruption_split, "data_dir": cfg.corruption_dir})
+
+    return released
+
+
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
+    check(config)
     workdir = files.as_path(workdir)
     training = procedure.stage_config(config, robustness=base.get_config().robustness)
     results = train.run(training, workdir / "train")
@@ -50,15 +72,10 @@ def _robustness(config, workdir) -> dict:
     def apply(images):
         return model((images - mean) / std, train=False, features=True)
 
-    def released(name, severity):
-        return data.eval_batches(pixels, other={
-            "name": f"{cfg.corruption_data}/{name}_{severity}",
-            "eval_split": cfg.corruption_split, "data_dir": cfg.corruption_dir})
-
     try:
         values = robustness.evaluate(apply, data.eval_batches(pixels), cfg,
                                      config.selectivity.layers, setup.info.num_classes,
-                                     config.selectivity.eps, released)
+                                     config.selectivity.eps, _released(config))
     except ValueError as e:
         raise config_lib.ConfigError(f"robustness: {e}") from e
     if jax.process_index() == 0:

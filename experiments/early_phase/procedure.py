@@ -18,13 +18,28 @@ from lib import config as config_lib
 from lib import files, procedure, train
 
 
-def run(config: ml_collections.ConfigDict, workdir) -> dict:
+def check(config: ml_collections.ConfigDict) -> None:
+    """Every stage's settings, checked before the first stage starts."""
     names = [n for n in config.perturb.names if n]
     unknown = [n for n in names if n not in perturb.PERTURBATIONS]
     if unknown:
         raise config_lib.ConfigError(
             f"perturb.names: unknown perturbation {unknown[0]!r}; valid choices: "
             f"{', '.join(perturb.PERTURBATIONS)}")
+    if "gaussian_noise" in names and config.perturb.noise_ref not in perturb.NOISE_REFS:
+        raise config_lib.ConfigError(
+            f"perturb.noise_ref={config.perturb.noise_ref!r}; valid choices: "
+            f"{', '.join(perturb.NOISE_REFS)}")
+    if config.pretrain.variant:
+        pretrain.stage_changes(config)
+        config = config_lib.updated(config, pretrain.from_pretrained("pretrain",
+                                                                     config.pretrain.steps))
+    procedure.check_imp(config)
+
+
+def run(config: ml_collections.ConfigDict, workdir) -> dict:
+    check(config)
+    names = [n for n in config.perturb.names if n]
     workdir = files.as_path(workdir)
     original, summary = config, {}
     if config.pretrain.variant:

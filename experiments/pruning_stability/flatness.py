@@ -124,10 +124,14 @@ def first_examples(data_cfg, n: int) -> dict:
     return {"image": jnp.asarray(images), "label": jnp.asarray(labels)}
 
 
-def measure(setup, state: dict, batch: dict, cfg) -> dict:
-    """Top-eigenvalue sum and gradient second moment of a trained state on `batch`."""
+def check(cfg) -> None:
     if cfg.method not in METHODS:
         raise ValueError(f"flatness.method={cfg.method!r}; valid choices: {', '.join(METHODS)}")
+
+
+def measure(setup, state: dict, batch: dict, cfg) -> dict:
+    """Top-eigenvalue sum and gradient second moment of a trained state on `batch`."""
+    check(cfg)
     params = state["params"]
     batch_stats = jax.tree.map(jnp.asarray, state["batch_stats"])
 

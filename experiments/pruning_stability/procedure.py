@@ -23,7 +23,17 @@ from lib import config as config_lib
 from lib import files, metrics, procedure, train
 
 
+def check(config: ml_collections.ConfigDict) -> None:
+    """The flatness settings, read only after training, checked before it starts."""
+    if config.flatness.examples > 0:
+        try:
+            flatness.check(config.flatness)
+        except ValueError as e:
+            raise config_lib.ConfigError(str(e)) from e
+
+
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
+    check(config)
     workdir = files.as_path(workdir)
     results = train.run(procedure.stage_config(config), workdir / "train")
     out = {**results, **summary.run_summary(metrics.read(workdir / "train"),

@@ -8,7 +8,7 @@
 Batch sizes in the config are global; each process gets its contiguous share of every batch.
 """
 
-from lib.data.errors import DatasetNotFoundError
+from lib.data.errors import DatasetError, DatasetNotFoundError, DatasetUnreadableError
 from lib.data.pipeline import (
     DatasetInfo,
     eval_batches,
@@ -18,8 +18,10 @@ from lib.data.pipeline import (
 )
 
 __all__ = [
+    "DatasetError",
     "DatasetInfo",
     "DatasetNotFoundError",
+    "DatasetUnreadableError",
     "eval_batches",
     "get_info",
     "normalization_stats",

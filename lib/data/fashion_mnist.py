@@ -2,7 +2,8 @@
 
 Resolution order (DESIGN.md §3): $FASHION_MNIST_DIR, the Debian package folder, the project
 cache ($XDG_CACHE_HOME/ier/fashion_mnist, default ~/.cache/ier/fashion_mnist), then a download
-of the official files into that cache.
+of the official files into that cache. A $FASHION_MNIST_DIR that is set but lacks the files is
+an error, not a reason to look elsewhere: the run would silently read other data.
 """
 
 import functools
@@ -12,11 +13,12 @@ import pathlib
 import shutil
 import tempfile
 import urllib.request
+import zlib
 
 import numpy as np
 
 from lib.config import ConfigError
-from lib.data.errors import DatasetNotFoundError
+from lib.data.errors import DatasetNotFoundError, DatasetUnreadableError
 
 URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 DEBIAN_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
@@ -32,9 +34,13 @@ def cache_dir() -> pathlib.Path:
     return pathlib.Path(base) / "ier" / "fashion_mnist"
 
 
-def has_files(folder: pathlib.Path) -> bool:
+def missing_files(folder: pathlib.Path) -> list[str]:
     names = [n for pair in FILES.values() for n in pair]
-    return all((folder / n).is_file() or (folder / n[:-3]).is_file() for n in names)
+    return [n for n in names if not ((folder / n).is_file() or (folder / n[:-3]).is_file())]
+
+
+def has_files(folder: pathlib.Path) -> bool:
+    return not missing_files(folder)
 
 
 def download(target: pathlib.Path) -> None:
@@ -64,10 +70,18 @@ def not_found_error() -> DatasetNotFoundError:
 
 def find_dir(allow_download: bool = True) -> pathlib.Path:
     """The first folder in the resolution order that holds all four files."""
-    candidates = [os.environ.get("FASHION_MNIST_DIR"), DEBIAN_DIR, cache_dir()]
-    for folder in candidates:
-        if folder and has_files(pathlib.Path(folder)):
-            return pathlib.Path(folder)
+    chosen = os.environ.get("FASHION_MNIST_DIR")
+    if chosen:
+        missing = missing_files(pathlib.Path(chosen))
+        if missing:
+            raise DatasetNotFoundError(
+                f"FASHION_MNIST_DIR={chosen!r} lacks {', '.join(missing)} (.gz optional). "
+                "Point it at the folder of the four idx files, or unset it to use "
+                f"{DEBIAN_DIR} or {cache_dir()}.")
+        return pathlib.Path(chosen)
+    for folder in (DEBIAN_DIR, cache_dir()):
+        if has_files(folder):
+            return folder
     if allow_download:
         try:
             download(cache_dir())
@@ -81,12 +95,20 @@ def _read_idx(path: pathlib.Path) -> np.ndarray:
     if not path.is_file():
         path = path.with_suffix("")  # an unpacked copy
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if data[:2] != b"\x00\x00" or data[2] != 0x08:
-        raise ValueError(f"{path} is not an idx file of unsigned bytes")
+    unreadable = (f"{path} is not a readable Fashion-MNIST idx file%s; replace it with the "
+                  f"official file ({URL}) or reinstall dataset-fashion-mnist")
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise DatasetUnreadableError(unreadable % f" ({e})") from e
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise DatasetUnreadableError(unreadable % " (no idx header of unsigned bytes)")
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if len(data) != 4 + 4 * ndim + int(np.prod(shape)):
+        raise DatasetUnreadableError(unreadable % f" (its header promises shape {shape}, but "
+                                                  f"it holds {len(data)} bytes)")
     return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -101,5 +123,6 @@ def load(split: str) -> tuple[np.ndarray, np.ndarray]:
     images = _read_idx(folder / image_file)[..., None]
     labels = _read_idx(folder / label_file).astype(np.int32)
     if len(images) != len(labels):
-        raise ValueError(f"{folder}: {len(images)} images but {len(labels)} labels in {split}")
+        raise DatasetUnreadableError(f"{folder}: {len(images)} images but {len(labels)} labels "
+                                     f"in {split}; replace the files with the official ones")
     return images, labels

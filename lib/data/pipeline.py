@@ -28,6 +28,7 @@ class DatasetInfo:
     num_classes: int
     num_train: int  # examples in the (possibly subset) train split
     num_eval: int
+    origins: dict = dataclasses.field(default_factory=dict)  # split role -> where it is read from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,13 +201,14 @@ def _to_iter(dataset: grain.MapDataset, data_cfg) -> grain.IterDataset:
 def get_info(data_cfg) -> DatasetInfo:
     _check(data_cfg)
     train = sources.open_split(data_cfg, "train")
-    num_eval = len(sources.open_split(data_cfg, "eval").records)
+    evaluation = sources.open_split(data_cfg, "eval")
     return DatasetInfo(
         data_cfg.name,
         _image_shape(data_cfg, train),
         train.num_classes,
         len(train.records),
-        num_eval,
+        len(evaluation.records),
+        {"train": train.origin, "eval": evaluation.origin},
     )
 
 

@@ -36,6 +36,7 @@ class Split:
     image_shape: tuple  # raw H, W, C; None for a dimension that varies between records
     num_classes: int
     max_value: float  # raw pixel value of full intensity (255; 16 for digits)
+    origin: str = ""  # where the records are read from (recorded in run.json)
 
 
 def spaced_images(records: Records) -> Iterator[np.ndarray]:
@@ -185,23 +186,28 @@ def _tfds(name: str, split: str, data_dir: str, which: str) -> Split:
         tuple(features["image"].shape),
         features["label"].num_classes,
         255.0,
+        f"TFDS {name} {split} in {builder.data_dir}",
     )
 
 
 def _open_whole(data_cfg, split: str, which: str) -> Split:
     if data_cfg.name == "fashion_mnist":
         images, labels = fashion_mnist.load(split)
-        return Split(which, ArrayRecords(images, labels), images.shape[1:], 10, 255.0)
+        return Split(which, ArrayRecords(images, labels), images.shape[1:], 10, 255.0,
+                     f"{fashion_mnist.find_dir()} ({split})")
     if data_cfg.name == "digits":
         splits = _digits(data_cfg.subset_seed, data_cfg.test_fraction)
         if split not in splits:
             raise ConfigError(f"digits has splits {sorted(splits)}, not {split!r}")
-        return Split(which, splits[split], (8, 8, 1), 10, 16.0)
+        return Split(which, splits[split], (8, 8, 1), 10, 16.0,
+                     f"sklearn.datasets.load_digits, {split} part of the seeded split")
     if data_cfg.name.startswith("tiny_imagenet"):
         from lib.data import tiny_imagenet  # imported here: it builds on this module
 
         records = tiny_imagenet.load(data_cfg.name, split, data_cfg.data_dir)
-        return Split(which, records, tiny_imagenet.IMAGE_SHAPE, tiny_imagenet.NUM_CLASSES, 255.0)
+        where = tiny_imagenet.folder(data_cfg.name.partition("/")[0], data_cfg.data_dir)
+        return Split(which, records, tiny_imagenet.IMAGE_SHAPE, tiny_imagenet.NUM_CLASSES, 255.0,
+                     f"{where} ({data_cfg.name} {split})")
     return _tfds(data_cfg.name, split, data_cfg.data_dir, which)
 
 
@@ -247,6 +253,9 @@ def open_split(data_cfg, which: str) -> Split:
         "eval": (data_cfg.eval_split, data_cfg.eval_examples),
     }[which]
     split = _open_whole(data_cfg, split_name, which)
+    if count > len(split.records):
+        raise ConfigError(f"data.{which}_examples={count}, but the {split_name!r} split of "
+                          f"{data_cfg.name} has only {len(split.records)} examples")
     if count > 0:
         keep = stratified_subset(split.records.all_labels(), count, data_cfg.subset_seed)
         split = dataclasses.replace(split, records=split.records.subset(keep))

@@ -61,7 +61,8 @@ class FileRecords:
         return FileRecords([self.paths[i] for i in indices], self.labels[indices])
 
 
-def _root(name: str, data_dir: str) -> pathlib.Path:
+def folder(name: str, data_dir: str) -> pathlib.Path:
+    """The unpacked release folder of `name` (tiny_imagenet or tiny_imagenet_c)."""
     root = data_dir or os.environ.get(_ENV[name], "")
     if not root:
         raise DatasetNotFoundError(
@@ -134,7 +135,7 @@ def load(name: str, split: str, data_dir: str) -> FileRecords:
     if base not in NAMES or bool(variant) != (base == "tiny_imagenet_c"):
         raise ConfigError(f"unknown dataset {name!r}: use tiny_imagenet or "
                           "tiny_imagenet_c/<corruption>_<severity>")
-    root = _root(base, data_dir)
+    root = folder(base, data_dir)
     records = (_tiny_imagenet(root, split) if base == "tiny_imagenet"
                else _tiny_imagenet_c(root, variant, split))
     if not len(records):

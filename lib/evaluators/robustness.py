@@ -51,6 +51,14 @@ def _corruption_sets(cfg, released) -> list:
     return [(name, s, None) for name, s in sets]
 
 
+def check(cfg, released: Callable | None = None) -> None:
+    """Raises ValueError for settings `evaluate` would refuse: an unknown corruption source or
+    name, a severity or ε out of range, a released corrupted set that cannot be opened."""
+    _corruption_sets(cfg, released)
+    for eps in (*cfg.fgsm_eps, *(e for e in cfg.pgd_eps if e)):
+        adversarial.check(eps)
+
+
 def evaluate(apply: Callable, batches: Iterable[dict], cfg, layers, num_classes: int,
              si_eps: float = selectivity.DEFAULT_EPS,
              released: Callable | None = None) -> dict:

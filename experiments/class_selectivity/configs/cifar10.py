@@ -48,7 +48,7 @@ def get_config(arg=None):
     c.optim.schedule, c.optim.milestones = "step", (100 * epoch, 150 * epoch)
     c.total_steps = 200 * epoch
     c.log_every, c.eval_every, c.checkpoint_every = 100, 5 * epoch, 5 * epoch
-    c.keep_checkpoints = 1
+    c.keep_checkpoints = 2  # one to fall back to if the newest is damaged
     paper_scale.regularized(c, alpha=a.alpha, layers=BLOCKS, source=a.corruptions,
                       released=CIFAR10_C, corruption_data="cifar10_corrupted",
                       corruption_split="test")

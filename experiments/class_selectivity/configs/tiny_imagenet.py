@@ -56,7 +56,7 @@ def get_config(arg=None):
     c.optim.schedule, c.optim.milestones = "step", (30 * epoch, 60 * epoch)
     c.total_steps = 90 * epoch
     c.log_every, c.eval_every, c.checkpoint_every = 100, 5 * epoch, 5 * epoch
-    c.keep_checkpoints = 1
+    c.keep_checkpoints = 2  # one to fall back to if the newest is damaged
     blocks = tuple(f"stage{s}/block{b}" for s, n in enumerate(IMAGENET_DEPTHS[a.depth][1], 1)
                    for b in range(n))
     paper_scale.regularized(c, alpha=a.alpha, layers=blocks, source=a.corruptions,

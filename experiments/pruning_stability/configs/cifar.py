@@ -130,7 +130,7 @@ def get_config(arg=None):
     c.total_steps = epochs * EPOCH
     c.log_every = c.eval_every = EPOCH  # per-epoch train accuracy and A_post
     c.checkpoint_every = 5 * EPOCH
-    c.keep_checkpoints = 1
+    c.keep_checkpoints = 2  # one to fall back to if the newest is damaged
     _schedule(c, a.experiment, a.model, a)
     fp = c.filter_pruning
     fp.score = a.score or _default_score(a)

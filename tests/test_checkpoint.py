@@ -1,0 +1,151 @@
+"""Checkpoint checksums: a damaged latest checkpoint is set aside and the run resumes from the
+previous one, ending bit-identical to an uninterrupted run; other runs' checkpoints restore on
+any device count."""
+
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+from etils import epath
+from helpers import DIGITS, Crash, cli, crash_on_batch, digits_config, final_params, read_metrics
+
+from lib import checkpoint, train
+
+# log_every 3 and checkpoint_every 4: checkpoints fall inside metric windows.
+SETTINGS = {"log_every": 3, "checkpoint_every": 4, "keep_checkpoints": 3}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("reference") / "run"
+    train.run(digits_config(**SETTINGS), workdir)
+    return workdir
+
+
+def test_checksums_find_every_change(tmp_path):
+    step = epath.Path(tmp_path)
+    (step / "state" / "d").mkdir(parents=True)
+    (step / "state" / "d" / "chunk").write_bytes(bytes(range(256)) * 4)
+    (step / "data").mkdir()
+    (step / "data" / "metadata").write_text('{"position": 3}')
+    checkpoint.write_checksums(step)
+    assert checkpoint.verify(step) == (True, "")
+    (step / "commit_success.txt").write_text("written after the checksums")  # not covered
+    assert checkpoint.verify(step)[0] is True
+
+    chunk = step / "state" / "d" / "chunk"
+    original = chunk.read_bytes()
+    flipped = bytearray(original)
+    flipped[700] ^= 0x10
+    chunk.write_bytes(bytes(flipped))
+    assert checkpoint.verify(step) == (False, "1 of its files changed since it was saved "
+                                              "(state/d/chunk)")
+    chunk.write_bytes(original[:100])
+    assert checkpoint.verify(step)[0] is False
+    chunk.write_bytes(original)
+    shutil.rmtree(step / "data")
+    assert checkpoint.verify(step) == (False, "1 of its files are missing (data/metadata)")
+    (step / checkpoint.CHECKSUMS).write_text("{garbage")
+    assert checkpoint.verify(step) == (False, "its checksums.json is unreadable")
+    (step / checkpoint.CHECKSUMS).unlink()
+    assert checkpoint.verify(step)[0] is None
+
+
+def _largest_chunk(step_dir):
+    return max((p for p in step_dir.joinpath("state").rglob("*") if p.is_file()),
+               key=lambda p: p.stat().st_size)
+
+
+def _truncate(step_dir):
+    chunk = _largest_chunk(step_dir)
+    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+
+
+def _flip_bit(step_dir):
+    chunk = _largest_chunk(step_dir)
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    chunk.write_bytes(bytes(data))
+
+
+def _overwrite(step_dir):
+    chunk = _largest_chunk(step_dir)
+    chunk.write_bytes(os.urandom(chunk.stat().st_size))
+
+
+DAMAGE = {
+    "truncated chunk": _truncate,
+    "flipped bit": _flip_bit,
+    "overwritten chunk": _overwrite,
+    "missing state item": lambda d: shutil.rmtree(d / "state"),
+    "missing data item": lambda d: shutil.rmtree(d / "data"),
+    "garbage _METADATA": lambda d: (d / "state" / "_METADATA").write_text("garbage"),
+}
+
+
+def _interrupted_after_step_10(workdir, monkeypatch):
+    """Checkpoints at steps 4 and 8, the run killed during step 11."""
+    crash_on_batch(monkeypatch, 11)
+    with pytest.raises(Crash):
+        train.run(digits_config(**SETTINGS), workdir)
+    monkeypatch.undo()
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["4", "8"]
+
+
+def assert_same_run(workdir, reference):
+    (pa, sa), (pb, sb) = final_params(workdir), final_params(reference)
+    for k in pa:
+        np.testing.assert_array_equal(pa[k], pb[k], err_msg=k)
+    jax.tree.map(np.testing.assert_array_equal, sa, sb)
+    assert read_metrics(workdir) == read_metrics(reference)
+    ra, rb = (json.loads((w / "results.json").read_text()) for w in (workdir, reference))
+    ra.pop("wall_seconds_this_start"), rb.pop("wall_seconds_this_start")
+    assert ra == rb
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path, monkeypatch, reference,
+                                                               damage, caplog):
+    workdir = tmp_path / "run"
+    _interrupted_after_step_10(workdir, monkeypatch)
+    DAMAGE[damage](workdir / "checkpoints" / "8")
+    train.run(digits_config(**SETTINGS), workdir)
+    assert_same_run(workdir, reference)
+    aside = workdir / checkpoint.SET_ASIDE / "8"
+    assert aside.is_dir()  # kept, not deleted
+    assert any("moved to" in r.getMessage() and str(aside) in r.getMessage()
+               for r in caplog.records)
+
+
+def test_no_good_checkpoint_stops_and_moves_nothing(tmp_path, monkeypatch):
+    workdir = tmp_path / "run"
+    _interrupted_after_step_10(workdir, monkeypatch)
+    for step in ("4", "8"):
+        _flip_bit(workdir / "checkpoints" / step)
+    with pytest.raises(checkpoint.NoGoodCheckpointError, match=r"(?s)checkpoints/8: 1 of its "
+                       r"files changed.*checkpoints/4: 1 of its files changed.*Nothing was moved"):
+        train.run(digits_config(**SETTINGS), workdir)
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["4", "8"]
+    assert not (workdir / checkpoint.SET_ASIDE).exists()
+
+
+def test_checkpoint_without_checksums_still_restores(tmp_path, monkeypatch, reference):
+    """Checkpoints written before checksums existed are restored as they are."""
+    workdir = tmp_path / "run"
+    _interrupted_after_step_10(workdir, monkeypatch)
+    (workdir / "checkpoints" / "8" / checkpoint.CHECKSUMS).unlink()
+    train.run(digits_config(**SETTINGS), workdir)
+    assert_same_run(workdir, reference)
+    assert not (workdir / checkpoint.SET_ASIDE).exists()
+
+
+def test_init_workdir_of_another_device_count(tmp_path, reference):
+    """A run made on 8 devices is the starting point of a run on 1 device."""
+    out = cli(f"--config={DIGITS}:steps=12,trainable=all", f"--workdir={tmp_path / 'one'}",
+              f"--config.init.workdir={reference}", "--config.init.step=8",
+              "--config.progress=False", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads((tmp_path / "one" / "run.json").read_text())["device_count"] == 1
