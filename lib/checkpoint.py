@@ -13,7 +13,7 @@ its files are complete and before it is committed, and checked before every rest
 checkpoint that fails the check (a truncated or overwritten chunk, a flipped bit, a missing
 item) is not restored: `restore_latest` moves it to `checkpoints_set_aside/` beside the
 checkpoints (never deleting it), warns, and resumes from the newest good one. Checkpoints
-written before checksums existed count as good if they restore.
+written before checksums existed are restored as they are, unchecked.
 
 Every process calls save and restore (orbax coordinates them; each writes its own shards of
 sharded arrays). The data state stored is process 0's: Grain's state is the number of local
@@ -39,7 +39,8 @@ from lib import files
 log = logging.getLogger(__name__)
 
 CHECKSUMS = "checksums.json"
-# Orbax rewrites this one at commit, after the checksums (it adds the commit time).
+# Orbax rewrites this one at commit, after the checksums (it adds the commit time), so it is
+# only checked for being JSON.
 _REWRITTEN_AT_COMMIT = "_CHECKPOINT_METADATA"
 SET_ASIDE = "checkpoints_set_aside"  # beside the checkpoints directory
 _TMP_MARK = ".orbax-checkpoint-tmp"  # orbax's name for a step directory still being written
@@ -103,8 +104,9 @@ def verify(step_dir: epath.Path) -> tuple[bool | None, str]:
         return None, "it has no checksums"
     try:
         expected = json.loads(path.read_text())
-        assert isinstance(expected, dict)
-    except (ValueError, AssertionError):
+    except ValueError:
+        expected = None
+    if not isinstance(expected, dict):
         return False, f"its {CHECKSUMS} is unreadable"
     present = dict(_content(step_dir))
     missing = sorted(set(expected) - set(present))
@@ -114,21 +116,39 @@ def verify(step_dir: epath.Path) -> tuple[bool | None, str]:
     if changed:
         return False, f"{len(changed)} of its files changed since it was saved " \
                       f"({', '.join(changed[:3])})"
+    try:
+        json.loads((step_dir / _REWRITTEN_AT_COMMIT).read_text())
+    except (OSError, ValueError):
+        return False, f"its {_REWRITTEN_AT_COMMIT} is missing or unreadable"
     return True, ""
 
 
-_VERDICT = {True: 1, None: 0, False: -1}
+def _on_process_0(work, what: str):
+    """work() on process 0, its outcome on every process: a value of 1, 0 or -1, or a
+    CheckpointError everywhere when it raised OSError there (a peer waiting in a collective for
+    process 0 would otherwise hang)."""
+    code, problem = 0, ""
+    if jax.process_index() == 0:
+        try:
+            code = work()
+        except OSError as e:
+            code, problem = 2, f"{what}: {e}"
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        code = int(multihost_utils.broadcast_one_to_all(np.int32(code)))
+    if code == 2:
+        raise CheckpointError(problem or f"{what} failed on process 0 (see its log)")
+    return code
 
 
-def _agreed(verdict: tuple[bool | None, str]) -> tuple[bool | None, str]:
-    """Process 0's verdict on every process (only process 0 reads the files)."""
-    if jax.process_count() == 1:
-        return verdict
-    from jax.experimental import multihost_utils
+def _to_host(x):
+    """A whole array as numpy, also one sharded over other processes' devices."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
 
-    code = int(multihost_utils.broadcast_one_to_all(np.int32(_VERDICT[verdict[0]])))
-    status = {v: k for k, v in _VERDICT.items()}[code]
-    return status, verdict[1] if jax.process_index() == 0 else "(see process 0's log)"
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
 
 
 @dataclasses.dataclass
@@ -181,20 +201,26 @@ class Checkpointer:
             self._manager.wait_until_finished()
 
     def _write_checksums(self) -> None:
-        """Orbax calls this once the files of the checkpoint being saved are complete, on
-        every process, before it commits the checkpoint (renames its temporary directory)."""
-        if jax.process_index() != 0:
-            return
+        """Orbax calls this on process 0 once every process has written its files of the
+        checkpoint being saved, before it commits it (renames its temporary directory)."""
         step = self._saving
         pending = sorted(self.directory.glob(f"{step}{_TMP_MARK}*"))
         write_checksums(pending[-1] if pending else self.directory / str(step))
 
-    def _check(self, step: int) -> tuple[bool | None, str]:
-        verdict = verify(self.directory / str(step)) if jax.process_index() == 0 else (None, "")
-        status, problem = _agreed(verdict)
-        if status is False:
-            raise DamagedCheckpointError(f"checkpoint {self.directory / str(step)}: {problem}")
-        return status, problem
+    def _check(self, step: int) -> bool:
+        """True if the checkpoint passes its checksums, False if it has none (an older one);
+        DamagedCheckpointError if it fails them."""
+        step_dir, verdict = self.directory / str(step), {}
+
+        def check():
+            verdict["status"], verdict["problem"] = verify(step_dir)
+            return {True: 1, None: 0, False: -1}[verdict["status"]]
+
+        code = _on_process_0(check, f"reading checkpoint {step_dir}")
+        if code == -1:
+            raise DamagedCheckpointError(
+                f"checkpoint {step_dir}: {verdict.get('problem', '(see process 0 log)')}")
+        return code == 1
 
     def restore(self, step: int, target: Any) -> tuple[Any, dict]:
         """Restores onto the shapes, dtypes and shardings of `target` (arrays or abstract);
@@ -214,27 +240,21 @@ class Checkpointer:
                        restored["loop"] if has_loop else {})
 
     def restore_latest(self, target: Any) -> Resumed | None:
-        """The newest checkpoint that passes its checksums and restores (None: there is none
-        yet). Newer ones that fail are moved to checkpoints_set_aside/ with a warning. When
-        every checkpoint fails, nothing is moved and NoGoodCheckpointError says what failed.
+        """The newest checkpoint that passes its checksums (None: there is none yet). Newer
+        ones that fail them are moved to checkpoints_set_aside/ with a warning. When every
+        checkpoint fails, nothing is moved and NoGoodCheckpointError says what failed.
 
-        A checkpoint whose checksums match but which does not restore is not damage (a code
-        change, or a bug): its error is raised as it is."""
+        A checkpoint that passes, or has no checksums (written before they existed), is
+        restored as it is: an error then is not damage the checksums saw (a code change, a bug)
+        and is raised unchanged."""
         failed = []
         for step in reversed(self.all_steps()):
             try:
-                status, _ = self._check(step)
+                self._check(step)
             except DamagedCheckpointError as e:
                 failed.append((step, str(e)))
                 continue
-            try:
-                resumed = self._restore(step, target)
-            except Exception as e:  # only reached by checkpoints without checksums
-                if status:
-                    raise
-                failed.append((step, f"checkpoint {self.directory / str(step)} has no "
-                                     f"checksums and does not restore: {type(e).__name__}: {e}"))
-                continue
+            resumed = self._restore(step, target)
             self._set_aside(failed)
             return resumed
         if failed:
@@ -247,30 +267,31 @@ class Checkpointer:
     def _set_aside(self, failed: list[tuple[int, str]]) -> None:
         if not failed:
             return
-        if jax.process_index() == 0:
+
+        def move():
             aside = self.directory.parent / SET_ASIDE
-            aside.mkdir(parents=True, exist_ok=True)
             for step, problem in failed:
                 target, n = aside / str(step), 1
                 while target.exists():
                     target, n = aside / f"{step}-{n}", n + 1
-                (self.directory / str(step)).rename(target)
+                files.move_tree(self.directory / str(step), target)
                 log.warning("%s; moved to %s, resuming from an older checkpoint", problem, target)
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
+            return 1
 
-            multihost_utils.sync_global_devices("checkpoints set aside")
+        _on_process_0(move, f"moving damaged checkpoints to {self.directory.parent / SET_ASIDE}")
         self._manager.reload()
 
     def restore_as_saved(self, step: int) -> tuple[dict, dict]:
-        """The saved tree as host arrays, whatever its structure and whatever devices saved it
-        (another run's checkpoint); raises DamagedCheckpointError when it fails its checksums."""
+        """The saved tree as host arrays on every process, whatever its structure and whatever
+        devices saved it (another run's checkpoint); raises DamagedCheckpointError when it fails
+        its checksums. Arrays come back with the sharding they were saved with where these
+        devices allow it, else on one local device."""
         self._check(step)
         anywhere = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(fallback_sharding=anywhere),
             data=ocp.args.JsonRestore()))
-        return jax.device_get(restored["state"]), restored["data"]
+        return jax.tree.map(_to_host, restored["state"]), restored["data"]
 
     def wait(self) -> None:
         self._manager.wait_until_finished()

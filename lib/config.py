@@ -191,11 +191,14 @@ def from_saved(values: dict) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(_merged(base.get_config().to_dict(), values))
 
 
-def _location(error: BaseException, path: pathlib.Path) -> str:
-    """' (at FILE:LINE)' of the innermost frame of the traceback inside the config file."""
+def _raised_in(error: BaseException, path: pathlib.Path) -> int | None:
+    """The line of `path` where `error` was raised, if the config file itself raised it (its
+    innermost frame outside Python's import machinery); None if code it called did."""
     frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if pathlib.Path(f.filename).resolve() == path.resolve()]
-    return f" (at {path}:{frames[-1].lineno})" if frames else ""
+              if not f.filename.startswith("<frozen")]
+    if frames and pathlib.Path(frames[-1].filename).resolve() == path.resolve():
+        return frames[-1].lineno
+    return None
 
 
 def _import_file(path: str | pathlib.Path):
@@ -210,10 +213,14 @@ def _import_file(path: str | pathlib.Path):
     try:
         spec.loader.exec_module(module)
     except SyntaxError as e:
+        if pathlib.Path(e.filename or "").resolve() != path.resolve():
+            raise
         raise ConfigError(f"config file {str(path)!r} has a syntax error at line {e.lineno}: "
                           f"{e.msg}") from e
-    except Exception as e:  # the file is the user's input: say where it failed, not a traceback
-        raise ConfigError(f"config file {str(path)!r} failed to import{_location(e, path)}: "
+    except Exception as e:  # raised by the file (the user's input), not by code it imports
+        if (line := _raised_in(e, path)) is None:
+            raise
+        raise ConfigError(f"config file {str(path)!r} failed to import (line {line}): "
                           f"{type(e).__name__}: {e}") from e
     return module
 
@@ -222,8 +229,9 @@ def load_file(path: str | pathlib.Path, arg: str | None = None, *, check: bool =
               ) -> ml_collections.ConfigDict:
     """Imports a config file, calls its get_config(arg) and (check) validates the result.
 
-    Every way a config file can fail (missing, syntax error, no get_config, an exception in
-    get_config, a result that is not a ConfigDict) is a ConfigError naming the file."""
+    Every way a config file itself can fail (missing, syntax error, no get_config, an exception
+    it raises, a result that is not a ConfigDict) is a ConfigError naming the file; an error
+    raised in the project code it calls keeps its traceback."""
     path = pathlib.Path(path)
     module = _import_file(path)
     get_config = getattr(module, "get_config", None)
@@ -234,8 +242,10 @@ def load_file(path: str | pathlib.Path, arg: str | None = None, *, check: bool =
     except ConfigError as e:
         raise ConfigError(f"config file {str(path)!r}: {e}") from e
     except Exception as e:
+        if (line := _raised_in(e, path)) is None:
+            raise
         raise ConfigError(f"config file {str(path)!r}: get_config({arg!r}) raised "
-                          f"{type(e).__name__}: {e}{_location(e, path)}") from e
+                          f"{type(e).__name__}: {e} (line {line})") from e
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"config file {str(path)!r}: get_config({arg!r}) returned "
                           f"{type(config).__name__}, not an ml_collections.ConfigDict")

@@ -1,6 +1,6 @@
 """Value rules for config keys: ranges, finiteness, choices, per-entry rules for lists.
 
-configs/base.py (and a paper's own config sections) map each dotted key to a rule;
+configs/base.py maps dotted keys to rules;
 `lib.config.validate` applies them after the type check, so a batch size of 0, a NaN learning
 rate or a fraction of 1.5 stops the run at start-up, before anything is written, with a message
 that says what the key allows. The type of a key comes from its default, not from its rule.
@@ -64,10 +64,6 @@ def equal_to(value: Any) -> Rule:
     return Rule(repr(value), lambda v: v == value and type(v) is type(value))
 
 
-def one_of(*choices: str) -> Rule:
-    return Rule(f"one of {', '.join(repr(c) for c in choices)}", lambda v: v in choices)
-
-
 def module_spec(*, optional: bool) -> Rule:
     """A "module.path:Name" reference (optional: '' also allowed)."""
     def test(v):
@@ -82,9 +78,3 @@ def module_spec(*, optional: bool) -> Rule:
 def each(rule: Rule) -> Rule:
     """A list or tuple whose every entry passes `rule`."""
     return Rule(f"a list of entries each {rule.allowed}", lambda v: all(rule(x) for x in v))
-
-
-def non_empty(rule: Rule) -> Rule:
-    """`each(rule)` with at least one entry."""
-    return Rule(f"a non-empty list of entries each {rule.allowed}",
-                lambda v: len(v) > 0 and all(rule(x) for x in v))

@@ -29,6 +29,8 @@ def check_workdir(path) -> None:
     if not is_local(path):
         return
     folder = pathlib.Path(path).absolute()
+    if (folder / "results.json").is_file():  # a finished run is only read
+        return
     if folder.exists() and not folder.is_dir():
         raise WorkdirError(f"workdir {str(folder)!r} is a file, not a directory; pass a "
                            "directory (it is created if missing)")
@@ -44,6 +46,25 @@ def check_workdir(path) -> None:
         raise WorkdirError(f"workdir {str(folder)!r} cannot be written: creating a file in "
                            f"{str(existing)!r} fails ({e.strerror}); pass a writable "
                            "directory") from e
+
+
+def move_tree(source, target) -> None:
+    """Moves a directory: a rename where the store has one; on object stores (gs://), where a
+    rename needs an existing parent and folders do not exist, a copy of every file, then the
+    source is removed."""
+    source, target = epath.Path(source), epath.Path(target)
+    if is_local(source):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.rename(target)
+        return
+    folders = [source]
+    while folders:
+        for p in folders.pop().iterdir():
+            if p.is_dir():
+                folders.append(p)
+            else:
+                p.copy(target / p.relative_to(source))
+    source.rmtree()
 
 
 def write_text_atomic(path, text: str) -> None:

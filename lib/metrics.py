@@ -40,44 +40,70 @@ class MetricWriter:
     """metrics.jsonl: one `{"step": s, "split/name": value, ...}` line per write.
 
     The whole file is rewritten (atomically) on each write; it stays small, and this works on
-    object stores such as gs:// that cannot append. TensorBoard events of steps logged again
-    after a resume appear twice; metrics.jsonl is truncated instead.
+    object stores such as gs:// that cannot append. Opening reads the file and writes nothing
+    (an unreadable file is a WorkdirError). TensorBoard events of steps logged again after a
+    resume appear twice; metrics.jsonl is truncated instead.
     """
 
     def __init__(self, workdir):
-        self.path = epath.Path(workdir) / "metrics.jsonl"
+        self.workdir = epath.Path(workdir)
+        self.path = self.workdir / "metrics.jsonl"
         self._lines: list[str] = []
         self._tb = None
-        if not _is_writer():
-            return
-        if self.path.exists():
+        if _is_writer() and self.path.exists():
             self._lines = [line for line in self.path.read_text().splitlines() if line]
-        try:
-            from tensorboardX import SummaryWriter
-        except ImportError:
-            return
-        self._tb = SummaryWriter(str(epath.Path(workdir) / "tensorboard"))
+            try:
+                for line in self._lines:
+                    int(json.loads(line)["step"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise files.WorkdirError(
+                    f"{self.path} is not a metrics file of this project ({e}); move it away "
+                    "(the run then logs from its checkpoint on) or use a new --workdir") from e
+
+    def count(self) -> int:
+        return len(self._lines)
+
+    def keep_first(self, count: int) -> None:
+        """Keeps the first `count` lines: those logged when the checkpoint resumed from was
+        saved. A resumed run logs the rest again."""
+        if _is_writer():
+            self._lines = self._lines[:count]
+            self._save()
 
     def truncate_after(self, step: int) -> None:
-        """Drops lines logged after `step`: a resumed run logs those steps again."""
+        """Drops lines logged after `step` (resuming a checkpoint that holds no line count)."""
         if _is_writer():
             self._lines = [line for line in self._lines if json.loads(line)["step"] <= step]
-            files.write_text_atomic(self.path, "".join(line + "\n" for line in self._lines))
+            self._save()
+
+    def _save(self) -> None:
+        files.write_text_atomic(self.path, "".join(line + "\n" for line in self._lines))
 
     def write(self, step: int, values: dict[str, float]) -> None:
         if not _is_writer():
             return
         values = {k: float(v) for k, v in values.items()}
         self._lines.append(json.dumps({"step": step, **values}))
-        files.write_text_atomic(self.path, "".join(line + "\n" for line in self._lines))
-        if self._tb is not None:
+        self._save()
+        if self._tb is None:
+            self._tb = _tensorboard(self.workdir)
+        if self._tb:
             for k, v in values.items():
                 self._tb.add_scalar(k, v, step)
             self._tb.flush()
 
     def close(self) -> None:
-        if self._tb is not None:
+        if self._tb:
             self._tb.close()
+
+
+def _tensorboard(workdir):
+    """A tensorboardX writer in workdir/tensorboard, or False where tensorboardX is missing."""
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        return False
+    return SummaryWriter(str(workdir / "tensorboard"))
 
 
 LAST_VALUE = ("lr",)  # logged as the value at the last step, not the window mean

@@ -1,12 +1,14 @@
 """Multi-stage runs: each stage is one `lib.train.run` in its own sub-workdir (rule 3).
 
 Re-running a procedure resumes it: finished stages return their results.json, an interrupted
-stage resumes from its checkpoints, and nothing a finished stage wrote is overwritten.
+stage resumes from its checkpoints, and nothing a finished stage wrote is overwritten. A
+procedure checks the settings of all its stages before the first one starts (`check_imp`
+here; a paper's procedure module has `check(config)`), so that a typo in a later stage's
+settings stops it at once, not hours into the run.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import jax
@@ -15,17 +17,6 @@ import numpy as np
 
 from lib import config as config_lib
 from lib import files, sparsity, train
-from lib import task as task_lib
-
-
-def check_before_start(config: ml_collections.ConfigDict) -> None:
-    """Checks a procedure's own settings before it starts (lib.main calls this before anything
-    is written): the module of `config.procedure` may define `check(config)`, which raises
-    ConfigError for settings that its later stages would only read hours into the run."""
-    procedure = task_lib.resolve(config.procedure, "procedure")
-    module_check = getattr(importlib.import_module(procedure.__module__), "check", None)
-    if module_check is not None:
-        module_check(config)
 
 
 def stage_config(config: ml_collections.ConfigDict, **changes) -> ml_collections.ConfigDict:

@@ -78,11 +78,18 @@ def record_start(workdir, mesh, changed_keys: list[str] = (), data_origins: dict
     if jax.process_index() != 0:
         return
     path = epath.Path(workdir) / "run.json"
-    starts = json.loads(path.read_text())["starts"] if path.exists() else []
+    starts = []
+    if path.exists():
+        try:
+            starts = list(json.loads(path.read_text())["starts"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise files.WorkdirError(f"{path} is not a run.json of this project ({e}); move it "
+                                     "away or use a new --workdir") from e
     current = describe(mesh)
     if data_origins:
         current["data"] = dict(data_origins)
     if changed_keys:
         current["config_keys_changed_at_this_start"] = list(changed_keys)
+    epath.Path(workdir).mkdir(parents=True, exist_ok=True)
     files.write_text_atomic(path, json.dumps({**current, "starts": starts + [current]},
                                              indent=2) + "\n")

@@ -383,7 +383,14 @@ def _changed_keys(workdir: epath.Path, config: ml_collections.ConfigDict) -> lis
     path = workdir / "config.json"
     if not path.exists():
         return []
-    changed = config_diff(json.loads(path.read_text()), json.loads(config.to_json_best_effort()))
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError:
+        saved = None
+    if not isinstance(saved, dict):
+        raise files.WorkdirError(f"{path} is not a config.json of this project; move it away "
+                                 "or use a new --workdir")
+    changed = config_diff(saved, json.loads(config.to_json_best_effort()))
     different = [k for k in changed if not config_lib.is_operational(k)]
     if different:
         raise WorkdirConfigMismatchError(
@@ -424,8 +431,8 @@ def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
         return json.loads(results_path.read_text())
     train_iter = trainer.train_batches()
     trainer.eval_batches()
-    ckpt_dir = workdir / "checkpoints"
-    resumed = None
+    writer = metrics.MetricWriter(workdir)  # reads metrics.jsonl; writes nothing yet
+    ckpt_dir, ckpt, resumed = workdir / "checkpoints", None, None
     if _has_checkpoints(ckpt_dir):
         ckpt = _checkpointer(config, ckpt_dir)
         try:
@@ -435,21 +442,23 @@ def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
             raise
     if resumed is None:
         state, data_state = trainer.starting_state()  # reads init.workdir
-        start, loop_state = int(state["step"]), {}
-        ckpt = _checkpointer(config, ckpt_dir)
+        start, loop_state = int(state["step"]), {"lines": 0}
     else:
         state, data_state, start, loop_state = (resumed.state, resumed.data, resumed.step,
                                                 resumed.loop)
         log.info("resumed %s from step %d", workdir, start)
     if data_state is not None:
         train_iter.set_state(data_state)
-    if jax.process_index() == 0:  # the first writes
-        workdir.mkdir(parents=True, exist_ok=True)
+    # The first writes.
+    runinfo.record_start(workdir, trainer.mesh, changed, trainer.setup.info.origins)
+    if jax.process_index() == 0:
         files.write_text_atomic(workdir / "config.json", json.dumps(
             json.loads(config.to_json_best_effort()), indent=2, sort_keys=True) + "\n")
-    runinfo.record_start(workdir, trainer.mesh, changed, trainer.setup.info.origins)
-    writer = metrics.MetricWriter(workdir)
-    writer.truncate_after(start)  # steps logged after the checkpoint are logged again
+    ckpt = ckpt or _checkpointer(config, ckpt_dir)
+    if "lines" in loop_state:  # the lines logged when the checkpoint was saved
+        writer.keep_first(loop_state["lines"])
+    else:  # a checkpoint from before the line count was saved
+        writer.truncate_after(start)
     t0 = time.perf_counter()
     try:
         if loop_state.get("eval_pending"):  # skipped at the preemption that saved `start`
@@ -459,7 +468,8 @@ def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
                           loop_state.get("window", {}))
             final = trainer.evaluate(state)
             writer.write(config.total_steps, final)  # logged before the final checkpoint
-            ckpt.save(config.total_steps, state, train_iter.get_state())
+            ckpt.save(config.total_steps, state, train_iter.get_state(),
+                      {"lines": writer.count()})
         else:  # killed between the final checkpoint and results.json: its eval is logged
             final = trainer.evaluate(state)
         ckpt.wait()
@@ -499,9 +509,10 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
     The caller evaluates and checkpoints the final state. Before any checkpoint, and at every
     log, the window's metrics are checked: a non-finite step stops the run there. A checkpoint
     saves the open metric window (`window_state` reopens it), so logged means always cover
-    `log_every` steps. After a SIGTERM, the step all processes agree on is checkpointed and
-    `distributed.Preempted` raised; an eval due at that step is left to the resumed run (the
-    time before a hard kill may not cover it), which logs it first.
+    `log_every` steps, and the number of lines logged, which a resumed run keeps. After a
+    SIGTERM, the step all processes agree on is checkpointed and `distributed.Preempted`
+    raised; an eval due at that step is left to the resumed run (the time before a hard kill
+    may not cover it), which logs it first.
     """
     config = trainer.config
     total = config.total_steps
@@ -554,8 +565,9 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
             writer.write(step, trainer.evaluate(state))  # logged before its checkpoint
         if _due(step, config.checkpoint_every) or step in config.keep_steps or preempted:
             stop_if_nonfinite(window.first_bad())  # never checkpoint a non-finite state
-            ckpt.save(step, state, train_iter.get_state(),
-                      {"window": window.saved(), "eval_pending": eval_due and preempted})
+            ckpt.save(step, state, train_iter.get_state(), {
+                "window": window.saved(), "eval_pending": eval_due and preempted,
+                "lines": writer.count()})
         if preempted:
             ckpt.wait()
             raise distributed.Preempted(step, str(ckpt.directory))

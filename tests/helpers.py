@@ -9,6 +9,7 @@ import sys
 import jax
 
 from lib import config as config_lib
+from lib import task as task_lib
 from lib import train
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -94,3 +95,14 @@ def fake_tiny_imagenet(root: pathlib.Path, corrupted: dict | None = None) -> lis
             folder.mkdir(parents=True)
             Image.fromarray(corrupt(pixels[wnid])).save(folder / f"val_{c}.JPEG", quality=95)
     return sorted(wnids)
+
+
+class HookAtStart(task_lib.Classification):
+    """Classification with a hook before the first step that logs one value (as pruning at
+    initialisation does): `task="helpers:HookAtStart"`."""
+
+    def hook_due(self, step):
+        return step == 0
+
+    def hook(self, trainer, state, step):
+        return state, {"hook/at_start": 1.0}

@@ -1,6 +1,7 @@
-"""Checkpoint checksums: a damaged latest checkpoint is set aside and the run resumes from the
-previous one, ending bit-identical to an uninterrupted run; other runs' checkpoints restore on
-any device count."""
+"""Checkpoints: a damaged latest checkpoint is set aside and the run resumes from the previous
+one, ending bit-identical to an uninterrupted run; a resumed run's metrics.jsonl equals the
+uninterrupted run's after any sequence of interruptions; other runs' checkpoints restore on any
+device count."""
 
 import json
 import os
@@ -31,10 +32,16 @@ def test_checksums_find_every_change(tmp_path):
     (step / "state" / "d" / "chunk").write_bytes(bytes(range(256)) * 4)
     (step / "data").mkdir()
     (step / "data" / "metadata").write_text('{"position": 3}')
+    (step / "_CHECKPOINT_METADATA").write_text('{"init_timestamp_nsecs": 1}')
     checkpoint.write_checksums(step)
     assert checkpoint.verify(step) == (True, "")
     (step / "commit_success.txt").write_text("written after the checksums")  # not covered
+    (step / "_CHECKPOINT_METADATA").write_text('{"commit_timestamp_nsecs": 2}')  # rewritten
     assert checkpoint.verify(step)[0] is True
+    (step / "_CHECKPOINT_METADATA").write_text("garbage")
+    assert checkpoint.verify(step) == (False, "its _CHECKPOINT_METADATA is missing or "
+                                              "unreadable")
+    (step / "_CHECKPOINT_METADATA").write_text("{}")
 
     chunk = step / "state" / "d" / "chunk"
     original = chunk.read_bytes()
@@ -83,6 +90,7 @@ DAMAGE = {
     "missing state item": lambda d: shutil.rmtree(d / "state"),
     "missing data item": lambda d: shutil.rmtree(d / "data"),
     "garbage _METADATA": lambda d: (d / "state" / "_METADATA").write_text("garbage"),
+    "garbage _CHECKPOINT_METADATA": lambda d: (d / "_CHECKPOINT_METADATA").write_text("{"),
 }
 
 
@@ -149,3 +157,39 @@ def test_init_workdir_of_another_device_count(tmp_path, reference):
               "--config.progress=False", XLA_FLAGS="--xla_force_host_platform_device_count=1")
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads((tmp_path / "one" / "run.json").read_text())["device_count"] == 1
+
+
+def test_deferred_eval_is_logged_once_after_a_second_interruption(tmp_path, monkeypatch):
+    """A SIGTERM at step 8 defers that step's eval to the resumed run, which logs it and is
+    killed before its next checkpoint; the run after that logs it again, once."""
+    settings = {**SETTINGS, "eval_every": 4, "checkpoint_every": 5}
+    reference = tmp_path / "reference"
+    train.run(digits_config(**settings), reference)
+    workdir = tmp_path / "run"
+    monkeypatch.setattr(train.distributed.PreemptionWatch, "reached",
+                        lambda self, steps_this_start: steps_this_start == 8)
+    with pytest.raises(train.distributed.Preempted):
+        train.run(digits_config(**settings), workdir)
+    monkeypatch.undo()
+    assert not any("eval/loss" in m and m["step"] == 8 for m in read_metrics(workdir))
+    crash_on_batch(monkeypatch, 3)  # the deferred eval's batch, steps 9 and 10's: during 10
+    with pytest.raises(Crash):
+        train.run(digits_config(**settings), workdir)
+    monkeypatch.undo()
+    assert [m["step"] for m in read_metrics(workdir) if "eval/loss" in m] == [4, 8]
+    train.run(digits_config(**settings), workdir)
+    assert_same_run(workdir, reference)
+
+
+def test_hook_before_the_first_step_is_logged_once_after_a_kill(tmp_path, monkeypatch):
+    settings = {**SETTINGS, "task": "helpers:HookAtStart"}
+    reference = tmp_path / "reference"
+    train.run(digits_config(**settings), reference)
+    assert read_metrics(reference)[0] == {"step": 0, "hook/at_start": 1.0}
+    workdir = tmp_path / "run"
+    crash_on_batch(monkeypatch, 3)  # before the first checkpoint
+    with pytest.raises(Crash):
+        train.run(digits_config(**settings), workdir)
+    monkeypatch.undo()
+    train.run(digits_config(**settings), workdir)
+    assert_same_run(workdir, reference)

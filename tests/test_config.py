@@ -111,3 +111,15 @@ def test_a_saved_config_without_newer_keys_reads_with_their_defaults():
     config_lib.validate(config)
     assert config.data.labels == "true" and config.filter_pruning.target == "L"
     assert config.optim.lr == 0.3
+
+
+def test_config_file_errors_are_config_errors_but_project_bugs_keep_their_traceback(tmp_path):
+    own = tmp_path / "own.py"
+    own.write_text("def get_config(arg=None):\n    raise KeyError('nope')\n")
+    with pytest.raises(config_lib.ConfigError, match=r"raised KeyError: 'nope' \(line 2\)"):
+        config_lib.load_file(own)
+    calls_project = tmp_path / "calls_project.py"  # the error is raised inside configs/common.py
+    calls_project.write_text("from configs import common\n\n"
+                             "def get_config(arg=None):\n    return common.steps_per_epoch('x', 2)\n")
+    with pytest.raises(TypeError):
+        config_lib.load_file(calls_project)
