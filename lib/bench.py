@@ -29,6 +29,7 @@ import time
 
 import jax
 import numpy as np
+from etils import epath
 
 from configs import base
 from lib import checkpoint, data, distributed, losses, metrics, sharding, sparsity, train
@@ -237,8 +238,9 @@ def topology_step_time(depth: int, batch: int, steps: int) -> dict:
 def checkpoint_time(rounds: int = 3) -> dict:
     """Save/restore seconds of a ResNet-50 train state (ImageNet shapes, SGD momentum).
 
-    `save_s`: a synchronous save to local disk; `async_blocking_s`: what an asynchronous save
-    costs the train loop before it continues; `restore_s`: a restore onto the same shardings.
+    `save_s`: a synchronous save to local disk, its checksums included; `async_blocking_s`: what
+    an asynchronous save costs the train loop before it continues; `restore_s`: a restore onto
+    the same shardings, the check of its checksums included; `verify_s`: that check alone.
     Medians of `rounds`.
     """
     c = base.get_config()
@@ -247,7 +249,7 @@ def checkpoint_time(rounds: int = 3) -> dict:
                                                  1_281_167, 50_000))
     state = _block(jax.device_put(setup.init_state))
     size = sum(x.nbytes for x in jax.tree.leaves(state))
-    times = {"save_s": [], "async_blocking_s": [], "restore_s": []}
+    times = {"save_s": [], "async_blocking_s": [], "restore_s": [], "verify_s": []}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
             for mode, async_save in (("save_s", False), ("async_blocking_s", True)):
@@ -261,6 +263,10 @@ def checkpoint_time(rounds: int = 3) -> dict:
             _block(ckpt.restore(1, state))
             times["restore_s"].append(time.perf_counter() - t0)
             ckpt.close()
+            t0 = time.perf_counter()
+            if checkpoint.verify(epath.Path(f"{tmp}/save_s{r}/1")) != (True, ""):
+                raise RuntimeError("a checkpoint just saved fails its checksums")
+            times["verify_s"].append(time.perf_counter() - t0)
     return {"state": "imagenet_resnet_50 params + momentum + BN statistics",
             "params": int(sum(np.prod(s) for s in setup.param_shapes().values())),
             "megabytes": round(size / 2**20, 1), "rounds": rounds,

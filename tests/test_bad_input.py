@@ -27,7 +27,7 @@ class Case:
     id: str
     args: tuple  # lib.main arguments besides --workdir; {tmp} and {finished} are filled in
     expect: str  # must appear in stderr
-    workdir: str = "new"  # new (absent) | finished (a copy of a finished run) | a path template
+    workdir: str = "new"  # new (absent) | finished (a copy of a finished run) | omit | a path
     env: tuple = ()  # (name, value template) pairs
     files: tuple = ()  # (path template, contents) written before the run
 
@@ -37,6 +37,10 @@ def _config_file(text: str) -> tuple:
 
 
 CASES = [
+    # flags
+    Case("no --config", (), "Flag --config must have a value"),
+    Case("no --workdir", (SHORT,), "Flag --workdir must have a value", workdir="omit"),
+    Case("unknown flag", (SHORT, "--bogus"), "Unknown command line flag 'bogus'"),
     # the config file
     Case("config file missing", ("--config={tmp}/no_such_config.py",), "does not exist"),
     Case("config file is a folder", ("--config={tmp}",), "is not a Python file"),
@@ -182,11 +186,14 @@ def test_bad_input_exits_2_with_one_message_and_writes_nothing(case, tmp_path, f
     if case.workdir == "finished":
         workdir = tmp_path / "copy"
         shutil.copytree(finished, workdir)
+    elif case.workdir in ("new", "omit"):
+        workdir = tmp_path / "run"
     else:
-        workdir = pathlib.Path(fill(case.workdir)) if case.workdir != "new" else tmp_path / "run"
+        workdir = pathlib.Path(fill(case.workdir))
     before = snapshot(workdir)
 
-    out = cli(*map(fill, case.args), f"--workdir={workdir}",
+    workdir_flag = [] if case.workdir == "omit" else [f"--workdir={workdir}"]
+    out = cli(*map(fill, case.args), *workdir_flag,
               **{name: fill(value) for name, value in case.env})
 
     assert out.returncode == 2, out.stderr[-3000:]

@@ -118,8 +118,8 @@ def test_config_file_errors_are_config_errors_but_project_bugs_keep_their_traceb
     own.write_text("def get_config(arg=None):\n    raise KeyError('nope')\n")
     with pytest.raises(config_lib.ConfigError, match=r"raised KeyError: 'nope' \(line 2\)"):
         config_lib.load_file(own)
-    calls_project = tmp_path / "calls_project.py"  # the error is raised inside configs/common.py
-    calls_project.write_text("from configs import common\n\n"
-                             "def get_config(arg=None):\n    return common.steps_per_epoch('x', 2)\n")
+    calls_project = tmp_path / "calls_project.py"  # raises inside configs/common.py
+    calls_project.write_text("from configs import common\n\ndef get_config(arg=None):\n"
+                             "    return common.steps_per_epoch('x', 2)\n")
     with pytest.raises(TypeError):
         config_lib.load_file(calls_project)
