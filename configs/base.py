@@ -50,19 +50,24 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.pool = "cls"             # vit: cls (learned token) | gap (mean over patch tokens)
 
     c.data = ml_collections.ConfigDict()
-    c.data.name = "fashion_mnist"    # fashion_mnist | digits | tiny_imagenet | tiny_imagenet_c (user files) | any TFDS name (cifar10, imagenet2012, ...)
+    c.data.name = "fashion_mnist"    # fashion_mnist | digits | tiny_imagenet | tiny_imagenet_c (user files) | "module:function" source | any TFDS name (cifar10, imagenet2012, ...)
     c.data.data_dir = ""             # TFDS data_dir ('' = TFDS default; gs:// allowed); tiny_imagenet(_c): the unpacked folder
     c.data.train_split = "train"
     c.data.eval_split = "test"       # ImageNet: "validation"
     c.data.train_examples = 0        # stratified subset of the train split (0 = all)
     c.data.eval_examples = 0         # stratified subset of the eval split (0 = all)
+    c.data.validation_examples = 0   # held out of the train split (seeded, stratified) as split "validation" (0 = none; datasets with their own validation split leave 0)
     c.data.subset_seed = 0           # seed of the subsets and of the digits train/test split
     c.data.test_fraction = 0.3       # digits only: held-out fraction
     c.data.pool = 1                  # average-pool factor applied to images (2: 28×28 → 14×14)
-    c.data.augment = "none"          # none | flip | cifar (pad-4 crop + flip) | imagenet (inception crop + flip)
+    c.data.augment = "none"          # none | flip | cifar (pad-4 crop + flip) | imagenet (inception crop + flip) | views (multi-crop) | "module:Name" (a lib.data.pipeline.Augment)
+    c.data.views = (0,)              # augment=views: crops per group, e.g. (2,) or (2, 6) for 2 global + 6 local (0s ignored)
+    c.data.view_sizes = (0,)         # augment=views: side of each group's crops
+    c.data.view_min_scale = (0.08,)  # augment=views: smallest area fraction of each group's crops
+    c.data.view_max_scale = (1.0,)   # augment=views: largest area fraction
     c.data.labels = "true"           # true | random (each train label redrawn once, seeded) | rotation (image rotated r·90°, label r, 4 classes)
     c.data.blur = 0                  # down- then up-sample every image by this factor (0/1 = off; early_phase blur pretraining)
-    c.data.image_size = 0            # output size for imagenet preprocessing (0 = native size)
+    c.data.image_size = 0            # imagenet: output size; views: eval center-crop size (0 = native size)
     c.data.normalization = "dataset"  # dataset (train mean/std) | imagenet | cifar10 | cifar10_kuangliu | cifar100 | none
     c.data.batch_size = 128          # global train batch
     c.data.eval_batch_size = 512     # global eval batch (the last one is padded and masked)
@@ -79,7 +84,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.optim.eps = 1e-8
     c.optim.weight_decay = 1e-4      # sgd/adam: coupled L2 (PyTorch form); adamw: decoupled
     c.optim.weight_decay_exclude = ""  # regex on parameter paths exempt from weight decay ('' = none)
-    c.optim.schedule = "step"        # constant | step | cosine
+    c.optim.schedule = "step"        # constant | step | cosine | linear (warmup, then linear decay to 0) | inverse_sqrt (fairseq; needs warmup_steps)
     c.optim.milestones = (0,)        # step schedule: steps where lr is multiplied by decay_factor (0s ignored)
     c.optim.decay_factor = 0.1
     c.optim.warmup_steps = 0         # linear warmup from 0 (factor min(1, t/warmup))
@@ -88,6 +93,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.optim.trainable = "all"        # all | bn_only | bn_and_output | output_only | gamma_only | beta_only |
     #                                  random_k_per_channel | random_count | all_no_affine | none
     c.optim.random_k = 2             # random_k_per_channel: kernel entries trained per output channel
+    c.optim.freeze = ""              # regex on parameter paths also frozen (e.g. "^encoder/"; '' = none)
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1                 # devices on the data axis (-1 = all the others)
@@ -96,7 +102,9 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.init = ml_collections.ConfigDict()
     c.init.workdir = ""              # start from a checkpoint of another run (its workdir; '' = fresh init)
-    c.init.step = -1                 # that run's checkpoint step (-1 = latest); training continues from it with its data order
+    c.init.step = -1                 # that run's checkpoint step (-1 = latest)
+    c.init.mode = "continue"         # continue (its step, RNG and data order: IMP rewinding) | params (a new stage at step 0: probes, fine-tuning)
+    c.init.prefix_map = ("",)        # params: 'source/=destination/' parameter-path prefixes taken from that run (e.g. 'encoder/=backbone/'; none = same paths)
     c.init.optimizer = "fresh"       # fresh (new optimizer state, as open_lth rewinds) | keep
     c.init.transform = ""            # "module:function" (params, masks, config) -> params applied to the starting parameters
     #                                  (e.g. experiments.early_phase.perturb:transform); '' = none
@@ -179,6 +187,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.eval = ml_collections.ConfigDict()
     c.eval.top_k = 5                 # also report top-k accuracy (0 = off)
+    c.eval.sets = ("",)              # more eval sets, logged as eval_<label>/…: 'validation' | 'label=split' | 'label=dataset@split' ('' ignored)
     return c
 
 
@@ -209,6 +218,11 @@ RULES = {
     "model.mlp_dim": at_least(1),
     "data.train_examples": at_least(0),
     "data.eval_examples": at_least(0),
+    "data.validation_examples": at_least(0),
+    "data.views": each(at_least(0)),
+    "data.view_sizes": each(at_least(0)),
+    "data.view_min_scale": each(in_range(0, 1, low_open=True)),
+    "data.view_max_scale": each(in_range(0, 1, low_open=True)),
     "data.subset_seed": _SEED,
     "data.test_fraction": in_range(0, 1, low_open=True, high_open=True),
     "data.pool": at_least(1),

@@ -13,6 +13,9 @@
   statistics), synchronous and asynchronous;
 - the train step with pruning masks against the dense step (target ≤ 5 %), and the host work
   of one IMP level (magnitude ranking, mask file) on ResNet-20 state;
+- the train step carrying an EMA copy of the model (updated every step) and a 65,536 × 128
+  FIFO queue (a push every step) against the plain step, on ResNet-18 (target ≤ 5 %): what
+  MoCo / BYOL pay for their state, without their extra forward passes;
 - PGD-10 (L∞, random start) throughput in images/s on a CIFAR ResNet at batch 128, and the
   clean forward pass for reference.
 """
@@ -30,10 +33,13 @@ import time
 import jax
 import numpy as np
 from etils import epath
+from flax import nnx
 
 from configs import base
-from lib import checkpoint, data, distributed, losses, metrics, sharding, sparsity, train
+from lib import checkpoint, data, distributed, losses, metrics, models, sharding, sparsity, train
+from lib import task as task_lib
 from lib.evaluators import adversarial
+from lib.models import state as model_state
 
 
 def _config(depth: int, batch: int, steps: int, dataset: str = "fashion_mnist"):
@@ -122,6 +128,74 @@ def masked_step_overhead(depth: int, batch: int, steps: int, rounds: int = 3) ->
             "dense_step_ms": round(1000 * dense_s / steps, 2),
             "masked_step_ms": round(1000 * masked_s / steps, 2),
             "overhead_pct": round(100 * (masked_s - dense_s) / dense_s, 2), "target_pct": 5.0}
+
+
+QUEUE_ROWS, QUEUE_DIM = 65_536, 128
+
+
+class _CarriesState(nnx.Module):
+    """A classifier plus what MoCo / BYOL carry: an EMA copy of it and a key queue."""
+
+    def __init__(self, net: nnx.Module):
+        self.net = net
+        self.target = model_state.ema_copy(net)
+        self.queue = model_state.FIFOQueue(QUEUE_ROWS, QUEUE_DIM)
+
+    def __call__(self, images, *, train: bool):
+        return self.net(images, train=train)
+
+
+class CarryingTask(task_lib.Classification):
+    """Classification whose step also pushes the batch's (padded) logits to the queue and moves
+    the EMA target: the state-carrying cost alone."""
+
+    def build_model(self, config, info, rngs):
+        return _CarriesState(models.build(config.model, num_classes=info.num_classes,
+                                          in_channels=info.image_shape[-1], rngs=rngs))
+
+    def start(self, model):
+        model_state.copy_into(model.target, model.net)
+
+    def train_loss(self, model, batch, rng, step):
+        del rng, step
+        logits = model(batch["image"], train=True)
+        keys = jax.lax.stop_gradient(logits)
+        model.queue.push(jax.numpy.pad(keys, ((0, 0), (0, QUEUE_DIM - keys.shape[-1]))))
+        loss = losses.softmax_cross_entropy(logits, batch["label"]).mean()
+        return loss, {"loss": loss}
+
+    def update_state(self, model, step):
+        model_state.ema_update(model.target, model.net, 0.99)
+
+
+def state_carrying_overhead(batch: int, steps: int, rounds: int = 3) -> dict:
+    """ResNet-18 (ImageNet stem, 32×32×3 synthetic) step with and without an EMA target and a
+    queue: medians of `rounds` alternating rounds. Target ≤ 5 %."""
+    config = _config(18, batch, steps)
+    config.model.name, config.model.width = "imagenet_resnet", 64
+    plain = train.build(config, info=SYNTHETIC_CIFAR)
+    config.task = "lib.bench:CarryingTask"
+    carrying = train.build(config, info=SYNTHETIC_CIFAR)
+    runs = {name: _compiled_step(setup, batch) for name, setup in
+            (("plain", plain), ("carrying", carrying))}
+    times = {name: [] for name in runs}
+    states = {name: _block(run[0](run[1], run[2]))[0] for name, run in runs.items()}
+    for _ in range(rounds):
+        for name, (compiled, _, device_batch, _) in runs.items():
+            state = states[name]
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                state, m = compiled(state, device_batch)
+            _block((state, m))
+            times[name].append(time.perf_counter() - t0)
+            states[name] = state
+    plain_s, carrying_s = (float(np.median(times[n])) for n in ("plain", "carrying"))
+    return {"model": "imagenet_resnet_18 (32×32)", "batch": batch,
+            "queue": f"{QUEUE_ROWS}×{QUEUE_DIM}", "ema_decay": 0.99,
+            "steps_per_round": steps, "rounds": rounds,
+            "plain_step_ms": round(1000 * plain_s / steps, 2),
+            "carrying_step_ms": round(1000 * carrying_s / steps, 2),
+            "overhead_pct": round(100 * (carrying_s - plain_s) / plain_s, 2), "target_pct": 5.0}
 
 
 def imp_level_cost(depth: int, rounds: int = 3) -> dict:
@@ -307,7 +381,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--models", default="20,56", help="CIFAR ResNet depths")
     parser.add_argument("--only", default="", help="comma-separated subset of: train_step, "
-                        "trainer_overhead, topology, checkpoint, masked_step, imp_level, pgd")
+                        "trainer_overhead, topology, checkpoint, masked_step, imp_level, "
+                        "state_carrying, pgd")
     parser.add_argument("--topology_worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     metrics.quiet_library_logs()
@@ -323,6 +398,7 @@ def main() -> None:
         "masked_step": lambda: masked_step_overhead(depths[0], args.batch, args.steps,
                                                     args.rounds),
         "imp_level": lambda: imp_level_cost(depths[0], args.rounds),
+        "state_carrying": lambda: state_carrying_overhead(args.batch, args.steps, args.rounds),
         "pgd": lambda: pgd_throughput(depths[0], args.batch, max(1, args.steps // 4)),
     }
     chosen = args.only.split(",") if args.only else list(benches)

@@ -15,3 +15,25 @@ def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
     """Per-example 1.0 if the label is among the k largest logits (ties: lowest index first)."""
     _, top = jax.lax.top_k(logits.astype(jnp.float32), k)
     return jnp.any(top == labels[:, None], axis=-1).astype(jnp.float32)
+
+
+def token_cross_entropy(logits: jax.Array, targets: jax.Array, label_smoothing: float = 0.0
+                        ) -> jax.Array:
+    """Per-token cross-entropy of [..., V] logits against integer targets, in float32.
+
+    With label smoothing ε the target distribution is fairseq's: 1 − ε on the target token and
+    ε/(V − 1) on each other one. Padding is the caller's: multiply by the token weights and
+    divide by their sum (`masked_mean`)."""
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    nll = -jnp.take_along_axis(log_probs, targets[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    if not label_smoothing:
+        return nll
+    vocab = logits.shape[-1]
+    others = -jnp.sum(log_probs, axis=-1) - nll
+    return (1.0 - label_smoothing) * nll + label_smoothing / (vocab - 1) * others
+
+
+def masked_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
+    """Σ values·weights / Σ weights (0 when every weight is 0): a mean over real tokens."""
+    weights = weights.astype(jnp.float32)
+    return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1e-12)

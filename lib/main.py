@@ -111,7 +111,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> None:
     del argv
-    from lib import checkpoint, data, metrics, task, train
+    from lib import checkpoint, data, metrics, registry, train
 
     metrics.quiet_library_logs()
     try:
@@ -124,7 +124,7 @@ def main(argv: list[str]) -> None:
     config = _CONFIG.value
     try:
         files.check_workdir(_WORKDIR.value)
-        run = task.resolve(config.procedure, "procedure") if config.procedure else train.run
+        run = registry.resolve(config.procedure, "procedure") if config.procedure else train.run
         results = run(config, _WORKDIR.value)
     except distributed.Preempted as e:  # every process is here: jax's shutdown barrier is fine
         print(e, file=sys.stderr, flush=True)

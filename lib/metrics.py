@@ -182,6 +182,27 @@ class StepMetrics:
                      "first_bad": jnp.asarray(saved["first_bad"], jnp.int32)}
 
 
+class TrainClock:
+    """Wall time of training alone: `run` and `pause` bracket what counts. The train loop pauses
+    it for compilation, evaluation, hooks and checkpoint saves, after waiting for the steps in
+    flight, so their device time counts as training. Checkpointed, so resumed runs continue it."""
+
+    def __init__(self, seconds: float = 0.0):
+        self.seconds = float(seconds)
+        self._since: float | None = None
+
+    def run(self) -> None:
+        self._since = time.perf_counter()
+
+    def pause(self, pending=None) -> None:
+        """Stops counting once `pending` (arrays still being computed) is ready."""
+        if self._since is None:
+            return
+        jax.block_until_ready(pending)
+        self.seconds += time.perf_counter() - self._since
+        self._since = None
+
+
 def _duration(seconds: float) -> str:
     seconds = int(max(0, seconds))
     h, rem = divmod(seconds, 3600)

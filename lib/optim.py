@@ -117,8 +117,33 @@ def trainable_subset(
     return TrainableSubset(tuple(sorted(kernels)), masks)
 
 
+SCHEDULES = ("constant", "step", "cosine", "inverse_sqrt", "linear")
+
+
+def frozen_by_pattern(subset: TrainableSubset, pattern: str, names: list[str]
+                      ) -> TrainableSubset:
+    """`subset` less the parameters whose path matches the regex `pattern` (optim.freeze): a
+    pattern that matches none of the model's parameter paths `names` is refused."""
+    regex = re.compile(pattern)
+    if not any(regex.search(n) for n in names):
+        raise ConfigError(f"optim.freeze={pattern!r} matches no parameter path; the model's "
+                          f"paths look like {', '.join(sorted(names)[:4])}")
+    kept = tuple(n for n in subset.names if not regex.search(n))
+    return TrainableSubset(kept, {k: m for k, m in subset.element_masks.items() if k in kept})
+
+
 def learning_rate_schedule(cfg, total_steps: int) -> optax.Schedule:
-    """lr_t = lr · decay^(#milestones ≤ t) · min(1, t / warmup), or cosine after warmup."""
+    """lr_t = lr · decay^(#milestones ≤ t) · min(1, t / warmup) (step), or after a linear
+    warmup: cosine to cosine_final_fraction·lr, linear decay to 0 at total_steps (linear);
+    inverse_sqrt is lr · min((t+1)/warmup, √(warmup/(t+1))), fairseq's warmup then 1/√t decay."""
+    if cfg.schedule not in SCHEDULES:
+        raise ConfigError(f"unknown optim.schedule={cfg.schedule!r}; valid: "
+                          f"{', '.join(SCHEDULES)}")
+    warmup = cfg.warmup_steps
+    if cfg.schedule == "inverse_sqrt":
+        if warmup <= 0:
+            raise ConfigError("optim.schedule='inverse_sqrt' needs optim.warmup_steps > 0")
+        return lambda t: cfg.lr * jnp.minimum((t + 1) / warmup, jnp.sqrt(warmup / (t + 1)))
     if cfg.schedule == "constant":
         base = optax.constant_schedule(cfg.lr)
     elif cfg.schedule == "step":
@@ -126,17 +151,14 @@ def learning_rate_schedule(cfg, total_steps: int) -> optax.Schedule:
         base = optax.piecewise_constant_schedule(cfg.lr, {m: cfg.decay_factor for m in milestones})
     elif cfg.schedule == "cosine":
         base = optax.cosine_decay_schedule(
-            cfg.lr, max(1, total_steps - cfg.warmup_steps), alpha=cfg.cosine_final_fraction
+            cfg.lr, max(1, total_steps - warmup), alpha=cfg.cosine_final_fraction
         )
-    else:
-        raise ConfigError(f"unknown optim.schedule={cfg.schedule!r}; valid: constant, step, cosine")
-    if cfg.warmup_steps <= 0:
+    else:  # linear
+        base = optax.linear_schedule(cfg.lr, 0.0, max(1, total_steps - warmup))
+    if warmup <= 0:
         return base
-    warmup = cfg.warmup_steps
-    if cfg.schedule == "cosine":
-        return optax.join_schedules(
-            [optax.linear_schedule(0.0, cfg.lr, warmup), base], [warmup]
-        )
+    if cfg.schedule in ("cosine", "linear"):
+        return optax.join_schedules([optax.linear_schedule(0.0, cfg.lr, warmup), base], [warmup])
     return lambda t: base(t) * jnp.minimum(1.0, t / warmup)
 
 

@@ -24,6 +24,16 @@ def stage_config(config: ml_collections.ConfigDict, **changes) -> ml_collections
     return config_lib.updated(config, {**changes, "procedure": ""})
 
 
+def stage_from(config: ml_collections.ConfigDict, source_workdir, **changes
+               ) -> ml_collections.ConfigDict:
+    """A stage that starts from another run's parameters at step 0, with its own step counter,
+    schedule, RNG and data order (a linear probe after pretraining, fine-tuning on a subset):
+    init.mode='params'. Pass 'init.prefix_map' to move e.g. the pretraining model's encoder/
+    into the probe's backbone/, and 'optim.freeze' to keep a prefix fixed."""
+    return stage_config(config, **{"init.workdir": str(source_workdir), "init.mode": "params",
+                                   **changes})
+
+
 def check_imp(config) -> None:
     """Raises ConfigError for IMP settings `imp` would refuse."""
     imp, total = config.imp, config.total_steps

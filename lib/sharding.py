@@ -12,7 +12,9 @@ from lib.config import ConfigError
 DATA_AXIS = "data"
 FSDP_AXIS = "fsdp"
 BATCH_AXES = (DATA_AXIS, FSDP_AXIS)  # a batch is split over every device of the mesh
-SHARDED_STATE = ("params", "opt_state")  # what FSDP shards; BN statistics, step, RNG replicate
+# What FSDP shards: parameters, optimizer state and the model's other variables (a 65,536-key
+# queue, EMA targets); BN statistics, step and RNG replicate. Small tensors replicate anyway.
+SHARDED_STATE = ("params", "opt_state", "model_state")
 
 
 def make_mesh(mesh_cfg) -> Mesh:
@@ -76,7 +78,7 @@ def fsdp_spec(shape: tuple[int, ...], fsdp_size: int, min_size: int) -> P:
 
 
 def state_shardings(mesh: Mesh, state: dict, min_size: int) -> dict:
-    """Shardings of a train state: parameters and optimizer state FSDP-sharded, rest replicated.
+    """Shardings of a train state: SHARDED_STATE FSDP-sharded, the rest replicated.
 
     Optimizer leaves are sharded by their own shapes, so a momentum buffer or mask follows its
     parameter.
@@ -91,8 +93,7 @@ def state_shardings(mesh: Mesh, state: dict, min_size: int) -> dict:
 
 
 def global_batch(local_batch: dict, sharding: NamedSharding) -> dict:
-    """Assembles this process's share of the batch into global arrays sharded on the data axis."""
-    return {
-        k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-        for k, v in local_batch.items()
-    }
+    """Assembles this process's share of the batch into global arrays sharded on the data axis
+    (every leaf: a batch may nest, e.g. 'views', a list of per-group dicts)."""
+    return jax.tree.map(
+        lambda v: jax.make_array_from_process_local_data(sharding, np.asarray(v)), local_batch)

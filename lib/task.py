@@ -8,7 +8,6 @@ methods, and name it in config: `task = "experiments.slug.task:Name"`.
 
 from __future__ import annotations
 
-import importlib
 from typing import Protocol
 
 import jax
@@ -29,6 +28,19 @@ class Task(Protocol):
     def eval_sums(self, model, batch: dict) -> dict:
         """Per-batch sums of metrics over real examples (batch['mask'] = 1), with 'count'."""
 
+    # Optional:
+    #   check_data(info) raises ConfigError for data the task cannot take (views, no labels),
+    #       when the run is built, before anything is written.
+    #   build_model(config, info, rngs) -> the module to train, instead of
+    #       models.build(config.model, num_classes=info.num_classes, ...): heads, towers,
+    #       targets; its output need not be the class count.
+    #   start(model): sets state that derives from the starting parameters (an EMA target as a
+    #       copy), for a fresh run, one from init.workdir, or a stage; not on resume.
+    #   update_state(model, step): inside the jitted step, after the optimizer update (an EMA
+    #       of the updated parameters). train_loss may also change the model's non-parameter
+    #       variables (a queue push): every nnx.Variable goes through the step.
+    #   Eval sums may carry 'count/<metric>': that metric's own denominator (tokens).
+    #
     # Optional, for tasks that change the train state between steps (pruning during training):
     #   mask_names(roles, shapes) -> names of the parameters whose pruning masks the hook sets
     #       (they start dense; Trainer.with_masks replaces them).
@@ -50,6 +62,15 @@ class Classification:
     def __init__(self, config) -> None:
         self.top_k = config.eval.top_k
 
+    def check_data(self, info) -> None:
+        if info.views:
+            raise ConfigError(
+                f"{type(self).__name__} classifies one image per example, but data.augment="
+                f"'views' gives {sum(n for n, _ in info.views)} views per example; use another "
+                "data.augment, or a task that takes views (e.g. a self-supervised one)")
+        if not info.num_classes:
+            raise ConfigError(f"{type(self).__name__} needs class labels; {info.name} has none")
+
     def train_loss(self, model, batch, rng, step):
         del rng, step
         logits = model(batch["image"], train=True)
@@ -70,20 +91,3 @@ class Classification:
                 losses.topk_correct(logits, batch["label"], self.top_k) * mask
             )
         return sums
-
-
-def resolve(spec: str, key: str = "task"):
-    """`"module.path:Name"` (config key `key`) -> the object, with a clear error when it does
-    not exist."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep:
-        raise ConfigError(f"{key}={spec!r} must look like 'module.path:Name'")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name and module_name.startswith(e.name):
-            raise ConfigError(f"{key}={spec!r}: no module {e.name!r}") from e
-        raise
-    if not hasattr(module, attr):
-        raise ConfigError(f"{key}={spec!r}: module {module_name!r} has no {attr!r}")
-    return getattr(module, attr)

@@ -4,9 +4,12 @@ A run is (config, workdir). The workdir receives config.json, run.json, metrics.
 checkpoints and, at the end, results.json. Calling `run` again on the same workdir resumes from
 the latest checkpoint (train state and data order), or returns the stored results if finished.
 
-The train step is a pure function of plain arrays: the model is split once into a static graph
-and flat parameter / BN-statistics dicts, and merged inside the jitted step. Only the trainable
-parameters are differentiated, so frozen layers cost no weight-gradient and stay bit-identical.
+The train step is a pure function of plain arrays: the model is split once into a static graph,
+a flat parameter dict, its BatchNorm statistics and the rest of its variables (`model_state`:
+EMA targets, queues, dropout RNG streams, whatever nnx.Variable a model or task defines), and
+merged inside the jitted step. Only the trainable parameters are differentiated, so frozen
+layers cost no weight-gradient and stay bit-identical; every other variable goes through the
+step as plain state, checkpointed and sharded with the rest.
 """
 
 from __future__ import annotations
@@ -34,14 +37,17 @@ from lib import (
     metrics,
     models,
     optim,
+    registry,
     runinfo,
     sharding,
     sparsity,
 )
 from lib import config as config_lib
-from lib import task as task_lib
 
 log = logging.getLogger("lib.train")
+
+
+CLOCK_KEY = "clock/train_seconds"  # training wall time so far, logged with every eval
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -56,6 +62,16 @@ def _flat(nested: dict) -> tuple[dict[str, Any], dict[str, tuple]]:
     flat = traverse_util.flatten_dict(nested)
     names = {"/".join(map(str, k)): k for k in flat}
     return {n: flat[k] for n, k in names.items()}, names
+
+
+def _is_key(x) -> bool:
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _split(model: nnx.Module):
+    """(graphdef, params nested, BatchNorm statistics, every other variable), as pure dicts."""
+    graphdef, params, batch_stats, rest = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+    return graphdef, *(nnx.to_pure_dict(x) for x in (params, batch_stats, rest))
 
 
 @dataclasses.dataclass
@@ -73,10 +89,40 @@ class Setup:
     task: Any
     init_state: dict
     masks: dict  # pruning masks by parameter path ({} = dense)
+    key_impls: dict  # model_state paths holding PRNG keys -> their implementation
 
-    def merge(self, params: dict, batch_stats: dict):
+    def merge(self, params: dict, batch_stats: dict, model_state: dict | None = None):
+        """The module with these variables (model_state: as stored in a train state)."""
         nested = traverse_util.unflatten_dict({self.layout[k]: v for k, v in params.items()})
-        return nnx.merge(self.graphdef, nested, batch_stats)
+        if model_state is None:
+            if "model_state" in self.init_state:
+                raise ValueError("this model has variables besides parameters and BatchNorm "
+                                 "statistics: merge it with its model_state (Setup.model)")
+            return nnx.merge(self.graphdef, nested, batch_stats)
+        return nnx.merge(self.graphdef, nested, batch_stats, self._keys_back(model_state))
+
+    def model(self, state: dict):
+        """The module of a train state."""
+        return self.merge(state["params"], state["batch_stats"], state.get("model_state"))
+
+    def variables(self, model) -> dict:
+        """A module's variables other than parameters, as a train state holds them:
+        {"batch_stats": …} plus {"model_state": …} where the model has other variables.
+        PRNG keys are stored as their raw data (orbax checkpoints plain arrays)."""
+        _, _, batch_stats, rest = _split(model)
+        out = {"batch_stats": batch_stats}
+        if rest:
+            out["model_state"] = jax.tree.map(
+                lambda x: jax.random.key_data(x) if _is_key(x) else x, rest)
+        return out
+
+    def _keys_back(self, model_state: dict) -> dict:
+        if not self.key_impls:
+            return model_state
+        flat = traverse_util.flatten_dict(model_state)
+        for path, impl in self.key_impls.items():
+            flat[path] = jax.random.wrap_key_data(flat[path], impl=impl)
+        return traverse_util.unflatten_dict(flat)
 
     def param_shapes(self) -> dict[str, tuple]:
         return {k: tuple(v.shape) for k, v in self.init_state["params"].items()}
@@ -90,21 +136,30 @@ def build(config: ml_collections.ConfigDict, info: data.DatasetInfo | None = Non
     config_lib.validate(config)
     optim.check_trainable_config(config.optim, config.model)
     info = info or data.get_info(config.data)
+    task = registry.resolve(config.task, "task")(config)
+    if hasattr(task, "check_data"):
+        task.check_data(info)
     try:
-        model = models.build(
-            config.model, num_classes=info.num_classes, in_channels=info.image_shape[-1],
-            image_size=info.image_shape[:2], rngs=nnx.Rngs(config.seed),
-        )
+        if hasattr(task, "build_model"):  # a task's own module (heads, towers, targets)
+            model = task.build_model(config, info, nnx.Rngs(config.seed))
+        else:
+            model = models.build(
+                config.model, num_classes=info.num_classes, in_channels=info.image_shape[-1],
+                image_size=info.image_shape[:2], rngs=nnx.Rngs(config.seed),
+            )
     except ValueError as e:
         raise config_lib.ConfigError(f"model: {e}") from e
     roles = models.param_roles(model)
-    graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-    params, layout = _flat(nnx.to_pure_dict(params))
+    graphdef, params, batch_stats, rest = _split(model)
+    params, layout = _flat(params)
+    key_impls = {path: jax.random.key_impl(x)
+                 for path, x in traverse_util.flatten_dict(rest).items() if _is_key(x)}
     shapes = {k: tuple(v.shape) for k, v in params.items()}
     trainable = optim.trainable_subset(
         config.optim.trainable, roles, shapes, k=config.optim.random_k, seed=config.seed
     )
-    task = task_lib.resolve(config.task)(config)
+    if config.optim.freeze:
+        trainable = optim.frozen_by_pattern(trainable, config.optim.freeze, list(shapes))
     masks = _load_masks(config, shapes)
     if hasattr(task, "mask_names"):  # masks the task's hook changes during training
         try:
@@ -121,18 +176,61 @@ def build(config: ml_collections.ConfigDict, info: data.DatasetInfo | None = Non
     params = sparsity.apply(params, masks)
     tx, schedule = optim.build(config.optim, config.total_steps,
                                _element_masks(trainable, masks))
+    setup = Setup(config, info, graphdef, layout, trainable, roles, tx, schedule, task, {},
+                  masks, key_impls)
     state = {
         "step": jnp.zeros((), jnp.int32),
         "rng": jax.random.key_data(jax.random.key(config.seed + 1)),
         "params": params,
-        "batch_stats": nnx.to_pure_dict(batch_stats),
+        **setup.variables(model),
         "opt_state": tx.init({k: params[k] for k in trainable.names}),
     }
     extra = task.extra_state(shapes) if hasattr(task, "extra_state") else {}
     if extra:  # arrays a task's hook keeps across steps, checkpointed with the rest
         state["extra"] = extra
-    return Setup(config, info, graphdef, layout, trainable, roles, tx, schedule, task, state,
-                 masks)
+    setup.init_state = state
+    return setup
+
+
+INIT_MODES = ("continue", "params")
+
+
+def prefix_pairs(prefix_map) -> list[tuple[str, str]]:
+    """init.prefix_map entries 'source/=destination/' -> [(source, destination)]."""
+    pairs = []
+    for entry in (e for e in prefix_map if e):
+        src, sep, dst = entry.partition("=")
+        if not sep:
+            raise config_lib.ConfigError(
+                f"init.prefix_map entry {entry!r}: expected 'source_prefix=destination_prefix' "
+                "(e.g. 'encoder/=backbone/')")
+        pairs.append((src, dst))
+    return pairs
+
+
+def map_prefixes(pairs, source: dict, target: dict, init, required: bool = True
+                 ) -> dict[str, str]:
+    """{target path: source path} under the prefix pairs (none: the same paths). With
+    `required`, a pair whose source prefix matches nothing in the source, or whose
+    destination matches nothing in this model, is an error: a typo would silently leave the
+    model at its fresh initialisation."""
+    if not pairs:
+        return {k: k for k in target if k in source}
+    out = {}
+    for src, dst in pairs:
+        found = {dst + k[len(src):]: k for k in source if k.startswith(src)}
+        if required and not found:
+            raise config_lib.ConfigError(
+                f"init.prefix_map {src}={dst}: no parameter of {init.workdir!r} starts with "
+                f"{src!r} (it has e.g. {sorted(source)[:3]})")
+        kept = {k: v for k, v in found.items() if k in target}
+        if required and not kept:
+            raise config_lib.ConfigError(
+                f"init.prefix_map {src}={dst}: this model has no parameter "
+                f"{sorted(found)[0]!r} or any other under {dst!r} (it has e.g. "
+                f"{sorted(target)[:3]})")
+        out.update(kept)
+    return out
 
 
 def _load_masks(config, shapes) -> dict[str, np.ndarray]:
@@ -161,23 +259,33 @@ def train_step(setup: Setup, state: dict, batch: dict) -> tuple[dict, dict]:
     rng = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
 
     def loss_fn(trainable):
-        model = setup.merge({**frozen, **trainable}, state["batch_stats"])
+        model = setup.merge({**frozen, **trainable}, state["batch_stats"],
+                            state.get("model_state"))
         loss, step_metrics = setup.task.train_loss(model, batch, rng, state["step"])
-        return loss, (step_metrics, nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)))
+        return loss, (step_metrics, setup.variables(model))  # BN statistics, queue pushes
 
-    grads, (step_metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(trainable)
+    grads, (step_metrics, variables) = jax.grad(loss_fn, has_aux=True)(trainable)
     extra_update = step_metrics.pop("extra_update", None)  # a task's per-step statistics
     updates, opt_state = setup.tx.update(grads, state["opt_state"], trainable)
     trainable = optax.apply_updates(trainable, updates)
+    params = {**frozen, **trainable}
+    if hasattr(setup.task, "update_state"):  # e.g. an EMA target of the updated parameters
+        model = setup.merge(params, variables["batch_stats"], variables.get("model_state"))
+        setup.task.update_state(model, state["step"])
+        variables = setup.variables(model)
     finite = (jnp.isfinite(step_metrics["loss"]) & jnp.isfinite(optax.global_norm(trainable))
-              & jnp.isfinite(optax.global_norm(batch_stats)))
+              & jnp.isfinite(optax.global_norm(variables["batch_stats"])))
+    if "model_state" in variables:  # the float ones: counters and keys are not checked
+        finite &= jnp.isfinite(optax.global_norm(
+            [x for x in jax.tree.leaves(variables["model_state"])
+             if jnp.issubdtype(x.dtype, jnp.floating)]))
     step_metrics = {**step_metrics, "lr": setup.schedule(state["step"]),
                     "finite": finite.astype(jnp.int32)}
     new_state = {
         **state,  # "rng", and a task's "extra" state, pass through unchanged
         "step": state["step"] + 1,
-        "params": {**frozen, **trainable},
-        "batch_stats": batch_stats,
+        "params": params,
+        **variables,
         "opt_state": opt_state,
     }
     if extra_update is not None:
@@ -187,8 +295,7 @@ def train_step(setup: Setup, state: dict, batch: dict) -> tuple[dict, dict]:
 
 
 def eval_step(setup: Setup, state: dict, batch: dict) -> dict:
-    model = setup.merge(state["params"], state["batch_stats"])
-    return setup.task.eval_sums(model, batch)
+    return setup.task.eval_sums(setup.model(state), batch)
 
 
 class Trainer:
@@ -217,6 +324,7 @@ class Trainer:
             out_shardings=replicated,
         )
         self._eval_batches = None
+        self._eval_sets = None
 
     def initial_state(self) -> dict:
         return jax.device_put(self.setup.init_state, self.state_sharding)
@@ -225,14 +333,16 @@ class Trainer:
         """A new run's first state, and the data position to start at (None: the beginning).
 
         Fresh (masked) initialisation, or another run's checkpoint (config.init.workdir); then
-        config.init.transform, if set, rewrites the parameters.
+        config.init.transform, if set, rewrites the parameters, and a task's `start(model)`
+        sets state that derives from them (an EMA target starts as a copy of the parameters
+        the run starts from, at whatever step).
         """
         if self.config.init.workdir:
             state, data_state = self.state_from_run()
         else:
             state, data_state = self.setup.init_state, None
         if self.config.init.transform:
-            transform = task_lib.resolve(self.config.init.transform, "init.transform")
+            transform = registry.resolve(self.config.init.transform, "init.transform")
             host = jax.device_get(state["params"])
             try:
                 params = transform(host, self.setup.masks, self.config)
@@ -240,6 +350,10 @@ class Trainer:
                 raise config_lib.ConfigError(f"init.transform: {e}") from e
             state = {**state, "params": {k: np.asarray(v, host[k].dtype)
                                          for k, v in params.items()}}
+        if hasattr(self.setup.task, "start"):
+            model = self.setup.model(jax.tree.map(jnp.asarray, state))
+            self.setup.task.start(model)
+            state = {**state, **self.setup.variables(model)}
         return jax.device_put(state, self.state_sharding), data_state
 
     def state_from_run(self) -> tuple[dict, dict]:
@@ -252,6 +366,12 @@ class Trainer:
         if init.optimizer not in ("fresh", "keep"):
             raise config_lib.ConfigError(
                 f"init.optimizer={init.optimizer!r}; valid choices: fresh, keep")
+        if init.mode not in INIT_MODES:
+            raise config_lib.ConfigError(
+                f"init.mode={init.mode!r}; valid choices: {', '.join(INIT_MODES)}")
+        if init.mode == "continue" and prefix_pairs(init.prefix_map):
+            raise config_lib.ConfigError("init.prefix_map applies to init.mode='params' (a new "
+                                         "stage from another run's parameters)")
         source_dir = files.as_path(init.workdir) / "checkpoints"
         if not source_dir.is_dir():
             raise config_lib.ConfigError(
@@ -273,6 +393,8 @@ class Trainer:
         finally:
             source.close()
         fresh = self.setup.init_state
+        if init.mode == "params":
+            return self._mapped_from(saved), None
         missing = sorted(set(fresh["params"]) - set(saved["params"]))
         if missing:
             raise config_lib.ConfigError(
@@ -292,13 +414,40 @@ class Trainer:
                 json.loads(self.config.data.to_json_best_effort()):
             data_state = None  # another data pipeline: its position means nothing here
         state = {
-            **fresh,  # a task's "extra" state starts fresh
+            **fresh,  # a task's "extra" state and the model's other variables start fresh
             "step": saved["step"], "rng": saved["rng"],
             "params": sparsity.apply(params, self.setup.masks),
             "batch_stats": saved["batch_stats"],
             "opt_state": saved["opt_state"] if init.optimizer == "keep" else fresh["opt_state"],
         }
         return state, data_state
+
+    def _mapped_from(self, saved: dict) -> dict:
+        """init.mode='params': a new stage (a linear probe, fine-tuning) at step 0 with this
+        run's RNG, optimizer and data order, whose parameters and BatchNorm statistics under
+        each init.prefix_map destination come from the source's under its source prefix
+        (no map: every parameter of the same path); the rest keep their fresh values."""
+        fresh, init = self.setup.init_state, self.config.init
+        pairs = prefix_pairs(init.prefix_map)
+        params = dict(fresh["params"])
+        for dst, src in map_prefixes(pairs, saved["params"], fresh["params"], init).items():
+            if tuple(np.shape(saved["params"][src])) != tuple(fresh["params"][dst].shape):
+                raise config_lib.ConfigError(
+                    f"init.prefix_map: {src} in {init.workdir!r} has shape "
+                    f"{np.shape(saved['params'][src])}, this model's {dst} "
+                    f"{tuple(fresh['params'][dst].shape)}")
+            params[dst] = np.asarray(saved["params"][src], fresh["params"][dst].dtype)
+        flat_saved = _flat(saved["batch_stats"])[0] if saved["batch_stats"] else {}
+        flat_fresh, layout = _flat(fresh["batch_stats"]) if fresh["batch_stats"] else ({}, {})
+        stats = dict(flat_fresh)
+        for dst, src in map_prefixes(pairs, flat_saved, flat_fresh, init,
+                                     required=False).items():
+            stats[dst] = np.asarray(flat_saved[src], flat_fresh[dst].dtype)
+        batch_stats = traverse_util.unflatten_dict({layout[k]: v for k, v in stats.items()})
+        log.info("started from %s: %d of %d parameters mapped", init.workdir,
+                 sum(params[k] is not fresh["params"][k] for k in params), len(params))
+        return {**fresh, "params": sparsity.apply(params, self.setup.masks),
+                "batch_stats": batch_stats or fresh["batch_stats"]}
 
     def train_batches(self):
         return data.train_iterator(self.config.data, seed=self.config.seed,
@@ -314,13 +463,33 @@ class Trainer:
                 process_count=jax.process_count())
         return self._eval_batches
 
+    def eval_sets(self) -> dict[str, data.pipeline.EvalBatches]:
+        """The batches of config.eval.sets by label, opened once (a set that does not exist
+        fails here, before the run writes anything)."""
+        if self._eval_sets is None:
+            self._eval_sets = {
+                label: data.eval_batches(self.config.data, process_index=jax.process_index(),
+                                         process_count=jax.process_count(), **kwargs)
+                for label, kwargs in data.eval_set_specs(self.config.eval.sets).items()}
+        return self._eval_sets
+
     def evaluate(self, state: dict) -> dict[str, float]:
-        """Metrics over the whole eval split (padding masked out), averaged per example."""
+        """Metrics over the whole eval split (eval/…) and every eval set (eval_<label>/…),
+        padding masked out. A metric m is divided by the task's sum 'count/m' where there is
+        one (token accuracy counts tokens), else by 'count' (examples)."""
+        out = self.evaluate_batches(state, self.eval_batches(), "eval")
+        for label, batches in self.eval_sets().items():
+            out.update(self.evaluate_batches(state, batches, f"eval_{label}"))
+        return out
+
+    def evaluate_batches(self, state: dict, batches, prefix: str) -> dict[str, float]:
         sums = [self.eval_step(state, sharding.global_batch(b, self.batch_sharding))
-                for b in self.eval_batches()]
+                for b in batches]
         total = jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
         count = float(total.pop("count"))
-        return {f"eval/{k}": float(v) / count for k, v in total.items()}
+        denominators = {k.removeprefix("count/"): float(total.pop(k))
+                        for k in [k for k in total if k.startswith("count/")]}
+        return {f"{prefix}/{k}": float(v) / denominators.get(k, count) for k, v in total.items()}
 
     def current_masks(self, state: dict) -> dict[str, np.ndarray]:
         """The pruning masks in force (host copies): a task hook may have changed them."""
@@ -431,6 +600,7 @@ def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
         return json.loads(results_path.read_text())
     train_iter = trainer.train_batches()
     trainer.eval_batches()
+    trainer.eval_sets()
     writer = metrics.MetricWriter(workdir)  # reads metrics.jsonl; writes nothing yet
     ckpt_dir, ckpt, resumed = workdir / "checkpoints", None, None
     if _has_checkpoints(ckpt_dir):
@@ -460,18 +630,19 @@ def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
     else:  # a checkpoint from before the line count was saved
         writer.truncate_after(start)
     t0 = time.perf_counter()
+    clock = metrics.TrainClock(loop_state.get("clock", 0.0))
     try:
         if loop_state.get("eval_pending"):  # skipped at the preemption that saved `start`
-            writer.write(start, trainer.evaluate(state))
+            writer.write(start, {**trainer.evaluate(state), CLOCK_KEY: clock.seconds})
         if start < config.total_steps:
             state = _loop(trainer, state, train_iter, start, ckpt, writer, preemption,
-                          loop_state.get("window", {}))
-            final = trainer.evaluate(state)
+                          loop_state.get("window", {}), clock)
+            final = {**trainer.evaluate(state), CLOCK_KEY: clock.seconds}
             writer.write(config.total_steps, final)  # logged before the final checkpoint
             ckpt.save(config.total_steps, state, train_iter.get_state(),
-                      {"lines": writer.count()})
+                      {"lines": writer.count(), "clock": clock.seconds})
         else:  # killed between the final checkpoint and results.json: its eval is logged
-            final = trainer.evaluate(state)
+            final = {**trainer.evaluate(state), CLOCK_KEY: clock.seconds}
         ckpt.wait()
     finally:
         ckpt.close()
@@ -499,7 +670,8 @@ def _due(step: int, every: int) -> bool:
 
 
 def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
-          preemption: distributed.PreemptionWatch, window_state: dict) -> dict:
+          preemption: distributed.PreemptionWatch, window_state: dict,
+          clock: metrics.TrainClock) -> dict:
     """Steps start+1 … total with logging, periodic evals and checkpoints; returns the state.
 
     A task with `hook_due(step)`/`hook(trainer, state, step)` changes the state between steps
@@ -513,6 +685,9 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
     SIGTERM, the step all processes agree on is checkpointed and `distributed.Preempted`
     raised; an eval due at that step is left to the resumed run (the time before a hard kill
     may not cover it), which logs it first.
+
+    `clock` counts training time only (the step is compiled before it starts; evals, hooks
+    and saves pause it); every eval line logs it as CLOCK_KEY, and checkpoints save it.
     """
     config = trainer.config
     total = config.total_steps
@@ -541,36 +716,56 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
                                                           "train/lr") if k in values}
             print(progress.line(step, shown), flush=True)
 
+    def log_eval(step: int, values: dict) -> None:  # every eval line carries the clock
+        writer.write(step, {**values, CLOCK_KEY: clock.seconds})
+
+    def paused(work, *args):  # evaluation, hooks, checkpoints: not training time
+        clock.pause(state)
+        try:
+            return work(*args)
+        finally:
+            clock.run()
+
     task = trainer.setup.task
     hook_due = getattr(task, "hook_due", lambda step: False)
     if start == 0 and hook_due(0):  # e.g. pruning at initialisation
         state, hooked = task.hook(trainer, state, 0)
         writer.write(0, hooked)
+    batch = sharding.global_batch(next(train_iter), trainer.batch_sharding)
+    train_step = trainer.train_step.lower(state, batch).compile()  # not on the clock
+    clock.run()
     for step in range(start + 1, total + 1):
-        batch = sharding.global_batch(next(train_iter), trainer.batch_sharding)
-        state, step_metrics = trainer.train_step(state, batch)
+        if step > start + 1:
+            batch = sharding.global_batch(next(train_iter), trainer.batch_sharding)
+        state, step_metrics = train_step(state, batch)
         window.add(step_metrics, step)
         if _due(step, config.log_every) or step == total:
             flush(step)
         hooked = {}
         if hook_due(step):
-            state, hooked = task.hook(trainer, state, step)
-            writer.write(step, hooked)
+            state, hooked = paused(task.hook, trainer, state, step)
+            if any(k.startswith("eval/") for k in hooked):
+                log_eval(step, hooked)
+            else:
+                writer.write(step, hooked)
         if step == total:
             break
         preempted = preemption.reached(step - start)
         eval_due = (_due(step, config.eval_every)
                     and not any(k.startswith("eval/") for k in hooked))
         if eval_due and not preempted:
-            writer.write(step, trainer.evaluate(state))  # logged before its checkpoint
+            log_eval(step, paused(trainer.evaluate, state))  # logged before its checkpoint
         if _due(step, config.checkpoint_every) or step in config.keep_steps or preempted:
             stop_if_nonfinite(window.first_bad())  # never checkpoint a non-finite state
+            clock.pause(state)
             ckpt.save(step, state, train_iter.get_state(), {
                 "window": window.saved(), "eval_pending": eval_due and preempted,
-                "lines": writer.count()})
+                "lines": writer.count(), "clock": clock.seconds})
+            clock.run()
         if preempted:
             ckpt.wait()
             raise distributed.Preempted(step, str(ckpt.directory))
+    clock.pause(state)
     return state
 
 

@@ -27,6 +27,17 @@ def read_metrics(workdir):
     return [json.loads(line) for line in lines]
 
 
+def timeless(row: dict) -> dict:
+    """A metrics or results row without its wall-clock values, which differ between any two
+    runs."""
+    return {k: v for k, v in row.items() if k != train.CLOCK_KEY and not k.startswith("wall_")}
+
+
+def same_lines(workdir) -> list[dict]:
+    """metrics.jsonl rows as a resumed run must reproduce them (wall-clock values aside)."""
+    return [timeless(m) for m in read_metrics(workdir)]
+
+
 def train_losses(workdir):
     return [m["train/loss"] for m in read_metrics(workdir) if "train/loss" in m]
 

@@ -24,7 +24,7 @@ def _si_numpy(acts, labels, classes, eps=1e-7):
 def test_loss_is_cross_entropy_minus_alpha_times_selectivity(alpha):
     config = config_lib.load_file(CONFIG, f"quick,alpha={alpha}")
     setup = train.build(config)
-    model = setup.merge(setup.init_state["params"], setup.init_state["batch_stats"])
+    model = setup.model(setup.init_state)
     rng = np.random.default_rng(0)
     batch = {"image": jnp.asarray(rng.uniform(size=(40, 28, 28, 1)), jnp.float32),
              "label": jnp.asarray(np.arange(40) % 10)}
@@ -76,7 +76,7 @@ def test_normalised_model_is_attacked_in_pixel_space(tmp_path):
     assert results["clean_accuracy"] == pytest.approx(results["eval/accuracy"], abs=1e-6)
     mean, std = data.normalization_stats(config.data)
     _, setup, state = train.load_final(tmp_path / "train")
-    model = setup.merge(state["params"], state["batch_stats"])
+    model = setup.model(state)
 
     def loss(v, y):
         return -jnp.mean(jax.nn.log_softmax(model(v, train=False))[jnp.arange(len(y)), y])
@@ -110,7 +110,7 @@ def test_quick_run_evaluates_selectivity_and_robustness(tmp_path):
         np.mean(per) / results["clean_accuracy"])
     # selectivity over the whole test split, independently: activations of every test image
     _, setup, state = train.load_final(tmp_path / "train")
-    model = setup.merge(state["params"], state["batch_stats"])
+    model = setup.model(state)
     images, labels = [], []
     for b in data.eval_batches(config.data):
         keep = np.asarray(b["mask"]) > 0

@@ -156,7 +156,7 @@ def test_dataset_normalization_standardises_train():
 def test_imagenet_crops():
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (10, 25, 3), dtype=np.uint8)
-    assert preprocess.random_resized_crop(image, rng, 7).shape == (7, 7, 3)
+    assert preprocess.random_resized_crop({"image": image}, rng, 7)["image"].shape == (7, 7, 3)
     assert preprocess.resize_center_crop(image, 8).shape == (8, 8, 3)
     assert preprocess._crop_box(1, 100, rng) == (0, 49, 1, 1)  # no sample fits: center crop
     c = cfg(augment="imagenet", image_size=6, normalization="dataset")

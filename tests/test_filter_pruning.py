@@ -249,7 +249,7 @@ def test_activation_score_is_the_running_abs_sum_of_the_block_activations():
     state = trainer.initial_state()
     batch = next(trainer.train_batches())
     host = jax.tree.map(jax.numpy.asarray, jax.device_get(state))  # writable copies
-    model = trainer.setup.merge(host["params"], host["batch_stats"])
+    model = trainer.setup.model(host)
     block = model.stage2.block0
     block.record_activations = True
     model(batch["image"], train=True)
@@ -257,7 +257,7 @@ def test_activation_score_is_the_running_abs_sum_of_the_block_activations():
                 "stage2/block0/conv2/kernel": block.residual_sum.get_value()[0]}
     new, _ = trainer.train_step(state, train.sharding.global_batch(batch, trainer.batch_sharding))
     # independently: the block's input from the previous block, its convs, and BN by hand
-    _, feats = trainer.setup.merge(host["params"], host["batch_stats"])(
+    _, feats = trainer.setup.model(host)(
         batch["image"], train=True, features=True)
     x = feats["stage1/block0"]
 
@@ -347,7 +347,7 @@ def test_paper_scale_procedure_runs_on_tfds_mock(tmp_path):
     assert [r["step"] for r in events] == [2, 3] and events[-1]["prune/pruned_total"] == pruned
     # through prune and with_masks: a pruned conv2 filter is 0 at its block's output
     host = jax.tree.map(jax.numpy.asarray, jax.device_get(state))
-    _, feats = setup.merge(host["params"], host["batch_stats"])(
+    _, feats = setup.model(host)(
         jax.random.normal(jax.random.key(0), (4, 32, 32, 3)), train=False, features=True)
     dead = np.asarray(host["params"]["stage2/block1/bn2/scale"]) == 0
     assert dead.sum() == 16

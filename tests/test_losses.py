@@ -26,3 +26,23 @@ def test_topk_correct():
     np.testing.assert_array_equal(losses.topk_correct(logits, labels, 1), [0.0, 0.0])
     np.testing.assert_array_equal(losses.topk_correct(logits, labels, 2), [1.0, 0.0])
     np.testing.assert_array_equal(losses.topk_correct(logits, labels, 4), [1.0, 1.0])
+
+
+def test_token_cross_entropy_with_padding_and_label_smoothing_against_numpy():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 5, 7)).astype(np.float32)  # [batch, tokens, vocab]
+    targets = rng.integers(0, 7, size=(2, 5))
+    weights = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], np.float32)  # padding 0
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    eps, vocab = 0.1, 7
+    q = np.full(logits.shape, eps / (vocab - 1))  # fairseq: 1 − ε on the target, ε/(V−1) else
+    np.put_along_axis(q, targets[..., None], 1 - eps, axis=-1)
+    by_hand = -(q * log_p).sum(-1)
+    got = losses.token_cross_entropy(jnp.asarray(logits), jnp.asarray(targets), eps)
+    np.testing.assert_allclose(got, by_hand, rtol=1e-5)
+    np.testing.assert_allclose(losses.token_cross_entropy(logits, targets),
+                               -np.take_along_axis(log_p, targets[..., None], -1)[..., 0],
+                               rtol=1e-5)
+    mean = losses.masked_mean(got, jnp.asarray(weights))
+    np.testing.assert_allclose(mean, (by_hand * weights).sum() / 8, rtol=1e-5)
+    assert float(losses.masked_mean(got, jnp.zeros_like(weights))) == 0.0

@@ -171,3 +171,28 @@ def test_adamw_decoupled_decay_differs_from_coupled_adam():
     adam, _ = optim.build(_optim_cfg(name="adam", lr=0.1, weight_decay=0.1,
                                      schedule="constant"), 10)
     np.testing.assert_allclose(_run(adam, {"w": np.array([1.0])}, g)["w"], [0.9], rtol=1e-5)
+
+
+def test_inverse_sqrt_schedule_is_fairseqs():
+    cfg = _optim_cfg(lr=1e-3, schedule="inverse_sqrt", warmup_steps=200)
+    lr = optim.learning_rate_schedule(cfg, 1500)
+    for s in (0, 99, 199, 200, 799, 1499):  # lr · min((s+1)/200, sqrt(200/(s+1)))
+        expected = 1e-3 * min((s + 1) / 200, (200 / (s + 1)) ** 0.5)
+        assert float(lr(s)) == pytest.approx(expected, rel=1e-6), s
+    with pytest.raises(ConfigError, match="needs optim.warmup_steps"):
+        optim.learning_rate_schedule(_optim_cfg(schedule="inverse_sqrt"), 10)
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    cfg = _optim_cfg(lr=0.6, schedule="linear", warmup_steps=10)
+    lr = optim.learning_rate_schedule(cfg, 110)
+    for t, v in {0: 0.0, 5: 0.3, 10: 0.6, 60: 0.3, 110: 0.0}.items():
+        assert float(lr(t)) == pytest.approx(v, abs=1e-7), t
+
+
+def test_freezing_by_a_path_pattern():
+    subset = optim.TrainableSubset(("encoder/kernel", "encoder/bias", "head/kernel"), {})
+    kept = optim.frozen_by_pattern(subset, "^encoder/", list(subset.names))
+    assert kept.names == ("head/kernel",)
+    with pytest.raises(ConfigError, match="matches no parameter path"):
+        optim.frozen_by_pattern(subset, "^backbone/", list(subset.names))

@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 
 import jax
 import numpy as np
@@ -18,9 +19,8 @@ from helpers import (
     train_losses,
 )
 
+from lib import checkpoint, registry, train
 from lib import config as config_lib
-from lib import task as task_lib
-from lib import train
 
 
 def test_run_writes_every_file(tmp_path):
@@ -151,7 +151,7 @@ def test_quick_run_of_every_config_family(tmp_path, path):
     config = config_lib.load_file(path, "quick")
     config.progress = False
     if config.procedure:
-        results = task_lib.resolve(config.procedure, "procedure")(config, tmp_path)
+        results = registry.resolve(config.procedure, "procedure")(config, tmp_path)
     else:
         config.total_steps = 4
         config.checkpoint_every = 2
@@ -183,3 +183,36 @@ def test_paper_scale_config_trains_on_tfds_mock(tmp_path, spec, overrides):
         results = train.run(config, tmp_path)
     assert np.isfinite(results["eval/loss"]) and "eval/top5_accuracy" in results
     assert len(train_losses(tmp_path)) == 3
+
+
+def test_training_clock_excludes_a_slow_eval_and_continues_on_resume(tmp_path, monkeypatch):
+    """Evals that each sleep 1 s are not training time; a resumed run starts its clock from
+    the checkpoint's."""
+    real_evaluate = train.Trainer.evaluate
+
+    def slow_evaluate(self, state):
+        time.sleep(1.0)
+        return real_evaluate(self, state)
+
+    monkeypatch.setattr(train.Trainer, "evaluate", slow_evaluate)
+    start = time.perf_counter()
+    results = train.run(digits_config(eval_every=3), tmp_path / "whole")
+    wall = time.perf_counter() - start
+    clocks = [m[train.CLOCK_KEY] for m in read_metrics(tmp_path / "whole")
+              if train.CLOCK_KEY in m]
+    assert len(clocks) == 4 and clocks == sorted(clocks) and clocks[-1] > 0  # 3, 6, 9, 12
+    assert results[train.CLOCK_KEY] == clocks[-1] < wall - 4.0
+
+    workdir, real_batch = tmp_path / "resumed", train.sharding.global_batch
+    crash_on_batch(monkeypatch, 9)  # batches: 3 train, eval, 3 train, eval, step 7: killed
+    with pytest.raises(Crash):
+        train.run(digits_config(eval_every=3), workdir)
+    monkeypatch.setattr(train.sharding, "global_batch", real_batch)  # evaluate stays slow
+    ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=2, read_only=True)
+    saved = ckpt.restore_latest(train.build(digits_config()).init_state)
+    ckpt.close()
+    assert saved.step == 4 and saved.loop["clock"] > 0
+    train.run(digits_config(eval_every=3), workdir)
+    clocks = [m[train.CLOCK_KEY] for m in read_metrics(workdir) if train.CLOCK_KEY in m]
+    assert len(clocks) == 4 and clocks == sorted(clocks)
+    assert clocks[1] > saved.loop["clock"]  # step 6 counts on from the checkpoint at 4

@@ -64,7 +64,7 @@ def _robustness(config, workdir) -> dict:
         if saved.get("settings") == settings:
             return saved["values"]
     _, setup, state = train.load_final(workdir / "train")
-    model = setup.merge(state["params"], state["batch_stats"])
+    model = setup.model(state)
     mean, std = (jnp.asarray(v, jnp.float32) for v in data.normalization_stats(config.data))
     pixels = config_lib.updated(config, {"data.normalization": "none"}).data
     cfg = config.robustness

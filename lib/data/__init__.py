@@ -12,6 +12,7 @@ from lib.data.errors import DatasetError, DatasetNotFoundError, DatasetUnreadabl
 from lib.data.pipeline import (
     DatasetInfo,
     eval_batches,
+    eval_set_specs,
     get_info,
     normalization_stats,
     train_iterator,
@@ -23,6 +24,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DatasetUnreadableError",
     "eval_batches",
+    "eval_set_specs",
     "get_info",
     "normalization_stats",
     "train_iterator",

@@ -14,10 +14,10 @@ import numpy as np
 from absl import flags
 
 from lib import config as config_lib
+from lib import registry
 from lib.config import ConfigError
 from lib.data import preprocess, sources
 
-AUGMENTS = ("none", "flip", "cifar", "imagenet")
 NORMALIZATIONS = ("dataset", "none", *preprocess.NORMALIZATION)
 
 
@@ -25,97 +25,217 @@ NORMALIZATIONS = ("dataset", "none", *preprocess.NORMALIZATION)
 class DatasetInfo:
     name: str
     image_shape: tuple[int, int, int]  # H, W, C of the batches' images (after pool / crop)
-    num_classes: int
+    num_classes: int  # 0: the records carry no labels
     num_train: int  # examples in the (possibly subset) train split
     num_eval: int
     origins: dict = dataclasses.field(default_factory=dict)  # split role -> where it is read from
+    views: tuple = ()  # multi-view batches: (count, side) per group of batch['views']
+    keys: tuple = ()  # record keys of a train batch besides 'image' and 'label'
+
+
+def _spatial(record: dict, spatial: tuple) -> dict:
+    """The arrays that move with the image; extras become float32 so resizes stay exact."""
+    return {"image": record["image"],
+            **{k: np.asarray(record[k], np.float32) for k in spatial}}
 
 
 @dataclasses.dataclass(frozen=True)
 class _Prepare:
-    """Deterministic record transform: pool, for ImageNet eval resize + center crop, blur."""
+    """Deterministic record transform: pool, for ImageNet eval resize + center crop, blur.
+    The split's spatial keys are pooled and cropped with the image (not blurred)."""
 
     pool: int
     center_crop: int  # 0 = none
     blur: int = 0
+    spatial: tuple = ()
 
     def __call__(self, record: dict) -> dict:
-        image = preprocess.pool(record["image"], self.pool)
+        arrays = {k: preprocess.pool(v, self.pool)
+                  for k, v in _spatial(record, self.spatial).items()}
         if self.center_crop:
-            image = preprocess.resize_center_crop(image, self.center_crop)
-        return {"image": preprocess.blur(image, self.blur), "label": record["label"]}
+            arrays = {k: preprocess.resize_center_crop(v, self.center_crop)
+                      for k, v in arrays.items()}
+        arrays["image"] = preprocess.blur(arrays["image"], self.blur)
+        return {**record, **arrays}
 
 
 @dataclasses.dataclass(frozen=True)
-class _Augment:
-    """Random train transform; grain seeds `rng` from (seed, position in the stream)."""
+class Augment:
+    """Random train transforms of one record; grain seeds `rng` from (seed, position in the
+    stream). Subclasses override `transform` on the record's spatial arrays (the image and the
+    split's spatial keys, already pooled), drawing each random parameter once for all of
+    them. A paper's own augmentation is such a class, named data.augment = "module:Name"."""
 
-    pool: int
-    augment: str
-    size: int
-    blur: int = 0
+    data_cfg: object
+    size: int  # side of the output images
+    spatial: tuple = ()
+
+    def transform(self, arrays: dict, rng: np.random.Generator) -> dict:
+        return arrays
 
     def __call__(self, record: dict, rng: np.random.Generator) -> dict:
-        image = preprocess.pool(record["image"], self.pool)
-        if self.augment == "imagenet":
-            image = preprocess.random_resized_crop(image, rng, self.size)
-        image = preprocess.flip(image, rng)
-        if self.augment == "cifar":
-            image = preprocess.pad_crop(image, rng)
-        return {"image": preprocess.blur(image, self.blur), "label": record["label"]}
+        arrays = {k: preprocess.pool(v, self.data_cfg.pool)
+                  for k, v in _spatial(record, self.spatial).items()}
+        arrays = self.transform(arrays, rng)
+        if "image" in arrays:
+            arrays["image"] = preprocess.blur(arrays["image"], self.data_cfg.blur)
+        return {**record, **arrays}
+
+
+class Flip(Augment):
+    def transform(self, arrays, rng):
+        return preprocess.flip(arrays, rng)
+
+
+class CifarCrop(Augment):
+    """Flip, then a random crop from the image zero-padded by 4."""
+
+    def transform(self, arrays, rng):
+        return preprocess.pad_crop(preprocess.flip(arrays, rng), rng)
+
+
+class InceptionCrop(Augment):
+    """Inception-style random resized crop to data.image_size, then a flip."""
+
+    def transform(self, arrays, rng):
+        return preprocess.flip(preprocess.random_resized_crop(arrays, rng, self.size), rng)
+
+
+class Views(Augment):
+    """Several views of one record (SimCLR's two crops, SwAV's 2 global + k local): group g
+    gives data.views[g] random resized crops of side data.view_sizes[g], area fraction in
+    [view_min_scale[g], view_max_scale[g]], each flipped at random. The record's image and
+    spatial keys are replaced by 'views': a list of one dict per group, {key: [count, S, S, C]}.
+    Colour and blur, which need no resampling, can run on device (lib.data.device_augment)."""
+
+    def __call__(self, record, rng):
+        arrays = {k: preprocess.pool(v, self.data_cfg.pool)
+                  for k, v in _spatial(record, self.spatial).items()}
+        groups = []
+        for count, side, low, high in view_groups(self.data_cfg):
+            crops = [preprocess.flip(preprocess.random_resized_crop(arrays, rng, side,
+                                                                    (low, high)), rng)
+                     for _ in range(count)]
+            groups.append({k: np.stack([c[k] for c in crops]) for k in arrays})
+        rest = {k: v for k, v in record.items() if k not in arrays}
+        return {**rest, "views": groups}
+
+
+AUGMENTS = {"none": None, "flip": Flip, "cifar": CifarCrop, "imagenet": InceptionCrop,
+            "views": Views}
+
+
+def view_groups(data_cfg) -> list[tuple[int, int, float, float]]:
+    """(count, side, min scale, max scale) per view group; [] unless data.augment='views'."""
+    if data_cfg.augment != "views":
+        return []
+    counts = [n for n in data_cfg.views if n]
+    sides, lows, highs = (list(data_cfg.view_sizes), list(data_cfg.view_min_scale),
+                          list(data_cfg.view_max_scale))
+    if not counts:
+        raise ConfigError("data.augment='views' needs data.views, the number of views per "
+                          "group (e.g. (2,) for two crops, (2, 6) for 2 global + 6 local)")
+    if not len(sides) == len(lows) == len(highs) == len(counts):
+        raise ConfigError(f"data.views={tuple(data_cfg.views)} has {len(counts)} groups; "
+                          "data.view_sizes, view_min_scale and view_max_scale need one entry "
+                          f"each (they have {len(sides)}, {len(lows)}, {len(highs)})")
+    for side, low, high in zip(sides, lows, highs):
+        if side < 1 or not 0 < low <= high <= 1:
+            raise ConfigError(f"data.view_sizes={tuple(sides)}, view_min_scale={tuple(lows)}, "
+                              f"view_max_scale={tuple(highs)}: sides must be >= 1 and "
+                              "0 < min scale <= max scale <= 1")
+    return list(zip(counts, sides, lows, highs))
+
+
+def _augment_class(data_cfg):
+    if registry.is_spec(data_cfg.augment):
+        return registry.resolve(data_cfg.augment, "data.augment")
+    if data_cfg.augment not in AUGMENTS:
+        raise ConfigError(f"data.augment={data_cfg.augment!r}; expected one of "
+                          f"{tuple(AUGMENTS)} or a 'module:Name' Augment class")
+    return AUGMENTS[data_cfg.augment]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class _Collate:
-    """Stacks records into a batch and normalises it: image * scale + shift per channel."""
+    """Stacks records into a batch and normalises its images: image * scale + shift per
+    channel (also every view's image). Other keys are stacked as they come."""
 
     scale: np.ndarray
     shift: np.ndarray
 
-    def __call__(self, records: list[dict]) -> dict:
-        images = np.stack([r["image"] for r in records]).astype(np.float32)
+    def _images(self, images: np.ndarray) -> np.ndarray:
+        images = images.astype(np.float32)
         images *= self.scale
         images += self.shift
-        batch = {"image": images, "label": np.array([r["label"] for r in records], np.int32)}
-        if "mask" in records[0]:
-            batch["mask"] = np.array([r["mask"] for r in records], np.float32)
+        return images
+
+    def __call__(self, records: list[dict]) -> dict:
+        batch = {}
+        for key in records[0]:
+            if key == "views":
+                batch[key] = [{k: self._images(v) if k == "image" else v
+                               for k, v in _stack([r[key][g] for r in records]).items()}
+                              for g in range(len(records[0][key]))]
+            elif key == "image":
+                batch[key] = self._images(np.stack([r[key] for r in records]))
+            elif key == "label":
+                batch[key] = np.array([r[key] for r in records], np.int32)
+            elif key == "mask":
+                batch[key] = np.array([r[key] for r in records], np.float32)
+            else:
+                batch[key] = np.stack([r[key] for r in records])
         return batch
+
+
+def _stack(records: list[dict]) -> dict:
+    return {k: np.stack([r[k] for r in records]) for k in records[0]}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class _PaddedEval:
-    """Eval record by index; indices past the split give a zero image with mask 0."""
+    """Eval record by index; indices past the split give zeros shaped like the first record,
+    with mask 0."""
 
-    records: sources.Records
+    records: object
     prepare: _Prepare
-    pad_image: np.ndarray
 
     def __call__(self, index: int) -> dict:
         if index < len(self.records):
             return {**self.prepare(self.records[index]), "mask": 1.0}
-        return {"image": self.pad_image, "label": 0, "mask": 0.0}
+        first = self.prepare(self.records[0])
+        return {**{k: np.zeros_like(v) for k, v in first.items()}, "mask": 0.0}
+
+
+_RESIZING = ("imagenet", "views")  # augmentations that resample: image_size sets the eval crop
 
 
 def _check(data_cfg) -> None:
-    if data_cfg.augment not in AUGMENTS:
-        raise ConfigError(f"data.augment={data_cfg.augment!r}; expected one of {AUGMENTS}")
+    augment_class = _augment_class(data_cfg)
     if data_cfg.normalization not in NORMALIZATIONS:
         raise ConfigError(
             f"data.normalization={data_cfg.normalization!r}; expected one of {NORMALIZATIONS}"
         )
     if data_cfg.pool < 1:
         raise ConfigError(f"data.pool={data_cfg.pool} must be >= 1")
-    if data_cfg.augment == "imagenet" and data_cfg.pool != 1:
+    if data_cfg.augment in _RESIZING and data_cfg.pool != 1:
         raise ConfigError(
-            "data.augment='imagenet' sets the resolution with data.image_size; use pool=1"
-        )
-    if data_cfg.augment != "imagenet" and data_cfg.image_size:
-        raise ConfigError("data.image_size is used only with data.augment='imagenet'; set it to 0")
+            f"data.augment={data_cfg.augment!r} sets the resolution with data.image_size "
+            "(and data.view_sizes); use pool=1")
+    if data_cfg.augment not in _RESIZING and data_cfg.image_size:
+        raise ConfigError("data.image_size is used only with data.augment='imagenet' or "
+                          "'views'; set it to 0")
+    if augment_class is not None and not (isinstance(augment_class, type)
+                                          and issubclass(augment_class, Augment)):
+        raise ConfigError(f"data.augment={data_cfg.augment!r} is not a subclass of "
+                          "lib.data.pipeline.Augment")
+    view_groups(data_cfg)
 
 
 def _image_shape(data_cfg, split: sources.Split) -> tuple[int, int, int]:
+    """Shape of the batches' 'image' (for 'views': of eval images; train views have theirs)."""
     h, w, c = split.image_shape
-    if data_cfg.augment == "imagenet":
+    if data_cfg.augment in _RESIZING:
         size = data_cfg.image_size or (h if h == w and h else 0)
         if not size:
             raise ConfigError(
@@ -202,6 +322,8 @@ def get_info(data_cfg) -> DatasetInfo:
     _check(data_cfg)
     train = sources.open_split(data_cfg, "train")
     evaluation = sources.open_split(data_cfg, "eval")
+    keys = tuple(k for k in train.records[0] if k not in ("image", "label")) if len(
+        train.records) else ()
     return DatasetInfo(
         data_cfg.name,
         _image_shape(data_cfg, train),
@@ -209,7 +331,16 @@ def get_info(data_cfg) -> DatasetInfo:
         len(train.records),
         len(evaluation.records),
         {"train": train.origin, "eval": evaluation.origin},
+        tuple((n, side) for n, side, _, _ in view_groups(data_cfg)),
+        keys,
     )
+
+
+def _train_transform(data_cfg, split: sources.Split, size: int):
+    augment_class = _augment_class(data_cfg)
+    if augment_class is None:
+        return _Prepare(data_cfg.pool, 0, data_cfg.blur, split.spatial)
+    return augment_class(data_cfg, size, split.spatial)
 
 
 def train_iterator(data_cfg, *, seed: int, process_index: int = 0, process_count: int = 1):
@@ -223,11 +354,9 @@ def train_iterator(data_cfg, *, seed: int, process_index: int = 0, process_count
     train = sources.open_split(data_cfg, "train")
     shape = _image_shape(data_cfg, train)
     dataset = grain.MapDataset.source(train.records).seed(seed).shuffle().repeat()
-    if data_cfg.augment == "none":
-        dataset = dataset.map(_Prepare(data_cfg.pool, 0, data_cfg.blur))
-    else:
-        dataset = dataset.random_map(_Augment(data_cfg.pool, data_cfg.augment, shape[0],
-                                              data_cfg.blur))
+    transform = _train_transform(data_cfg, train, shape[0])
+    dataset = (dataset.map(transform) if isinstance(transform, _Prepare)
+               else dataset.random_map(transform))
     dataset = dataset.batch(per_process, drop_remainder=True, batch_fn=_collate(data_cfg, train))
     return iter(_to_iter(dataset[process_index::process_count], data_cfg))
 
@@ -245,17 +374,39 @@ class EvalBatches:
         return iter(_to_iter(self._dataset, self._data_cfg))
 
 
+def eval_set_specs(sets) -> dict[str, dict]:
+    """config.eval.sets entries -> {label: eval_batches keyword arguments}.
+
+    'validation' is that split of the run's dataset, logged as eval_validation/…;
+    'label=split' names it; 'label=dataset@split' reads another dataset (ImageNet-9
+    Mixed-Rand, a corrupted copy) with the run's preprocessing and normalisation."""
+    out = {}
+    for entry in (e for e in sets if e):
+        label, _, rest = entry.partition("=")
+        dataset, at, split = (rest or label).rpartition("@")
+        if not label.isidentifier() or (at and not (dataset and split)) or not split:
+            raise ConfigError(f"eval.sets entry {entry!r}: expected 'split', 'label=split' or "
+                              "'label=dataset@split' with an identifier label")
+        if label in out:
+            raise ConfigError(f"eval.sets: label {label!r} appears twice")
+        out[label] = ({"other": {"name": dataset, "eval_split": split}} if dataset
+                      else {"split": split})
+    return out
+
+
 def eval_batches(data_cfg, *, process_index: int = 0, process_count: int = 1,
-                 other: dict | None = None) -> EvalBatches:
+                 other: dict | None = None, split: str = "") -> EvalBatches:
     """One ordered pass over the eval split; the last global batch is padded, 'mask' marks reals.
 
-    `other` ({'name', 'eval_split', 'data_dir'}) reads another dataset's split in the eval
-    split's place with this config's preprocessing and normalisation: the released corrupted
-    copies of a test set (cifar10_corrupted/<corruption>_<severity>, tiny_imagenet_c/...).
+    `split` names another split of the same dataset in the eval split's place (an eval set such
+    as 'validation'). `other` ({'name', 'eval_split', 'data_dir'}) reads another dataset's
+    split there with this config's preprocessing and normalisation: the released corrupted
+    copies of a test set (cifar10_corrupted/<corruption>_<severity>, tiny_imagenet_c/...), a
+    background-swapped test set.
     """
     _check(data_cfg)
     per_process = _per_process(data_cfg.eval_batch_size, process_count, "eval_batch_size")
-    evaluation = sources.open_split(data_cfg, "eval")
+    evaluation = sources.open_split(data_cfg, "eval", split or None)
     shape = _image_shape(data_cfg, evaluation)
     if other:
         clean, evaluation = evaluation, sources.open_split(config_lib.updated(data_cfg, other),
@@ -263,12 +414,11 @@ def eval_batches(data_cfg, *, process_index: int = 0, process_count: int = 1,
         if _image_shape(data_cfg, evaluation) != shape:
             raise ConfigError(f"{other['name']} images are {evaluation.image_shape}, the eval "
                               f"split's {clean.image_shape}")
-    crop = shape[0] if data_cfg.augment == "imagenet" else 0
+    crop = shape[0] if data_cfg.augment in _RESIZING else 0
     num = len(evaluation.records)
     padded = math.ceil(num / data_cfg.eval_batch_size) * data_cfg.eval_batch_size
-    record = _PaddedEval(
-        evaluation.records, _Prepare(data_cfg.pool, crop, data_cfg.blur), np.zeros(shape, np.uint8)
-    )
+    record = _PaddedEval(evaluation.records,
+                         _Prepare(data_cfg.pool, crop, data_cfg.blur, evaluation.spatial))
     dataset = grain.MapDataset.range(padded).map(record)
     dataset = dataset.batch(
         per_process, drop_remainder=True, batch_fn=_collate(data_cfg, evaluation)

@@ -38,18 +38,25 @@ def pool(images: np.ndarray, factor: int) -> np.ndarray:
     return cropped.reshape(*lead, h2, factor, w2, factor, c).mean(axis=(-4, -2), dtype=np.float32)
 
 
-def flip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+# The random ops take one example's spatial arrays ({'image': HWC, 'fg_mask': HWC, ...}) and
+# draw their parameters once, so every array gets the same crop and flip.
+
+
+def flip(arrays: dict, rng: np.random.Generator) -> dict:
     """Horizontal flip with probability 1/2."""
-    return image[:, ::-1] if rng.random() < 0.5 else image
+    return {k: v[:, ::-1] for k, v in arrays.items()} if rng.random() < 0.5 else arrays
 
 
-def pad_crop(image: np.ndarray, rng: np.random.Generator, pad: int = CIFAR_PAD) -> np.ndarray:
-    """Random crop of the native size from the image zero-padded by `pad` on every side."""
-    h, w, c = image.shape
-    padded = np.zeros((h + 2 * pad, w + 2 * pad, c), image.dtype)
-    padded[pad : pad + h, pad : pad + w] = image
+def pad_crop(arrays: dict, rng: np.random.Generator, pad: int = CIFAR_PAD) -> dict:
+    """Random crop of the native size from the arrays zero-padded by `pad` on every side."""
     top, left = rng.integers(0, 2 * pad + 1, size=2)
-    return padded[top : top + h, left : left + w]
+    out = {}
+    for k, image in arrays.items():
+        h, w, c = image.shape
+        padded = np.zeros((h + 2 * pad, w + 2 * pad, c), image.dtype)
+        padded[pad : pad + h, pad : pad + w] = image
+        out[k] = padded[top : top + h, left : left + w]
+    return out
 
 
 def blur(image: np.ndarray, factor: int) -> np.ndarray:
@@ -62,18 +69,28 @@ def blur(image: np.ndarray, factor: int) -> np.ndarray:
 
 
 def _resize(image: np.ndarray, size: tuple[int, int], box=None) -> np.ndarray:
-    """Bilinear (antialiased) resize of the `box` region (x0, y0, x1, y1) to size (h, w)."""
-    gray = image.shape[-1] == 1
-    pil = Image.fromarray(image[..., 0] if gray else image)
-    out = np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BILINEAR, box=box))
-    return out[..., None] if gray else out
+    """Bilinear (antialiased) resize of the `box` region (x0, y0, x1, y1) to size (h, w).
+
+    uint8 images (1 or 3 channels) stay uint8; anything else (a float mask) is resized per
+    channel in float32."""
+    resample = Image.Resampling.BILINEAR
+    if image.dtype == np.uint8 and image.shape[-1] in (1, 3):
+        gray = image.shape[-1] == 1
+        pil = Image.fromarray(image[..., 0] if gray else image)
+        out = np.asarray(pil.resize((size[1], size[0]), resample, box=box))
+        return out[..., None] if gray else out
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], np.float32))
+                           .resize((size[1], size[0]), resample, box=box))
+                for c in range(image.shape[-1])]
+    return np.stack(channels, -1)
 
 
-def _crop_box(h: int, w: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+def _crop_box(h: int, w: int, rng: np.random.Generator, scale=CROP_SCALE
+              ) -> tuple[int, int, int, int]:
     """(top, left, height, width) of an Inception-style crop; a center crop when sampling fails."""
     log_ratio = np.log(CROP_RATIO)
     for _ in range(CROP_TRIES):
-        area = h * w * rng.uniform(*CROP_SCALE)
+        area = h * w * rng.uniform(*scale)
         aspect = math.exp(rng.uniform(*log_ratio))
         cw = round(math.sqrt(area * aspect))
         ch = round(math.sqrt(area / aspect))
@@ -90,10 +107,13 @@ def _crop_box(h: int, w: int, rng: np.random.Generator) -> tuple[int, int, int, 
     return (h - ch) // 2, (w - cw) // 2, ch, cw
 
 
-def random_resized_crop(image: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
-    """Inception-style crop (area CROP_SCALE, aspect CROP_RATIO) resized to size x size."""
-    top, left, ch, cw = _crop_box(*image.shape[:2], rng)
-    return _resize(image, (size, size), box=(left, top, left + cw, top + ch))
+def random_resized_crop(arrays: dict, rng: np.random.Generator, size: int,
+                        scale: tuple[float, float] = CROP_SCALE) -> dict:
+    """Inception-style crop (area fraction in `scale`, aspect CROP_RATIO) resized to
+    size x size."""
+    top, left, ch, cw = _crop_box(*arrays["image"].shape[:2], rng, scale)
+    return {k: _resize(v, (size, size), box=(left, top, left + cw, top + ch))
+            for k, v in arrays.items()}
 
 
 def resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:

@@ -1,121 +1,39 @@
-"""Random-access splits by dataset name: in-memory arrays (Fashion-MNIST, digits) or TFDS.
+"""Random-access splits by dataset name: in-memory arrays (Fashion-MNIST, digits), the user's
+Tiny ImageNet files, TFDS, or a paper's own source named "module:Name".
 
-A split yields records {'image': raw HWC pixels, 'label': int}; everything else (pooling,
-augmentation, normalisation, batching) happens in the Grain pipeline, the same for every source.
+A split yields records (lib.data.records): dicts with 'image' (raw HWC pixels), 'label' where
+the dataset is labelled, and any further keys; everything else (pooling, augmentation,
+normalisation, batching) happens in the Grain pipeline, the same for every source.
+
+A source is a function (data_cfg, split_name) -> records.Split. Built-in ones are registered in
+SOURCES by the part of data.name before any '/' (tiny_imagenet_c/<variant>); any other name
+with a ':' and an identifier after it is resolved as "module:function"; the rest are TFDS
+names (which may carry a version, cifar10:3.0.2).
 """
 
 import dataclasses
 import functools
 from collections.abc import Iterator
-from typing import Protocol
 
 import numpy as np
 
+from lib import registry
 from lib.config import ConfigError
-from lib.data import fashion_mnist
+from lib.data import fashion_mnist, tiny_imagenet
 from lib.data.errors import DatasetNotFoundError
+from lib.data.records import (  # noqa: F401  (re-exported: the names sources are built from)
+    ArrayRecords,
+    Records,
+    Split,
+    spaced_images,
+    stratified_subset,
+    subset_indices,
+)
+from lib.data.records import hold_out as _hold_out
 
-STATS_RECORDS = 1024  # TFDS records read for 'dataset' normalisation statistics
-_CHUNK = 4096  # records per vectorised step over in-memory arrays
-
-
-class Records(Protocol):
-    def __len__(self) -> int: ...
-    def __getitem__(self, index: int) -> dict: ...
-    def all_labels(self) -> np.ndarray: ...
-    def stats_images(self) -> Iterator[np.ndarray]: ...
-    def subset(self, indices: np.ndarray) -> "Records": ...
-
-
-@dataclasses.dataclass(frozen=True)
-class Split:
-    """A split's records and what preprocessing must know before it sees any record."""
-
-    which: str  # 'train' or 'eval': the role in data_cfg, whatever the split's TFDS name
-    records: Records
-    image_shape: tuple  # raw H, W, C; None for a dimension that varies between records
-    num_classes: int
-    max_value: float  # raw pixel value of full intensity (255; 16 for digits)
-    origin: str = ""  # where the records are read from (recorded in run.json)
-
-
-def spaced_images(records: Records) -> Iterator[np.ndarray]:
-    """At most STATS_RECORDS evenly spaced images, one [H, W, C] at a time: the statistics
-    sample of sources whose records are decoded one by one."""
-    picks = np.unique(np.linspace(0, len(records) - 1,
-                                  min(len(records), STATS_RECORDS)).astype(int))
-    return (records[int(i)]["image"] for i in picks)
-
-
-class ArrayRecords:
-    """An in-memory split: records are views into one image and one label array."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
-        self.images, self.labels = images, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict:
-        return {"image": self.images[index], "label": self.labels[index]}
-
-    def all_labels(self) -> np.ndarray:
-        return self.labels
-
-    def stats_images(self) -> Iterator[np.ndarray]:
-        """Every image, in chunks of [n, H, W, C]."""
-        return (self.images[i : i + _CHUNK] for i in range(0, len(self), _CHUNK))
-
-    def subset(self, indices: np.ndarray) -> "ArrayRecords":
-        return ArrayRecords(self.images[indices], self.labels[indices])
-
-
-class TfdsRecords:
-    """A TFDS ArrayRecord split (random access, decoded by TFDS without TensorFlow)."""
-
-    def __init__(self, source, indices: np.ndarray | None = None):
-        self._source = source
-        self._indices = np.arange(len(source)) if indices is None else indices
-
-    def __len__(self) -> int:
-        return len(self._indices)
-
-    def __getitem__(self, index: int) -> dict:
-        record = self._source[int(self._indices[index])]
-        return {"image": record["image"], "label": record["label"]}
-
-    def all_labels(self) -> np.ndarray:
-        """Reads (and decodes) every record once: seconds for CIFAR, long for ImageNet."""
-        return np.array([self._source[int(i)]["label"] for i in self._indices], np.int32)
-
-    def stats_images(self) -> Iterator[np.ndarray]:
-        return spaced_images(self)
-
-    def subset(self, indices: np.ndarray) -> "TfdsRecords":
-        return TfdsRecords(self._source, self._indices[indices])
-
-
-def stratified_subset(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
-    """Sorted indices of `count` examples, as equal per class as the class sizes allow.
-
-    Classes that run out give their share to the others; leftover examples go to randomly
-    chosen classes. Deterministic in (labels, count, seed).
-    """
-    if count > len(labels):
-        raise ConfigError(f"asked for a subset of {count} examples from a split of {len(labels)}")
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    members = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
-    room = np.array([len(m) for m in members])
-    quota = np.zeros(len(classes), int)
-    while (left := count - quota.sum()) > 0:
-        open_ = np.flatnonzero(quota < room)
-        share = left // len(open_)
-        if share == 0:
-            quota[rng.choice(open_, size=left, replace=False)] += 1
-        else:
-            quota[open_] = np.minimum(room[open_], quota[open_] + share)
-    return np.sort(np.concatenate([m[:q] for m, q in zip(members, quota)]))
+VALIDATION_SEED_OFFSET = 7919  # the held-out validation draw uses subset_seed + this
+_NO_VALIDATION = ("; data.validation_examples > 0 holds a 'validation' split out of the train "
+                  "split")
 
 
 @functools.lru_cache(maxsize=4)
@@ -138,15 +56,76 @@ def _digits(seed: int, test_fraction: float) -> dict[str, ArrayRecords]:
     }
 
 
-def _tfds(name: str, split: str, data_dir: str, which: str) -> Split:
+def _digits_source(data_cfg, split: str) -> Split:
+    splits = _digits(data_cfg.subset_seed, data_cfg.test_fraction)
+    if split not in splits:
+        raise ConfigError(f"digits has splits {sorted(splits)}, not {split!r}{_NO_VALIDATION}")
+    return Split("", splits[split], (8, 8, 1), 10, 16.0,
+                 f"sklearn.datasets.load_digits, {split} part of the seeded split")
+
+
+def _fashion_mnist_source(data_cfg, split: str) -> Split:
+    if split not in fashion_mnist.FILES:
+        raise ConfigError(f"fashion_mnist has splits {sorted(fashion_mnist.FILES)}, not "
+                          f"{split!r}{_NO_VALIDATION}")
+    images, labels = fashion_mnist.load(split)
+    return Split("", ArrayRecords(images, labels), images.shape[1:], 10, 255.0,
+                 f"{fashion_mnist.find_dir()} ({split})")
+
+
+def _tiny_imagenet_source(data_cfg, split: str) -> Split:
+    records = tiny_imagenet.load(data_cfg.name, split, data_cfg.data_dir)
+    where = tiny_imagenet.folder(data_cfg.name.partition("/")[0], data_cfg.data_dir)
+    return Split("", records, tiny_imagenet.IMAGE_SHAPE, tiny_imagenet.NUM_CLASSES, 255.0,
+                 f"{where} ({data_cfg.name} {split})")
+
+
+SOURCES = {
+    "fashion_mnist": _fashion_mnist_source,
+    "digits": _digits_source,
+    "tiny_imagenet": _tiny_imagenet_source,
+    "tiny_imagenet_c": _tiny_imagenet_source,
+}
+
+
+class TfdsRecords:
+    """A TFDS ArrayRecord split (random access, decoded by TFDS without TensorFlow)."""
+
+    def __init__(self, source, indices: np.ndarray | None = None, labelled: bool = True):
+        self._source, self._labelled = source, labelled
+        self._indices = np.arange(len(source)) if indices is None else indices
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self._source[int(self._indices[index])]
+        if not self._labelled:
+            return {"image": record["image"]}
+        return {"image": record["image"], "label": record["label"]}
+
+    def all_labels(self) -> np.ndarray | None:
+        """Reads (and decodes) every record once: seconds for CIFAR, long for ImageNet."""
+        if not self._labelled:
+            return None
+        return np.array([self._source[int(i)]["label"] for i in self._indices], np.int32)
+
+    def stats_images(self) -> Iterator[np.ndarray]:
+        return spaced_images(self)
+
+    def subset(self, indices: np.ndarray) -> "TfdsRecords":
+        return TfdsRecords(self._source, self._indices[indices], self._labelled)
+
+
+def _tfds(name: str, split: str, data_dir: str) -> Split:
     import tensorflow_datasets as tfds  # imported here: only TFDS datasets need it
 
     try:
         builder = tfds.builder(name, data_dir=data_dir or None)
     except tfds.core.registered.DatasetNotFoundError as e:
         raise ConfigError(
-            f"Unknown dataset {name!r}: not 'fashion_mnist', 'digits', 'tiny_imagenet', "
-            "'tiny_imagenet_c' or a TFDS dataset name."
+            f"Unknown dataset {name!r}: not one of {', '.join(SOURCES)}, a "
+            "'module:function' source or a TFDS dataset name."
         ) from e
     try:
         source = tfds.data_source(name, split=split, data_dir=data_dir or None, download=False)
@@ -176,39 +155,29 @@ def _tfds(name: str, split: str, data_dir: str, which: str) -> Split:
             ) from e
         raise
     features = builder.info.features
-    if "image" not in features or "label" not in features:
-        raise ConfigError(f"TFDS dataset {name!r} has no 'image' and 'label' features")
+    if "image" not in features:
+        raise ConfigError(f"TFDS dataset {name!r} has no 'image' feature")
+    labelled = "label" in features
     if np.dtype(features["image"].np_dtype) != np.uint8:
         raise ConfigError(f"TFDS dataset {name!r}: images are not uint8")
     return Split(
-        which,
-        TfdsRecords(source),
+        "",
+        TfdsRecords(source, labelled=labelled),
         tuple(features["image"].shape),
-        features["label"].num_classes,
+        features["label"].num_classes if labelled else 0,
         255.0,
         f"TFDS {name} {split} in {builder.data_dir}",
     )
 
 
-def _open_whole(data_cfg, split: str, which: str) -> Split:
-    if data_cfg.name == "fashion_mnist":
-        images, labels = fashion_mnist.load(split)
-        return Split(which, ArrayRecords(images, labels), images.shape[1:], 10, 255.0,
-                     f"{fashion_mnist.find_dir()} ({split})")
-    if data_cfg.name == "digits":
-        splits = _digits(data_cfg.subset_seed, data_cfg.test_fraction)
-        if split not in splits:
-            raise ConfigError(f"digits has splits {sorted(splits)}, not {split!r}")
-        return Split(which, splits[split], (8, 8, 1), 10, 16.0,
-                     f"sklearn.datasets.load_digits, {split} part of the seeded split")
-    if data_cfg.name.startswith("tiny_imagenet"):
-        from lib.data import tiny_imagenet  # imported here: it builds on this module
-
-        records = tiny_imagenet.load(data_cfg.name, split, data_cfg.data_dir)
-        where = tiny_imagenet.folder(data_cfg.name.partition("/")[0], data_cfg.data_dir)
-        return Split(which, records, tiny_imagenet.IMAGE_SHAPE, tiny_imagenet.NUM_CLASSES, 255.0,
-                     f"{where} ({data_cfg.name} {split})")
-    return _tfds(data_cfg.name, split, data_cfg.data_dir, which)
+def source(name: str):
+    """The source function of a data.name: a built-in, a "module:function", or TFDS."""
+    base = name.partition("/")[0]
+    if base in SOURCES:
+        return SOURCES[base]
+    if registry.is_spec(name):
+        return registry.resolve(name, "data.name")
+    return lambda data_cfg, split: _tfds(data_cfg.name, split, data_cfg.data_dir)
 
 
 LABELS = ("true", "random", "rotation")
@@ -217,11 +186,13 @@ LABELS = ("true", "random", "rotation")
 class RelabeledRecords:
     """A split whose labels are replaced once per example (pretraining tasks, early_phase.md
     §2): `random` draws a uniform class (it may equal the true one); `rotation` rotates the
-    image by r·90° counter-clockwise and labels it r ∈ {0, 1, 2, 3}. Draws are seeded and fixed
-    per position in the split, so every epoch sees the same task."""
+    image (and the split's spatial keys) by r·90° counter-clockwise and labels it r ∈
+    {0, 1, 2, 3}. Draws are seeded and fixed per position in the split, so every epoch sees
+    the same task."""
 
-    def __init__(self, records: Records, mode: str, num_classes: int, seed: int):
-        self.records, self.mode = records, mode
+    def __init__(self, records: Records, mode: str, num_classes: int, seed: int,
+                 spatial: tuple = ()):
+        self.records, self.mode, self.spatial = records, mode, ("image", *spatial)
         classes = 4 if mode == "rotation" else num_classes
         self.labels = np.random.default_rng(seed).integers(classes, size=len(records)).astype(
             np.int32)
@@ -230,10 +201,12 @@ class RelabeledRecords:
         return len(self.records)
 
     def __getitem__(self, index: int) -> dict:
-        record = self.records[index]
-        label = self.labels[index]
-        image = np.rot90(record["image"], k=label) if self.mode == "rotation" else record["image"]
-        return {"image": np.ascontiguousarray(image), "label": label}
+        record = dict(self.records[index])
+        record["label"] = label = self.labels[index]
+        if self.mode == "rotation":
+            for key in self.spatial:
+                record[key] = np.ascontiguousarray(np.rot90(record[key], k=label))
+        return record
 
     def all_labels(self) -> np.ndarray:
         return self.labels
@@ -245,19 +218,33 @@ class RelabeledRecords:
         raise NotImplementedError("relabel after taking the subset")
 
 
-def open_split(data_cfg, which: str) -> Split:
-    """The 'train' or 'eval' split named in data_cfg, with its stratified subset if asked, and
-    its labels replaced if data.labels asks (both splits; random labels: the train split)."""
-    split_name, count = {
-        "train": (data_cfg.train_split, data_cfg.train_examples),
-        "eval": (data_cfg.eval_split, data_cfg.eval_examples),
-    }[which]
-    split = _open_whole(data_cfg, split_name, which)
+def _open_whole(data_cfg, split_name: str) -> Split:
+    """The whole named split; with data.validation_examples > 0, 'validation' is a seeded
+    (stratified where labelled) part of the train split and the train split the rest."""
+    held = data_cfg.validation_examples
+    if held and split_name in (data_cfg.train_split, "validation"):
+        whole = source(data_cfg.name)(data_cfg, data_cfg.train_split)
+        parts = _hold_out(whole.records, held, data_cfg.subset_seed + VALIDATION_SEED_OFFSET)
+        part = "train" if split_name == data_cfg.train_split else "validation"
+        return dataclasses.replace(whole, records=parts[part],
+                                   origin=f"{whole.origin}, {part} part of "
+                                          f"data.validation_examples={held}")
+    return source(data_cfg.name)(data_cfg, split_name)
+
+
+def open_split(data_cfg, which: str, split_name: str | None = None) -> Split:
+    """The 'train' or 'eval' split named in data_cfg (or `split_name` in the eval role), with
+    its subset if asked (stratified where labelled), and its labels replaced if data.labels
+    asks (both splits; random labels: the train split)."""
+    names = {"train": (data_cfg.train_split, data_cfg.train_examples),
+             "eval": (data_cfg.eval_split, data_cfg.eval_examples)}
+    split_name, count = (split_name, 0) if split_name else names[which]
+    split = dataclasses.replace(_open_whole(data_cfg, split_name), which=which)
     if count > len(split.records):
         raise ConfigError(f"data.{which}_examples={count}, but the {split_name!r} split of "
                           f"{data_cfg.name} has only {len(split.records)} examples")
     if count > 0:
-        keep = stratified_subset(split.records.all_labels(), count, data_cfg.subset_seed)
+        keep = subset_indices(split.records, count, data_cfg.subset_seed)
         split = dataclasses.replace(split, records=split.records.subset(keep))
     if data_cfg.labels not in LABELS:
         raise ConfigError(f"data.labels={data_cfg.labels!r}; valid choices: {', '.join(LABELS)}")
@@ -268,8 +255,10 @@ def open_split(data_cfg, which: str) -> Split:
                               f"{h}x{w})")
         seed = data_cfg.subset_seed + (0 if which == "train" else 1)
         split = dataclasses.replace(split, num_classes=4, records=RelabeledRecords(
-            split.records, "rotation", 4, seed))
+            split.records, "rotation", 4, seed, split.spatial))
     elif data_cfg.labels == "random" and which == "train":
+        if not split.num_classes:
+            raise ConfigError(f"data.labels=random: {data_cfg.name} has no class labels")
         split = dataclasses.replace(split, records=RelabeledRecords(
             split.records, "random", split.num_classes, data_cfg.subset_seed))
     return split

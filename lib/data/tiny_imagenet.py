@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 
 from lib.config import ConfigError
-from lib.data import sources
 from lib.data.errors import DatasetNotFoundError
+from lib.data.records import spaced_images
 
 NAMES = ("tiny_imagenet", "tiny_imagenet_c")
 NUM_CLASSES = 200
@@ -55,7 +55,7 @@ class FileRecords:
         return self.labels
 
     def stats_images(self):
-        return sources.spaced_images(self)
+        return spaced_images(self)
 
     def subset(self, indices: np.ndarray) -> FileRecords:
         return FileRecords([self.paths[i] for i in indices], self.labels[indices])

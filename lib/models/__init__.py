@@ -9,6 +9,7 @@ docstrings of lib.models.resnet, lib.models.vgg and lib.models.vit.
 """
 from flax import nnx
 
+from lib import registry
 from lib.models.convnet import ConvNet
 from lib.models.layers import BN_INITS, DTYPES, KERNEL_INITS, LayerSpec
 from lib.models.mlp import MLP
@@ -43,11 +44,16 @@ def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
           rngs: nnx.Rngs) -> nnx.Module:
     """The model named by model_cfg.name (keys as in configs/base.py; VGG ignores width).
 
-    image_size, (height, width) or an int, is needed by 'vit' only (its position embedding has
-    one entry per patch); the conv nets accept any input size and ignore it. For 'vit' a
-    non-empty model.variant (Ti, S, B, L) sets width, depth, num_heads and mlp_dim; the
-    kernel_init and bn_* keys do not apply (big_vision initialisation, no BatchNorm).
+    A name "module.path:Name" is a callable with this function's arguments that returns the
+    module: a paper's own model, in its folder. image_size, (height, width) or an int, is
+    needed by 'vit' and 'mlp' only; the conv nets accept any input size and ignore it. For
+    'vit' a non-empty model.variant (Ti, S, B, L) sets width, depth, num_heads and mlp_dim;
+    the kernel_init and bn_* keys do not apply (big_vision initialisation, no BatchNorm).
     """
+    if registry.is_spec(model_cfg.name):
+        factory = registry.resolve(model_cfg.name, "model.name")
+        return factory(model_cfg, num_classes=num_classes, in_channels=in_channels,
+                       image_size=image_size, rngs=rngs)
     if model_cfg.name == "vit":
         return _build_vit(model_cfg, num_classes, in_channels, image_size, rngs)
     layers = LayerSpec(
