@@ -9,7 +9,17 @@ value whose type differs from the default's, and any value that breaks the key's
 
 import ml_collections
 
-from lib.config_rules import at_least, each, equal_to, finite, greater_than, in_range, module_spec
+from lib.config_rules import (
+    FRACTION,
+    SEED,
+    STEPS,
+    at_least,
+    each,
+    equal_to,
+    greater_than,
+    in_range,
+    module_spec,
+)
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -25,6 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.progress = True                # console progress lines (step, loss, steps/s, ETA)
     c.keep_steps = (0,)              # steps whose state is also checkpointed and never deleted (e.g. IMP rewind points; 0s ignored)
     c.procedure = ""                 # "module:function" of a multi-stage procedure (lib.procedure:imp) ('' = one training run)
+    c.sections = ("",)               # modules declaring a paper's own config sections (experiments.<slug>.config; their get_config sets it)
 
     c.model = ml_collections.ConfigDict()
     c.model.name = "cifar_resnet"    # cifar_resnet | imagenet_resnet | cifar_vgg | convnet | mlp | vit
@@ -109,24 +120,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.init.transform = ""            # "module:function" (params, masks, config) -> params applied to the starting parameters
     #                                  (e.g. experiments.early_phase.perturb:transform); '' = none
 
-    c.pretrain = ml_collections.ConfigDict()  # read by experiments.early_phase.procedure:run
-    c.pretrain.variant = ""          # '' (none) | random_labels | rotation | blur | subsample | no_augment: P steps before IMP
-    c.pretrain.steps = 0             # P: pretraining steps; the dense run and IMP levels then start from that state at step P
-    c.pretrain.blur = 4              # blur: down/up-sampling factor b (value uncertain in the spec)
-    c.pretrain.fraction = 0.1        # subsample: share of the training set kept (stratified)
-
-    c.early_stats = ml_collections.ConfigDict()  # read by experiments.early_phase.task:EarlyPhaseStatistics
-    c.early_stats.until = 4000       # last step of the statistics grid (1..10, every 10 to 100, 50 to 1,000, 250 beyond)
-    c.early_stats.bins = 20          # histogram of |W| over all kernels: equal bins on [0, hist_max]
-    c.early_stats.hist_max = 0.5     # upper edge (larger |W| counted in the last bin)
-
-    c.perturb = ml_collections.ConfigDict()  # read by experiments.early_phase.perturb:transform
-    c.perturb.name = "rewind"        # rewind | reinit | reinit_keep_sign | shuffle_layer | shuffle_layer_keep_sign | gaussian_noise
-    c.perturb.epsilon = 1.0          # gaussian_noise: noise std as a multiple of the reference std
-    c.perturb.noise_ref = "init_std"  # init_std (√(2/fan_in)) | rewound_std (std of the rewound unpruned weights)
-    c.perturb.seed = 0               # draws of reinit, shuffles and noise
-    c.perturb.names = ("",)          # experiments.early_phase.procedure:run: perturbations trained at the last IMP level ('' ignored)
-
     c.sparsity = ml_collections.ConfigDict()
     c.sparsity.mask = ""             # .npz of {0,1} masks by parameter path: applied at the start, kept through training
     c.sparsity.include = ""          # regex on kernel paths to prune (conv and linear kernels only; '' = all)
@@ -134,36 +127,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.sparsity.fraction = 0.2        # share of the remaining prunable weights removed per pruning level
     c.sparsity.scope = "global"      # global | layerwise magnitude ranking
     c.sparsity.openlth_threshold = False  # open_lth parity: threshold at index n removes n+1 weights
-
-    c.filter_pruning = ml_collections.ConfigDict()  # read by experiments.pruning_stability.task:FilterPruning
-    c.filter_pruning.layers = ("",)  # conv kernel paths pruned during training, in forward order ('' ignored)
-    c.filter_pruning.fractions = (0.0,)  # per layer: final pruned fraction of its filters
-    c.filter_pruning.starts = (0,)   # per layer: first epoch (0-based) after which it is pruned
-    c.filter_pruning.ends = (0,)     # per layer: last epoch after which it may be pruned
-    c.filter_pruning.period = 40     # r: epochs between a layer's pruning events
-    c.filter_pruning.score = "L2"    # L2 | L1 (kernel norms) | EBN | EBN_alt (expected BN output; EBN_alt leaves kernels unmasked)
-    c.filter_pruning.target = "L"    # S (smallest) | L (largest; the public code's default) | R (random) | scratch (final masks at init, S) | none
-    c.filter_pruning.steps_per_epoch = 0  # optimizer steps per epoch: epoch t's events follow step (t+1)·this
-    c.filter_pruning.seed = 0        # draws of the R target
-    c.filter_pruning.mask_bn = True  # mask the following BN's γ, β with the filter (False: the noise study's L baseline)
-    c.filter_pruning.noise = "none"  # none | zero | gauss | zero_restore: perturb Prune_L's targets instead of pruning them (Figure 5, D.2)
-    c.filter_pruning.noise_steps = 0  # X: training steps the perturbation lasts (zero_restore: restored after X steps)
-
-    c.flatness = ml_collections.ConfigDict()  # read by experiments.pruning_stability.procedure:run after training
-    c.flatness.examples = 0          # first N eval images the Hessian and gradients use (paper: 512; 0 = not measured)
-    c.flatness.eigenvalues = 100     # top Hessian eigenvalues summed
-    c.flatness.method = "power"      # power (deflated, the paper's) | lanczos
-    c.flatness.iterations = 20       # power: Hessian-vector products per eigenvalue at most
-    c.flatness.tolerance = 1e-4      # power: relative change of the eigenvalue that stops it
-    c.flatness.step = 0              # the checkpoint measured (0 = the final state; keep_steps must keep it)
-    c.flatness.curve_vectors = 0     # accuracy/loss curves along the top eigenvectors (paper: 10; full test set each)
-    c.flatness.curve_epsilons = 81   # ε values evenly spaced on [−0.4, 0.4]
-
-    c.selectivity = ml_collections.ConfigDict()  # read by experiments.class_selectivity.task:SelectivityRegularized
-    c.selectivity.alpha = 0.0        # loss = CE − α·mean SI: α < 0 penalises class selectivity, α > 0 rewards it
-    c.selectivity.layers = ("",)     # feature names (model features=True) whose units are regularised and measured
-    c.selectivity.eps = 1e-7         # ε in SI = (μ_max − μ_−max)/(μ_max + μ_−max + ε)
-    c.selectivity.alpha_warmup_steps = 0  # α rises linearly from 0 over these steps (paper: ≈ 5 epochs, uncertain; 0 = off)
 
     c.robustness = ml_collections.ConfigDict()  # lib.evaluators.robustness after training (class_selectivity)
     c.robustness.noise_sigmas = (0.2, 0.4)  # Gaussian noise std in [0, 1] pixel units (clipped)
@@ -191,21 +154,17 @@ def get_config() -> ml_collections.ConfigDict:
     return c
 
 
-_STEPS = at_least(0)  # a step count or cadence; 0 = off / the end
-_SEED = at_least(0)
-_FRACTION = in_range(0, 1, high_open=True)
-
 # The allowed values of numeric and reference keys. Choices among names are checked where they
 # are used (models, data, optimizer, tasks), when the run is built and before anything is written.
 RULES = {
-    "seed": _SEED,
+    "seed": SEED,
     "task": module_spec(optional=False),
     "total_steps": at_least(1),
-    "log_every": _STEPS,
-    "eval_every": _STEPS,
-    "checkpoint_every": _STEPS,
+    "log_every": STEPS,
+    "eval_every": STEPS,
+    "checkpoint_every": STEPS,
     "keep_checkpoints": at_least(1),
-    "keep_steps": each(_STEPS),
+    "keep_steps": each(STEPS),
     "procedure": module_spec(optional=True),
     "model.depth": at_least(1),
     "model.width": at_least(1),
@@ -223,7 +182,7 @@ RULES = {
     "data.view_sizes": each(at_least(0)),
     "data.view_min_scale": each(in_range(0, 1, low_open=True)),
     "data.view_max_scale": each(in_range(0, 1, low_open=True)),
-    "data.subset_seed": _SEED,
+    "data.subset_seed": SEED,
     "data.test_fraction": in_range(0, 1, low_open=True, high_open=True),
     "data.pool": at_least(1),
     "data.blur": at_least(0),
@@ -233,14 +192,14 @@ RULES = {
     "data.num_workers": at_least(0),
     "data.prefetch": at_least(1),
     "optim.lr": at_least(0),
-    "optim.momentum": _FRACTION,
-    "optim.b1": _FRACTION,
-    "optim.b2": _FRACTION,
+    "optim.momentum": FRACTION,
+    "optim.b1": FRACTION,
+    "optim.b2": FRACTION,
     "optim.eps": at_least(0),
     "optim.weight_decay": at_least(0),
-    "optim.milestones": each(_STEPS),
+    "optim.milestones": each(STEPS),
     "optim.decay_factor": greater_than(0),
-    "optim.warmup_steps": _STEPS,
+    "optim.warmup_steps": STEPS,
     "optim.cosine_final_fraction": in_range(0, 1),
     "optim.grad_clip_norm": at_least(0),
     "optim.random_k": at_least(1),
@@ -249,32 +208,7 @@ RULES = {
     "mesh.fsdp_min_size": at_least(0),
     "init.step": equal_to(-1) | at_least(0),
     "init.transform": module_spec(optional=True),
-    "pretrain.steps": _STEPS,
-    "pretrain.blur": at_least(1),
-    "pretrain.fraction": in_range(0, 1, low_open=True),
-    "early_stats.until": at_least(1),
-    "early_stats.bins": at_least(1),
-    "early_stats.hist_max": greater_than(0),
-    "perturb.epsilon": at_least(0),
-    "perturb.seed": _SEED,
-    "sparsity.fraction": _FRACTION,
-    "filter_pruning.fractions": each(_FRACTION),
-    "filter_pruning.starts": each(at_least(0)),
-    "filter_pruning.ends": each(at_least(0)),
-    "filter_pruning.period": at_least(1),
-    "filter_pruning.steps_per_epoch": at_least(0),
-    "filter_pruning.seed": _SEED,
-    "filter_pruning.noise_steps": _STEPS,
-    "flatness.examples": at_least(0),
-    "flatness.eigenvalues": at_least(1),
-    "flatness.iterations": at_least(1),
-    "flatness.tolerance": greater_than(0),
-    "flatness.step": _STEPS,
-    "flatness.curve_vectors": at_least(0),
-    "flatness.curve_epsilons": at_least(1),
-    "selectivity.alpha": finite,
-    "selectivity.eps": greater_than(0),
-    "selectivity.alpha_warmup_steps": _STEPS,
+    "sparsity.fraction": FRACTION,
     "robustness.noise_sigmas": each(at_least(0)),
     "robustness.severities": each(in_range(1, 5)),
     "robustness.fgsm_eps": each(at_least(0)),
@@ -282,8 +216,8 @@ RULES = {
     "robustness.pgd_steps": at_least(1),
     "robustness.pca_threshold": in_range(0, 1, low_open=True),
     "robustness.gradient_units": at_least(0),
-    "robustness.seed": _SEED,
+    "robustness.seed": SEED,
     "imp.levels": at_least(0),
-    "imp.rewind_step": _STEPS,
+    "imp.rewind_step": STEPS,
     "eval.top_k": at_least(0),
 }

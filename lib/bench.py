@@ -99,18 +99,10 @@ def _magnitude_masks(setup: train.Setup, fraction: float) -> dict:
     return sparsity.magnitude_prune(params, sparsity.dense(setup.param_shapes(), names), fraction)
 
 
-def masked_step_overhead(depth: int, batch: int, steps: int, rounds: int = 3) -> dict:
-    """The train step with pruning masks (80 % of every kernel pruned, global magnitude)
-    against the same step without masks: medians of `rounds` alternating rounds. Target ≤ 5 %.
-    """
-    config = _config(depth, batch, steps)
-    dense = train.build(config, info=SYNTHETIC_CIFAR)
-    with tempfile.TemporaryDirectory() as tmp:
-        sparsity.save(f"{tmp}/mask.npz", _magnitude_masks(dense, 0.8))
-        config.sparsity.mask = f"{tmp}/mask.npz"
-        masked = train.build(config, info=SYNTHETIC_CIFAR)
-    runs = {name: _compiled_step(setup, batch) for name, setup in
-            (("dense", dense), ("masked", masked))}
+def _alternating_rounds(setups: dict, batch: int, steps: int, rounds: int) -> list[float]:
+    """Median seconds of `steps` train steps per setup, over `rounds` rounds that alternate
+    between the setups (so drifts in machine speed hit all of them alike)."""
+    runs = {name: _compiled_step(setup, batch) for name, setup in setups.items()}
     times = {name: [] for name in runs}
     states = {name: _block(run[0](run[1], run[2]))[0] for name, run in runs.items()}
     for _ in range(rounds):
@@ -122,7 +114,21 @@ def masked_step_overhead(depth: int, batch: int, steps: int, rounds: int = 3) ->
             _block((state, m))
             times[name].append(time.perf_counter() - t0)
             states[name] = state
-    dense_s, masked_s = (float(np.median(times[n])) for n in ("dense", "masked"))
+    return [float(np.median(times[name])) for name in setups]
+
+
+def masked_step_overhead(depth: int, batch: int, steps: int, rounds: int = 3) -> dict:
+    """The train step with pruning masks (80 % of every kernel pruned, global magnitude)
+    against the same step without masks: medians of `rounds` alternating rounds. Target ≤ 5 %.
+    """
+    config = _config(depth, batch, steps)
+    dense = train.build(config, info=SYNTHETIC_CIFAR)
+    with tempfile.TemporaryDirectory() as tmp:
+        sparsity.save(f"{tmp}/mask.npz", _magnitude_masks(dense, 0.8))
+        config.sparsity.mask = f"{tmp}/mask.npz"
+        masked = train.build(config, info=SYNTHETIC_CIFAR)
+    dense_s, masked_s = _alternating_rounds({"dense": dense, "masked": masked}, batch, steps,
+                                            rounds)
     return {"model": f"cifar_resnet_{depth}", "batch": batch, "pruned": 0.8,
             "steps_per_round": steps, "rounds": rounds,
             "dense_step_ms": round(1000 * dense_s / steps, 2),
@@ -176,20 +182,8 @@ def state_carrying_overhead(batch: int, steps: int, rounds: int = 3) -> dict:
     plain = train.build(config, info=SYNTHETIC_CIFAR)
     config.task = "lib.bench:CarryingTask"
     carrying = train.build(config, info=SYNTHETIC_CIFAR)
-    runs = {name: _compiled_step(setup, batch) for name, setup in
-            (("plain", plain), ("carrying", carrying))}
-    times = {name: [] for name in runs}
-    states = {name: _block(run[0](run[1], run[2]))[0] for name, run in runs.items()}
-    for _ in range(rounds):
-        for name, (compiled, _, device_batch, _) in runs.items():
-            state = states[name]
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                state, m = compiled(state, device_batch)
-            _block((state, m))
-            times[name].append(time.perf_counter() - t0)
-            states[name] = state
-    plain_s, carrying_s = (float(np.median(times[n])) for n in ("plain", "carrying"))
+    plain_s, carrying_s = _alternating_rounds({"plain": plain, "carrying": carrying}, batch,
+                                              steps, rounds)
     return {"model": "imagenet_resnet_18 (32×32)", "batch": batch,
             "queue": f"{QUEUE_ROWS}×{QUEUE_DIM}", "ema_decay": 0.99,
             "steps_per_round": steps, "rounds": rounds,

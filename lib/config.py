@@ -1,9 +1,13 @@
-"""Config loading: typed `get_config(arg)` options and validation against configs/base.py.
+"""Config loading: typed `get_config(arg)` options and validation against the declared keys.
 
 Experiment configs are Python files with `get_config(arg: str | None)`. The arg string is
 `"quick,variant=bn_only,depth=56"`: a bare word is a boolean flag, `k=v` is parsed with the type
-of the option's default. Every key of the resulting ConfigDict must exist in `configs/base.py`
-with the same type, so a typo fails at start-up instead of being silently ignored.
+of the option's default. Every key of the resulting ConfigDict must be declared with the same
+type, so a typo fails at start-up instead of being silently ignored: in `configs/base.py` (the
+keys lib/ reads), or in a paper's own section module (`experiments/<slug>/config.py`) that the
+config lists in `sections`. Such a module defines `declare(c)`, which declares its sections
+with their defaults (a comment per key, quoted in error messages), and `RULES` for their
+values; `add_sections(c, module_name)` declares them in a config and lists the module.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib.util
+import json
 import math
 import pathlib
 import re
@@ -47,7 +52,7 @@ def _parse_value(key: str, text: str, default: Any) -> Any:
 OPERATIONAL_KEYS = (
     "data.data_dir", "data.prefetch", "data.eval_batch_size", "log_every", "eval_every",
     "checkpoint_every", "keep_checkpoints", "async_checkpointing", "progress", "mesh.",
-    "keep_steps", "init.workdir", "sparsity.mask",
+    "keep_steps", "init.workdir", "sparsity.mask", "sections",
 )
 
 
@@ -112,29 +117,87 @@ def _type_name(default: Any) -> str:
     return type(default).__name__
 
 
-@functools.cache
-def key_comments() -> dict[str, str]:
-    """The comment beside each key's declaration in configs/base.py, by dotted key: what the key
-    means, quoted in error messages."""
+# Sections that configs/base.py declared before they moved to their papers: a config.json
+# written then holds them without naming their module in `sections`.
+_MOVED_SECTIONS = {
+    "pretrain": "experiments.early_phase.config",
+    "early_stats": "experiments.early_phase.config",
+    "perturb": "experiments.early_phase.config",
+    "filter_pruning": "experiments.pruning_stability.config",
+    "flatness": "experiments.pruning_stability.config",
+    "selectivity": "experiments.class_selectivity.config",
+}
+
+
+def section_modules(config) -> list:
+    """The imported modules of config['sections'] (a ConfigDict or a saved dict)."""
+    names = [n for n in (config.get("sections") or ()) if n]
+    modules = []
+    for name in dict.fromkeys(names):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            raise ConfigError(f"sections: no module {name!r} (entries name the modules that "
+                              "declare a paper's config sections, e.g. "
+                              "experiments.early_phase.config)") from e
+        if not callable(getattr(module, "declare", None)):
+            raise ConfigError(f"sections: module {name!r} has no declare(c) declaring sections")
+        modules.append(module)
+    return modules
+
+
+def reference_config(config=None) -> tuple[ml_collections.ConfigDict, dict]:
+    """(every declared key with its default, the value rules) for `config`: configs/base.py
+    plus the sections of the modules it lists in `sections`."""
+    reference, rules = base.get_config(), dict(base.RULES)
+    for module in section_modules(config or {}):
+        module.declare(reference)
+        rules.update(getattr(module, "RULES", {}))
+    return reference, rules
+
+
+def add_sections(config: ml_collections.ConfigDict, module_name: str
+                 ) -> ml_collections.ConfigDict:
+    """`config` with the sections of the paper module `module_name` (experiments.<slug>.config)
+    declared at their defaults, and the module listed in config.sections."""
+    module, = section_modules({"sections": (module_name,)})
+    module.declare(config)
+    config.sections = (*[s for s in config.sections if s and s != module_name], module_name)
+    return config
+
+
+@functools.lru_cache(maxsize=16)
+def _comments_of(path: str) -> dict[str, str]:
     comments = {}
-    for line in pathlib.Path(base.__file__).read_text().splitlines():
+    for line in pathlib.Path(path).read_text().splitlines():
         m = re.match(r"\s*c\.([\w.]+) = .*?\s#\s(.*)$", line)
         if m:
             comments[m.group(1)] = m.group(2).strip()
     return comments
 
 
-def _explain(name: str) -> str:
-    comment = key_comments().get(name)
-    return f" ({name}: {comment})" if comment else ""
+def key_comments(config=None) -> dict[str, str]:
+    """The comment beside each key's declaration (configs/base.py and the config's section
+    modules), by dotted key: what the key means, quoted in error messages."""
+    comments = dict(_comments_of(base.__file__))
+    for module in section_modules(config or {}):
+        comments.update(_comments_of(module.__file__))
+    return comments
 
 
 def validate(config: ml_collections.ConfigDict, reference=None, prefix: str = "",
-             rules: dict | None = None) -> None:
-    """Raises ConfigError for a key absent from configs/base.py, a value of another type, or a
-    value that breaks its rule (configs/base.py RULES: ranges, finiteness, list entries)."""
-    reference = base.get_config() if reference is None else reference
-    rules = base.RULES if rules is None else rules
+             rules: dict | None = None, comments: dict | None = None) -> None:
+    """Raises ConfigError for a key that is not declared (configs/base.py or a section module
+    named in `sections`), a value of another type, or a value that breaks its rule (RULES:
+    ranges, finiteness, list entries)."""
+    if reference is None:
+        reference, rules = reference_config(config)
+        comments = key_comments(config)
+    comments = comments or {}
+
+    def explain(name: str) -> str:
+        return f" ({name}: {comments[name]})" if name in comments else ""
+
     ref_keys = list(reference.keys())
     for key, value in config.items():
         name = prefix + key
@@ -142,23 +205,24 @@ def validate(config: ml_collections.ConfigDict, reference=None, prefix: str = ""
             raise ConfigError(
                 f"unknown config key {name!r}.{_closest(key, ref_keys)} "
                 f"Valid keys here: {', '.join(prefix + k for k in sorted(ref_keys))}. "
-                "Every key must be declared in configs/base.py."
+                "Every key must be declared in configs/base.py, or in a paper's section module "
+                "listed in `sections`."
             )
         ref = reference[key]
         if isinstance(ref, ml_collections.ConfigDict):
             if not isinstance(value, ml_collections.ConfigDict):
                 raise ConfigError(f"config key {name!r} must be a section, got {value!r}")
-            validate(value, ref, prefix=name + ".", rules=rules)
+            validate(value, ref, prefix=name + ".", rules=rules, comments=comments)
         elif not _type_ok(value, ref):
             raise ConfigError(
                 f"config key {name!r} expects {_type_name(ref)} (default {ref!r}), got "
-                f"{type(value).__name__} {value!r}.{_explain(name)}"
+                f"{type(value).__name__} {value!r}.{explain(name)}"
             )
         elif name in rules and not rules[name](value):
             infinite = isinstance(value, float) and not math.isfinite(value)
             raise ConfigError(
                 f"config key {name!r} = {value!r} is not allowed: it must be "
-                f"{'finite and ' if infinite else ''}{rules[name].allowed}.{_explain(name)} "
+                f"{'finite and ' if infinite else ''}{rules[name].allowed}.{explain(name)} "
                 f"Set it with --config.{name}=VALUE."
             )
 
@@ -184,11 +248,36 @@ def _merged(defaults: dict, values: dict) -> dict:
     return out
 
 
+def with_moved_sections(values: dict) -> dict:
+    """A saved config whose sections moved from configs/base.py to their papers' modules,
+    with those modules named in `sections` (configs written after the move name them)."""
+    moved = [_MOVED_SECTIONS[k] for k in values if k in _MOVED_SECTIONS]
+    known = [n for n in values.get("sections") or () if n]
+    if not set(moved) - set(known):
+        return values
+    return {**values, "sections": tuple(dict.fromkeys([*known, *moved]))}
+
+
+def unused_moved_sections(saved: dict, config: ml_collections.ConfigDict) -> set[str]:
+    """Sections a config.json from before the move holds at their defaults and `config` does
+    not declare: that run did not use them, so resuming it with today's config is the same
+    run."""
+    unused = set()
+    for name, module_name in _MOVED_SECTIONS.items():
+        if name in saved and name not in config:
+            defaults = importlib.import_module(module_name).get_config()[name].to_dict()
+            if json.loads(json.dumps(defaults)) == saved[name]:
+                unused.add(name)
+    return unused
+
+
 def from_saved(values: dict) -> ml_collections.ConfigDict:
-    """A run's saved config.json as a ConfigDict. Keys added to configs/base.py after the run
-    was made take their defaults, which by convention keep the earlier behaviour, so older
-    workdirs stay readable."""
-    return ml_collections.ConfigDict(_merged(base.get_config().to_dict(), values))
+    """A run's saved config.json as a ConfigDict. Keys added after the run was made take their
+    defaults, which by convention keep the earlier behaviour, so older workdirs stay
+    readable."""
+    values = with_moved_sections(values)
+    reference, _ = reference_config(values)
+    return ml_collections.ConfigDict(_merged(reference.to_dict(), values))
 
 
 def _raised_in(error: BaseException, path: pathlib.Path) -> int | None:

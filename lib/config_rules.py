@@ -78,3 +78,8 @@ def module_spec(*, optional: bool) -> Rule:
 def each(rule: Rule) -> Rule:
     """A list or tuple whose every entry passes `rule`."""
     return Rule(f"a list of entries each {rule.allowed}", lambda v: all(rule(x) for x in v))
+
+
+STEPS = at_least(0)  # a step count or cadence; 0 = off / the end
+SEED = at_least(0)
+FRACTION = in_range(0, 1, high_open=True)

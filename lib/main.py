@@ -62,9 +62,9 @@ def _override_keys(argv: list[str]) -> list[str]:
     return [m.group(1) for a in argv if (m := re.match(r"--config\.([\w.]+)(=|$)", a))]
 
 
-def _unknown_override(key: str) -> str | None:
-    """Explains an override key that configs/base.py does not declare, else None."""
-    node, done = base.get_config(), []
+def _unknown_override(key: str, reference) -> str | None:
+    """Explains an override key that the config does not declare, else None."""
+    node, done = reference, []
     for part in key.split("."):
         if not hasattr(node, "keys") or part not in node:
             options = list(node.keys()) if hasattr(node, "keys") else []
@@ -92,13 +92,16 @@ def _config_spec(argv: list[str]) -> str | None:
 def _parse_flags(argv: list[str]) -> list[str]:
     """Parses the flags, and loads and validates the config: every problem with them exits 2
     with one message, before anything runs."""
-    for key in _override_keys(argv):
-        if (message := _unknown_override(key)) is not None:
-            _fail(message)
     try:
+        reference = base.get_config()
         if (spec := _config_spec(argv)) is not None:
-            # Loaded once here for its errors, which config_flags would report with a traceback.
-            config_lib.load_file(*config_lib.split_config_spec(spec), check=False)
+            # Loaded once here for its errors, which config_flags would report with a traceback,
+            # and for the keys it declares (its papers' sections).
+            loaded = config_lib.load_file(*config_lib.split_config_spec(spec), check=False)
+            reference = config_lib.reference_config(loaded)[0]
+        for key in _override_keys(argv):
+            if (message := _unknown_override(key, reference)) is not None:
+                _fail(message)
         rest = flags.FLAGS(argv)
         config_lib.validate(_CONFIG.value)  # with the overrides applied
         return rest

@@ -69,8 +69,10 @@ def _is_key(x) -> bool:
 
 
 def _split(model: nnx.Module):
-    """(graphdef, params nested, BatchNorm statistics, every other variable), as pure dicts."""
-    graphdef, params, batch_stats, rest = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+    """(graphdef, params nested, BatchNorm statistics, every other variable), as pure dicts.
+    Values sown with nnx.Intermediate during a forward pass are outputs, not state: dropped."""
+    graphdef, params, batch_stats, _, rest = nnx.split(model, nnx.Param, nnx.BatchStat,
+                                                       nnx.Intermediate, ...)
     return graphdef, *(nnx.to_pure_dict(x) for x in (params, batch_stats, rest))
 
 
@@ -560,7 +562,9 @@ def _changed_keys(workdir: epath.Path, config: ml_collections.ConfigDict) -> lis
         raise files.WorkdirError(f"{path} is not a config.json of this project; move it away "
                                  "or use a new --workdir")
     changed = config_diff(saved, json.loads(config.to_json_best_effort()))
-    different = [k for k in changed if not config_lib.is_operational(k)]
+    unused = config_lib.unused_moved_sections(saved, config)
+    different = [k for k in changed if not config_lib.is_operational(k)
+                 and k.split(".")[0] not in unused]
     if different:
         raise WorkdirConfigMismatchError(
             f"workdir {str(workdir)!r} holds a run of a different config (differs at: "

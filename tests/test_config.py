@@ -7,7 +7,10 @@ import ml_collections
 import pytest
 
 from configs import base
+from experiments.early_phase import config as early_phase_config
+from experiments.pruning_stability import config as pruning_config
 from lib import config as config_lib
+from lib import train
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 CONFIG_FILES = sorted(REPO.glob("experiments/*/configs/*.py"))
@@ -104,13 +107,43 @@ def test_every_config_loads_with_every_documented_arg(path):
 
 
 def test_a_saved_config_without_newer_keys_reads_with_their_defaults():
-    saved = json.loads(base.get_config().to_json_best_effort())
-    del saved["data"]["labels"], saved["filter_pruning"]  # keys a later version added
+    saved = json.loads(pruning_config.get_config().to_json_best_effort())
+    del saved["data"]["labels"], saved["filter_pruning"]["target"]  # keys a later version added
     saved["optim"]["lr"] = 0.3
     config = config_lib.from_saved(saved)
     config_lib.validate(config)
     assert config.data.labels == "true" and config.filter_pruning.target == "L"
     assert config.optim.lr == 0.3
+
+
+def test_paper_sections_are_declared_by_their_modules():
+    config = early_phase_config.get_config()
+    assert config.sections == ("experiments.early_phase.config",)
+    config_lib.validate(config)
+    assert "perturb" not in base.get_config() and "filter_pruning" not in base.get_config()
+    config.perturb.epsilon = -1.0  # the rule and the comment come from the paper's module
+    with pytest.raises(config_lib.ConfigError, match="noise std as a multiple"):
+        config_lib.validate(config)
+    stray = base.get_config()  # a section no listed module declares
+    stray.perturb = early_phase_config.get_config().perturb
+    with pytest.raises(config_lib.ConfigError, match="unknown config key 'perturb'.*`sections`"):
+        config_lib.validate(stray)
+    stray.sections = ("lib.nowhere",)
+    with pytest.raises(config_lib.ConfigError, match="sections: no module 'lib.nowhere'"):
+        config_lib.validate(stray)
+
+
+def test_a_config_json_from_before_the_sections_moved_still_reads():
+    """Written when configs/base.py declared every paper's sections: no `sections` key, and a
+    batchnorm_only run's file holds the other papers' sections at their defaults."""
+    saved = json.loads(base.get_config().to_json_best_effort())
+    del saved["sections"]
+    for module in (early_phase_config, pruning_config):
+        saved.update(json.loads(module.get_config().to_json_best_effort()))
+    del saved["sections"]
+    config = config_lib.from_saved(saved)
+    config_lib.validate(config)
+    assert config.perturb.name == "rewind" and config.flatness.method == "power"
 
 
 def test_config_file_errors_are_config_errors_but_project_bugs_keep_their_traceback(tmp_path):
@@ -123,3 +156,22 @@ def test_config_file_errors_are_config_errors_but_project_bugs_keep_their_traceb
                              "    return common.steps_per_epoch('x', 2)\n")
     with pytest.raises(TypeError):
         config_lib.load_file(calls_project)
+
+
+def test_a_workdir_from_before_the_sections_moved_resumes_with_todays_config(tmp_path):
+    """Its config.json holds every paper's sections at their defaults: not a different run.
+    A moved section at a non-default value is one."""
+    config = config_lib.load_file(REPO / "experiments/batchnorm_only/configs/digits.py", "quick")
+    saved = json.loads(config.to_json_best_effort())
+    del saved["sections"]
+    for module in (early_phase_config, pruning_config):
+        sections = json.loads(module.get_config().to_json_best_effort())
+        saved.update({k: sections[k] for k in ("pretrain", "perturb", "filter_pruning")
+                      if k in sections})
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert set(train._changed_keys(tmp_path, config)) == {  # recorded in run.json
+        "sections", "pretrain", "perturb", "filter_pruning"}
+    saved["perturb"]["name"] = "reinit"
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(train.WorkdirConfigMismatchError, match="differs at: perturb"):
+        train._changed_keys(tmp_path, config)

@@ -94,7 +94,9 @@ def test_bad_names_and_values():
 @pytest.fixture(scope="module")
 def trunk(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("trunk")
-    config = digits_config(**{"imp.levels": 1, "imp.rewind_step": 4, "sparsity.fraction": 0.5})
+    config = config_lib.add_sections(digits_config(
+        **{"imp.levels": 1, "imp.rewind_step": 4, "sparsity.fraction": 0.5}),
+        "experiments.early_phase.config")
     procedure.imp(config, workdir)
     return workdir, config
 

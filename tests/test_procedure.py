@@ -64,7 +64,8 @@ def test_a_level_starts_from_the_masked_dense_state_at_k(finished):
     workdir, _ = finished
     level_cfg = json.loads((workdir / "level_1" / "config.json").read_text())
     assert level_cfg["init"] == {"workdir": str(workdir / "level_0"), "step": 4,
-                                 "optimizer": "fresh", "transform": ""}
+                                 "optimizer": "fresh", "transform": "", "mode": "continue",
+                                 "prefix_map": [""]}
     trainer = train.Trainer(procedure.stage_config(
         imp_config(), **{"sparsity.mask": level_cfg["sparsity"]["mask"],
                          "init.workdir": str(workdir / "level_0"), "init.step": 4}))

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from experiments.pruning_stability import noise, procedure
+from experiments.pruning_stability.filter_pruning import Layer
 from lib import checkpoint
 from lib import config as config_lib
-from lib.filter_pruning import Layer
 from tests.helpers import REPO
 
 DIGITS = REPO / "experiments/pruning_stability/configs/digits.py"

@@ -82,6 +82,9 @@ def _mean(m, alpha, key):
 
 
 def _si_ordering(m):
+    counts = {a: len(m[f"{a:g}"]) for a in ALPHAS}
+    if set(counts.values()) != {len(SEEDS)}:
+        return f"runs per α {counts}, expected {len(SEEDS)} each", False
     ok, parts = True, []
     for s in range(len(SEEDS)):
         lo, mid, hi = (m[f"{a:g}"][s]["selectivity/mean"] for a in ALPHAS)

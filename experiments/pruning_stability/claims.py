@@ -152,11 +152,21 @@ def _mean(m: dict, setting: str, target: str, key: str) -> float:
     return mean_std([r[key] for r in m[setting][target]])[0]
 
 
+def _exceeds(a: float, b: float, margin: float) -> bool:
+    """a above b, and at least `margin` times b where b > 0 (instability is a relative accuracy
+    drop and may be ≤ 0, where a ratio means nothing)."""
+    return a > b and (b <= 0 or a >= margin * b)
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b > 0 else "n/a"
+
+
 def _ordering(setting: str, margin: float):
     def evaluate(m):
         s, r, l_ = (_mean(m, setting, t, "mean_instability") for t in TARGETS)
-        text = f"S {s:.4f}, R {r:.4f}, L {l_:.4f} (L/R {l_ / r:.2f}, R/S {r / s:.2f})"
-        return text, l_ > margin * r and r > margin * s
+        text = f"S {s:.4f}, R {r:.4f}, L {l_:.4f} (L/R {_ratio(l_, r)}, R/S {_ratio(r, s)})"
+        return text, _exceeds(l_, r, margin) and _exceeds(r, s, margin)
 
     return evaluate
 

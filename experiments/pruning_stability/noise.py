@@ -1,6 +1,6 @@
 """Noise-injection variants of pruning (pruning_stability.md §2, Figure 5 and Figure D.2).
 
-Targets are chosen as Prune_L would choose them (lib.filter_pruning with the configured score,
+Targets are chosen as Prune_L would choose them (filter_pruning.py here with the configured score,
 among filters not targeted before), but nothing is masked. Then, with X = noise_steps:
 - `zero`: the targeted kernels are set to 0 at the event and before each of the next X − 1
   training steps (the event's zeroing is the one before the first step: X applications, at
@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from lib.filter_pruning import Layer
+from experiments.pruning_stability.filter_pruning import Layer
 
 VARIANTS = ("none", "zero", "gauss", "zero_restore")
 

@@ -1,6 +1,6 @@
 """Classification with filter pruning between epochs (pruning_stability.md §2, epoch loop).
 
-After each epoch t with an event: A_pre = test accuracy, prune (lib.filter_pruning), A_post =
+After each epoch t with an event: A_pre = test accuracy, prune (filter_pruning.py here), A_post =
 test accuracy; both are logged with the instability (A_pre − A_post)/A_pre. A_post is the
 epoch's eval/accuracy (config eval_every = steps per epoch evaluates the other epochs). The
 learning-rate schedule counts steps, so its epoch milestones give the per-epoch schedule.
@@ -14,8 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.pruning_stability import noise
-from lib import filter_pruning
+from experiments.pruning_stability import filter_pruning, noise
 from lib.config import ConfigError
 from lib.task import Classification
 

@@ -23,7 +23,8 @@ negative α (SI ≈ 0) costs ≈ 2 points; C10 α = 0 reaches ≈ 91–92 %.
 Args: alpha, seed, corruptions (released | on_the_fly), quick.
 """
 
-from configs import base, common
+from configs import common
+from experiments.class_selectivity import config as paper_config
 from experiments.class_selectivity import paper_scale
 from lib.config import parse_arg
 
@@ -37,7 +38,7 @@ CIFAR10_C = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "
 
 def get_config(arg=None):
     a = parse_arg(arg, quick=False, alpha=0.0, seed=0, corruptions="released")
-    c = base.get_config()
+    c = paper_config.get_config()
     c.seed = a.seed
     c.model.name, c.model.depth, c.model.width = "cifar_resnet", 20, 16
     c.model.shortcut, c.model.bn_init = "zero_pad", "fixed"

@@ -18,13 +18,14 @@ Reference (spec §6, 3 seeds): mean SI L1 0.07 / 0.59 / 0.81 for α = −2 / 0 /
 Args: alpha, seed, data (fashion_mnist | digits), quick.
 """
 
-from configs import base, common
+from configs import common
+from experiments.class_selectivity import config as paper_config
 from lib.config import parse_arg
 
 
 def get_config(arg=None):
     a = parse_arg(arg, quick=False, alpha=0.0, seed=0, data="fashion_mnist")
-    c = base.get_config()
+    c = paper_config.get_config()
     c.seed = a.seed
     c.procedure = "experiments.class_selectivity.procedure:run"
     c.task = "experiments.class_selectivity.task:SelectivityRegularized"

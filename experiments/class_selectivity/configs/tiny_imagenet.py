@@ -27,7 +27,8 @@ Args: alpha, seed, depth (18 | 50), stem (imagenet | cifar), corruptions (releas
 on_the_fly), quick.
 """
 
-from configs import base, common
+from configs import common
+from experiments.class_selectivity import config as paper_config
 from experiments.class_selectivity import paper_scale
 from lib.config import ConfigError, parse_arg
 from lib.models.resnet import IMAGENET_DEPTHS
@@ -44,7 +45,7 @@ def get_config(arg=None):
                   corruptions="released")
     if a.depth not in (18, 50):
         raise ConfigError(f"depth={a.depth}: the papers use ResNet-18 and ResNet-50")
-    c = base.get_config()
+    c = paper_config.get_config()
     c.seed = a.seed
     c.model.name, c.model.depth, c.model.width = "imagenet_resnet", a.depth, 64
     c.model.stem, c.model.bn_init = a.stem, "fixed"

@@ -23,7 +23,8 @@ Reported (claims.py): E3 dense ResNet-20 ≈ 91.7 %; E4 rewinding to k ≈ 500 r
 accuracy where k = 0 does not; E5, E6 keep-sign reinit and shuffles below rewinding.
 """
 
-from configs import base, common
+from configs import common
+from experiments.early_phase import config as paper_config
 from lib.config import parse_arg
 
 MODELS = {
@@ -43,7 +44,7 @@ def get_config(arg=None):
     if a.model not in MODELS:
         raise ValueError(f"unknown model {a.model!r}; valid: {', '.join(MODELS)}")
     m = MODELS[a.model]
-    c = base.get_config()
+    c = paper_config.get_config()
     common.lth_cifar10(c)
     c.seed = a.seed
     c.procedure = "experiments.early_phase.procedure:run"

@@ -16,7 +16,8 @@ Reference (spec §6, 2 seeds, 0.78 % remaining): rewind k 0.964, reinit 0.886, r
 Args: seed, k (rewind step), levels, fraction, perturbations ('+'-separated), quick.
 """
 
-from configs import base, common
+from configs import common
+from experiments.early_phase import config as paper_config
 from lib.config import parse_arg
 
 PERTURBATIONS = "reinit+reinit_keep_sign+shuffle_layer+shuffle_layer_keep_sign"
@@ -25,7 +26,7 @@ PERTURBATIONS = "reinit+reinit_keep_sign+shuffle_layer+shuffle_layer_keep_sign"
 def get_config(arg=None):
     a = parse_arg(arg, quick=False, seed=0, k=40, levels=7, fraction=0.5,
                   perturbations=PERTURBATIONS)
-    c = base.get_config()
+    c = paper_config.get_config()
     c.seed = a.seed
     c.procedure = "experiments.early_phase.procedure:run"
     c.model.name = "convnet"

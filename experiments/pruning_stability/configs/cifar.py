@@ -31,7 +31,8 @@ Reported (claims.py): G3 VGG-11 best test accuracy ≈ 83–86.5 %; G5 ResNet-18
 G7 Fig 4 ResNet-18 ≈ 94 %; G2 stability and best accuracy correlate negatively.
 """
 
-from configs import base, common
+from configs import common
+from experiments.pruning_stability import config as paper_config
 from lib.config import parse_arg
 
 EPOCH = common.steps_per_epoch(common.CIFAR10_TRAIN, 128)  # 391
@@ -104,7 +105,7 @@ def get_config(arg=None):
                   score="", fraction=0.1, table_c1=False, b2=False, noise="none", noise_steps=0,
                   mask_bn=True, flatness=False, seed=0)
     _check(a)
-    c = base.get_config()
+    c = paper_config.get_config()
     c.seed = a.seed
     c.procedure = "experiments.pruning_stability.procedure:run"
     c.task = "experiments.pruning_stability.task:FilterPruning"

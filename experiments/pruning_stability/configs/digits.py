@@ -24,7 +24,8 @@ Args: target (S | L | R | scratch | none), seed, fractions ('+'-separated, per l
 score, lr, data (digits | fashion_mnist), quick.
 """
 
-from configs import base, common
+from configs import common
+from experiments.pruning_stability import config as paper_config
 from lib.config import parse_arg
 
 LAYERS = ("conv2/conv/kernel", "conv3/conv/kernel")
@@ -33,7 +34,7 @@ LAYERS = ("conv2/conv/kernel", "conv3/conv/kernel")
 def get_config(arg=None):
     a = parse_arg(arg, quick=False, target="L", seed=0, fractions="0.3+0.5", period=6,
                   score="L2", data="digits", lr=0.01)
-    c = base.get_config()
+    c = paper_config.get_config()
     c.seed = a.seed
     c.procedure = "experiments.pruning_stability.procedure:run"
     c.task = "experiments.pruning_stability.task:FilterPruning"
