@@ -1,6 +1,6 @@
 """Throughput benchmarks, printed as JSON (never part of the test suite).
 
-    python -m lib.bench [--steps 20] [--batch 128] [--models 20,56]
+    python -m lib.bench [--steps 20] [--batch 128] [--models 20,56] [--only a,b]
 
 - train-step images/s and compile time of CIFAR ResNets at batch 128 on 32×32 (synthetic
   inputs: the step's cost does not depend on pixel values);
@@ -17,7 +17,14 @@
   FIFO queue (a push every step) against the plain step, on ResNet-18 (target ≤ 5 %): what
   MoCo / BYOL pay for their state, without their extra forward passes;
 - PGD-10 (L∞, random start) throughput in images/s on a CIFAR ResNet at batch 128, and the
-  clean forward pass for reference.
+  clean forward pass for reference;
+- where the step's time goes: XLA's per-op profile of the ResNet train step, and each
+  ResNet-20 convolution's forward, input and weight gradient alone (lib.bench_ops).
+
+    python -m lib.bench --compare torch [--steps 10 --rounds 3]
+
+times ResNet-20 in our train step against a plain PyTorch loop of our own (lib.bench_torch,
+the [bench] extra), all parameters and BN-only, on 1 core and on all cores, and prints ratios.
 """
 
 from __future__ import annotations
@@ -36,7 +43,20 @@ from etils import epath
 from flax import nnx
 
 from configs import base
-from lib import checkpoint, data, distributed, losses, metrics, models, sharding, sparsity, train
+from lib import (
+    bench_ops,
+    bench_torch,
+    checkpoint,
+    data,
+    distributed,
+    losses,
+    metrics,
+    models,
+    runinfo,
+    sharding,
+    sparsity,
+    train,
+)
 from lib import task as task_lib
 from lib.evaluators import adversarial
 from lib.models import state as model_state
@@ -99,22 +119,38 @@ def _magnitude_masks(setup: train.Setup, fraction: float) -> dict:
     return sparsity.magnitude_prune(params, sparsity.dense(setup.param_shapes(), names), fraction)
 
 
-def _alternating_rounds(setups: dict, batch: int, steps: int, rounds: int) -> list[float]:
-    """Median seconds of `steps` train steps per setup, over `rounds` rounds that alternate
-    between the setups (so drifts in machine speed hit all of them alike)."""
-    runs = {name: _compiled_step(setup, batch) for name, setup in setups.items()}
-    times = {name: [] for name in runs}
-    states = {name: _block(run[0](run[1], run[2]))[0] for name, run in runs.items()}
+def _jax_runner(setup: train.Setup, batch: int):
+    """A function(steps) -> seconds running the compiled train step `steps` times."""
+    compiled, state, device_batch, _ = _compiled_step(setup, batch)
+    holder = [_block(compiled(state, device_batch))[0]]
+
+    def run(steps: int) -> float:
+        state = holder[0]
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            state, m = compiled(state, device_batch)
+        _block((state, m))
+        holder[0] = state
+        return time.perf_counter() - t0
+
+    return run
+
+
+def _alternate(runners: dict, steps: int, rounds: int) -> list[float]:
+    """Median seconds of `steps` steps per runner, over `rounds` rounds that alternate between
+    the runners (so drifts in machine speed hit all of them alike). Each round starts with one
+    untimed step, which absorbs the previous runner's threads winding down."""
+    times = {name: [] for name in runners}
     for _ in range(rounds):
-        for name, (compiled, _, device_batch, _) in runs.items():
-            state = states[name]
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                state, m = compiled(state, device_batch)
-            _block((state, m))
-            times[name].append(time.perf_counter() - t0)
-            states[name] = state
-    return [float(np.median(times[name])) for name in setups]
+        for name, run in runners.items():
+            run(1)
+            times[name].append(run(steps))
+    return [float(np.median(times[name])) for name in runners]
+
+
+def _alternating_rounds(setups: dict, batch: int, steps: int, rounds: int) -> list[float]:
+    """`_alternate` over the train steps of `setups` on synthetic 32×32×3 batches."""
+    return _alternate({name: _jax_runner(s, batch) for name, s in setups.items()}, steps, rounds)
 
 
 def masked_step_overhead(depth: int, batch: int, steps: int, rounds: int = 3) -> dict:
@@ -341,6 +377,69 @@ def checkpoint_time(rounds: int = 3) -> dict:
             **{k: round(float(np.median(v)), 3) for k, v in times.items()}}
 
 
+def step_profile(depth: int, batch: int) -> dict:
+    """XLA's per-op profile of the CIFAR ResNet train step (lib.bench_ops.profile_step)."""
+    compiled, state, device_batch, _ = _compiled_step(
+        train.build(_config(depth, batch, 1), info=SYNTHETIC_CIFAR), batch)
+    return {"model": f"cifar_resnet_{depth}", "batch": batch,
+            **bench_ops.profile_step(compiled, state, device_batch)}
+
+
+COMPARE_SETTINGS = ("all", "bn_only")
+
+
+def _compare_worker(spec: str) -> None:
+    """One thread setting of `compare_torch`, on the cores this process may use: our train step
+    and the PyTorch loop, for each trainable setting, in alternating rounds. Prints JSON."""
+    steps, rounds, batch = map(int, spec.split(","))
+    threads = len(os.sched_getaffinity(0))
+    runners = {}
+    for trainable in COMPARE_SETTINGS:
+        c = _config(20, batch, steps)
+        c.optim.trainable = trainable
+        runners[f"ours/{trainable}"] = _jax_runner(train.build(c, info=SYNTHETIC_CIFAR), batch)
+        runners[f"torch/{trainable}"] = bench_torch.TrainLoop(trainable, batch, threads).seconds
+    seconds = _alternate(runners, steps, rounds)
+    print(json.dumps({name: round(batch * steps / s, 1) for name, s in zip(runners, seconds)}))
+
+
+def compare_torch(batch: int, steps: int, rounds: int) -> dict:
+    """Images/s of ResNet-20 in our train step and in a plain PyTorch loop (lib.bench_torch),
+    all parameters and BN-only, on 1 core and on all the cores this process may use (worker
+    processes pinned with sched_setaffinity; PyTorch gets as many threads as cores). The ratio
+    is ours / PyTorch, measured in one run: machines of one kind differ too much to compare
+    figures taken on different ones."""
+    torch_version = bench_torch.version()  # the error naming the [bench] extra comes first
+    cores = sorted(os.sched_getaffinity(0))
+    out = {"model": "cifar_resnet_20 W=16, projection shortcuts, batch 32x32x3 synthetic",
+           "batch": batch, "steps_per_round": steps, "rounds": rounds,
+           "jax": jax.__version__, "torch": torch_version, "commit": runinfo.git_commit(),
+           "xla_flags": os.environ.get("XLA_FLAGS", ""), "rows": []}
+    for used in ([cores[0]], cores):
+        result = subprocess.run(
+            [sys.executable, "-m", "lib.bench", "--compare_worker", f"{steps},{rounds},{batch}"],
+            preexec_fn=lambda used=used: os.sched_setaffinity(0, used),
+            stdout=subprocess.PIPE, text=True, check=True)
+        speeds = json.loads(result.stdout.strip().splitlines()[-1])
+        for trainable in COMPARE_SETTINGS:
+            ours, theirs = speeds[f"ours/{trainable}"], speeds[f"torch/{trainable}"]
+            out["rows"].append({"trainable": trainable, "cores": len(used),
+                                "ours_images_per_s": ours, "torch_images_per_s": theirs,
+                                "ratio": round(ours / theirs, 3)})
+    return out
+
+
+def print_comparison(report: dict) -> None:
+    """The side-by-side table, for the README and issue notes."""
+    print(f"ResNet-20, batch {report['batch']}, jax {report['jax']} vs torch {report['torch']}, "
+          f"commit {report['commit'][:12]}, XLA_FLAGS={report['xla_flags'] or '(none)'}")
+    print("| trainable | cores | ours (images/s) | PyTorch (images/s) | ratio |")
+    print("|---|---|---|---|---|")
+    for r in report["rows"]:
+        print(f"| {r['trainable']} | {r['cores']} | {r['ours_images_per_s']} | "
+              f"{r['torch_images_per_s']} | {r['ratio']:.2f} |")
+
+
 def pgd_throughput(depth: int, batch: int, steps: int, pgd_steps: int = 10) -> dict:
     """Images/s of a jitted PGD-`pgd_steps` attack (each step a forward and an input
     gradient) against eval-mode inference, on synthetic 32×32×3 pixels in [0, 1]."""
@@ -376,12 +475,25 @@ def main() -> None:
     parser.add_argument("--models", default="20,56", help="CIFAR ResNet depths")
     parser.add_argument("--only", default="", help="comma-separated subset of: train_step, "
                         "trainer_overhead, topology, checkpoint, masked_step, imp_level, "
-                        "state_carrying, pgd")
+                        "state_carrying, pgd, step_profile, conv_ops")
+    parser.add_argument("--compare", choices=["torch"], help="time ResNet-20 in our train step "
+                        "against a plain PyTorch loop (needs the [bench] extra) and print ratios")
     parser.add_argument("--topology_worker", help=argparse.SUPPRESS)
+    parser.add_argument("--compare_worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     metrics.quiet_library_logs()
     if args.topology_worker:
         return _topology_worker(args.topology_worker)
+    if args.compare_worker:
+        return _compare_worker(args.compare_worker)
+    if args.compare:
+        try:
+            report = compare_torch(args.batch, args.steps, args.rounds)
+        except bench_torch.MissingExtra as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        print(json.dumps(report, indent=2))
+        return print_comparison(report)
     depths = [int(d) for d in args.models.split(",")]
     benches = {
         "train_step": lambda: [step_throughput(d, args.batch, args.steps) for d in depths],
@@ -394,6 +506,8 @@ def main() -> None:
         "imp_level": lambda: imp_level_cost(depths[0], args.rounds),
         "state_carrying": lambda: state_carrying_overhead(args.batch, args.steps, args.rounds),
         "pgd": lambda: pgd_throughput(depths[0], args.batch, max(1, args.steps // 4)),
+        "step_profile": lambda: step_profile(depths[0], args.batch),
+        "conv_ops": lambda: bench_ops.conv_op_times(args.batch),
     }
     chosen = args.only.split(",") if args.only else list(benches)
     unknown = set(chosen) - set(benches)

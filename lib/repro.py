@@ -21,6 +21,7 @@ import importlib
 import json
 import math
 import pathlib
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -140,6 +141,46 @@ def _exit_code(rows: list[Row]) -> int:
     return 1 if any(r.hard and r.passed is False for r in rows) else 0
 
 
+def stage_times(workdir: pathlib.Path) -> list[dict]:
+    """Wall and training seconds of the runs under `workdir`, by stage: the run's path up to the
+    first folder named with a seed suffix (`_s<N>`), that suffix dropped (else its top-level
+    folder), so one row sums a setting over its seeds. From each run's
+    results.json: `wall_seconds_this_start` (its last start, compilation, evals and saves
+    included) and the training clock. Runs finished in an earlier verify count as they took."""
+    stages: dict[str, dict] = {}
+    for path in sorted(workdir.rglob("results.json")):
+        try:
+            results = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(results, dict) or "wall_seconds_this_start" not in results:
+            continue  # a procedure's summary, not a training run
+        parts = path.relative_to(workdir).parts[:-1]
+        seeded = next((i for i, p in enumerate(parts) if re.search(r"_s\d+$", p)), 0)
+        top = "/".join(parts[:seeded + 1])
+        row = stages.setdefault(re.sub(r"_s\d+$", "", top), {"runs": 0, "wall_s": 0.0,
+                                                               "train_s": 0.0, "seeds": set()})
+        row["runs"] += 1
+        row["wall_s"] += float(results["wall_seconds_this_start"])
+        row["train_s"] += float(results.get("clock/train_seconds", 0.0))
+        row["seeds"].add(top)
+    return [{"stage": name, "folders": len(r["seeds"]), "runs": r["runs"],
+             "wall_s": round(r["wall_s"], 1), "train_s": round(r["train_s"], 1)}
+            for name, r in stages.items()]
+
+
+def stage_table(stages: list[dict]) -> str:
+    lines = ["| stage | folders (seeds) | training runs | wall s | of which training s |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['stage']} | {r['folders']} | {r['runs']} | {r['wall_s']:.1f} | "
+              f"{r['train_s']:.1f} |" for r in stages]
+    total_wall = sum(r["wall_s"] for r in stages)
+    total_train = sum(r["train_s"] for r in stages)
+    lines.append(f"| all | | {sum(r['runs'] for r in stages)} | {total_wall:.1f} | "
+                 f"{total_train:.1f} |")
+    return "\n".join(lines)
+
+
 def verify(slug: str, workdir: pathlib.Path) -> int:
     claims = load_claims(slug)
     if claims is None:
@@ -152,11 +193,14 @@ def verify(slug: str, workdir: pathlib.Path) -> int:
     if hasattr(claims, "plot"):
         claims.plot(measurements, workdir)
     elapsed = time.time() - t0
+    stages = stage_times(workdir)
     report = (f"# {slug}: small-scale claims\n\n{table(rows)}\n\n"
-              f"Measured in {elapsed:.0f} s; workdir `{workdir}`.\n")
+              f"Measured in {elapsed:.0f} s; workdir `{workdir}`.\n\n"
+              f"Time by stage (each run's last start; the rest of the {elapsed:.0f} s is "
+              f"building, data loading and analysis between runs):\n\n{stage_table(stages)}\n")
     (workdir / "report.md").write_text(report)
     (workdir / "claims.json").write_text(json.dumps({
-        "slug": slug, "seconds": round(elapsed, 1),
+        "slug": slug, "seconds": round(elapsed, 1), "stages": stages,
         "claims": [dataclasses.asdict(r) | {"status": r.status} for r in rows],
         "measurements": measurements,
     }, indent=2, default=float) + "\n")

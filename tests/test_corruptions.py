@@ -169,3 +169,31 @@ def test_bad_names_and_severities():
         corruptions.corrupt(x, "contrast", 6, np.random.default_rng(0))
     batch = corruptions.corrupt_batch(np.stack([x, x]), "gaussian_noise", 2, seed=1)
     assert not np.array_equal(batch[0], batch[1])  # each image its own draw
+
+
+def test_corrupted_batches_are_kept_for_equal_inputs(monkeypatch):
+    """A second model evaluated on the same images gets the same corrupted batch without
+    recomputing it; other images, seeds or severities are computed afresh."""
+    monkeypatch.setattr(corruptions, "_kept", corruptions.collections.OrderedDict())
+    images = np.stack([_image(), _image()[::-1]])
+    first = corruptions.corrupt_batch(images, "gaussian_noise", 2, seed=(0, 1))
+    calls = []
+    real = corruptions.corrupt
+    monkeypatch.setattr(corruptions, "corrupt", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert corruptions.corrupt_batch(images.copy(), "gaussian_noise", 2, seed=(0, 1)) is first
+    assert not calls and not first.flags.writeable
+    other = corruptions.corrupt_batch(images, "gaussian_noise", 2, seed=(0, 2))
+    assert len(calls) == 2 and not np.array_equal(other, first)
+    np.testing.assert_array_equal(  # what was kept is what a fresh computation gives
+        first, np.stack([real(im, "gaussian_noise", 2, np.random.default_rng([0, 1, i]))
+                         for i, im in enumerate(images)]))
+
+
+def test_kept_batches_stay_under_the_byte_limit(monkeypatch):
+    monkeypatch.setattr(corruptions, "_kept", corruptions.collections.OrderedDict())
+    images = np.stack([_image()] * 3)
+    one = corruptions.corrupt_batch(images, "contrast", 1, seed=0).nbytes
+    monkeypatch.setattr(corruptions, "KEPT_BYTES", 2 * one)
+    for s in range(4):
+        corruptions.corrupt_batch(images, "contrast", 1, seed=s)
+    assert [k[5] for k in corruptions._kept] == [(2,), (3,)]  # the two most recent

@@ -9,7 +9,7 @@ import pytest
 from configs.base import get_config
 from lib import data
 from lib.config import ConfigError
-from lib.data import device_augment, records, sources
+from lib.data import device_augment, pipeline, records, sources
 
 
 def cfg(**overrides):
@@ -191,3 +191,62 @@ def test_simclr_colour_under_jit_keeps_range_and_shape():
     assert out.shape == views.shape and float(out.min()) >= 0 and float(out.max()) <= 1
     np.testing.assert_array_equal(out, jax.jit(recipe)(jax.random.key(0), views))
     assert not np.allclose(out[:, 0], out[:, 1])
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("digits", {"batch_size": 64, "eval_batch_size": 100}),
+    ("digits", {"batch_size": 60, "eval_batch_size": 64, "normalization": "dataset",
+                "pool": 2}),
+    ("tests.toy_data:masked_squares", {"batch_size": 24, "eval_batch_size": 10, "pool": 2}),
+    ("tests.toy_data:unlabelled", {"batch_size": 16, "eval_batch_size": 16}),
+])
+@pytest.mark.parametrize("processes", [1, 2])
+def test_in_memory_batches_equal_the_record_pipeline(name, overrides, processes, monkeypatch):
+    """In-memory splits are gathered a batch at a time; the batches (order across epochs,
+    pooling, normalisation, extra keys, eval padding and mask, each process's share) must equal
+    the record-by-record pipeline's exactly, dtypes included."""
+    c = cfg(name=name, **overrides)
+    train = sources.open_split(c, "train")
+    assert pipeline._in_memory(train.records, pipeline._train_transform(c, train, 0))
+
+    def passes():
+        out = []
+        for p in range(processes):
+            it = data.train_iterator(c, seed=7, process_index=p, process_count=processes)
+            out.append([next(it) for _ in range(70)])  # digits: 2+ epochs at batch 64
+            out.append(list(data.eval_batches(c, process_index=p, process_count=processes)))
+        return out
+
+    fast = passes()
+    monkeypatch.setattr(pipeline, "_in_memory", lambda records, transform: False)
+    slow = passes()
+    for fast_batches, slow_batches in zip(fast, slow, strict=True):
+        assert len(fast_batches) == len(slow_batches)
+        for a, b in zip(fast_batches, slow_batches):
+            assert a.keys() == b.keys()
+            for k in a:
+                assert a[k].dtype == b[k].dtype, k
+                np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_in_memory_train_stream_resumes_from_its_state():
+    c = cfg(name="digits", batch_size=64)
+    it = data.train_iterator(c, seed=1)
+    for _ in range(30):  # past the first epoch boundary (1,437 train records)
+        next(it)
+    state = it.get_state()
+    expected = [next(it)["label"] for _ in range(5)]
+    resumed = data.train_iterator(c, seed=1)
+    resumed.set_state(state)
+    for labels in expected:
+        np.testing.assert_array_equal(next(resumed)["label"], labels)
+
+
+def test_in_memory_eval_passes_are_kept_read_only_and_equal():
+    passes = data.eval_batches(cfg(name="digits", eval_batch_size=64))
+    first, second = list(passes), list(passes)
+    assert len(first) == len(second) == len(passes)
+    for a, b in zip(first, second):
+        assert a is b  # the second pass reuses the first's batches
+    with pytest.raises(ValueError, match="read-only"):
+        first[0]["image"] += 1

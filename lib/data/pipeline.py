@@ -4,10 +4,17 @@ Records are pooled and augmented one at a time in raw pixel space, then stacked 
 per batch in one vectorised step. Batching happens on the MapDataset, so global batch g is
 records [g*B, (g+1)*B) of the stream for any process count, and the iterator state stays a
 small JSON dict (a position per worker).
+
+In-memory splits (ArrayRecords) without augmentation, resizing or blur take a faster road to the
+same batches: record indices in the same order, one numpy gather per key, the pooling and
+normalisation applied to the whole batch. Grain's per-record bookkeeping (about 35 µs a record)
+was a third of the step of the small models the verifies train.
 """
 
 import dataclasses
+import functools
 import math
+import threading
 
 import grain
 import numpy as np
@@ -17,6 +24,7 @@ from lib import config as config_lib
 from lib import registry
 from lib.config import ConfigError
 from lib.data import preprocess, sources
+from lib.data.records import ArrayRecords
 
 NORMALIZATIONS = ("dataset", "none", *preprocess.NORMALIZATION)
 
@@ -170,6 +178,15 @@ class _Collate:
         images += self.shift
         return images
 
+    def arrays(self, batch: dict) -> dict:
+        """The same batch from arrays already stacked (the in-memory road)."""
+        out = {**batch, "image": self._images(batch["image"])}
+        if "label" in out:
+            out["label"] = np.asarray(out["label"], np.int32)
+        if "mask" in out:
+            out["mask"] = np.asarray(out["mask"], np.float32)
+        return out
+
     def __call__(self, records: list[dict]) -> dict:
         batch = {}
         for key in records[0]:
@@ -186,6 +203,103 @@ class _Collate:
             else:
                 batch[key] = np.stack([r[key] for r in records])
         return batch
+
+
+_PERMUTATION_LOCK = threading.Lock()  # Grain's read threads ask for batches concurrently
+
+
+@functools.lru_cache(maxsize=64)
+def _epoch_permutation(size: int, shuffle_seed: int, epoch: int) -> np.ndarray:
+    """Grain's shuffle of epoch `epoch`: index_shuffle at seed (s + e) mod 2³². It costs up to
+    ~90 µs a record on small splits and holds the GIL, so it is kept for the runs that follow
+    in this process (IMP levels and stages reread the same epochs)."""
+    seed = (shuffle_seed + epoch) % 2**32
+    shuffle = grain.experimental.index_shuffle
+    return np.array([shuffle(k, max_index=size - 1, seed=seed, rounds=4)
+                     for k in range(size)], np.int64)
+
+
+class _StreamOrder:
+    """Record indices of the train stream `MapDataset.source(records).seed(seed).shuffle()
+    .repeat()`, an epoch's permutation at a time: Grain's shuffle draws epoch e at seed
+    (s + e) mod 2³², s the seed `.seed(seed)` derives for it. s is read from a
+    ShuffleMapDataset (`_seed`, not public API); tests/test_records.py checks the indices
+    against Grain's own stream, so a Grain that changes this fails there."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed = size, seed
+        self._shuffle_seed = grain.MapDataset.range(size).seed(seed).shuffle()._seed
+
+    def _epoch(self, epoch: int) -> np.ndarray:
+        with _PERMUTATION_LOCK:
+            return _epoch_permutation(self.size, self._shuffle_seed, epoch)
+
+    def indices(self, start: int, count: int) -> np.ndarray:
+        positions = np.arange(start, start + count)
+        epochs = positions // self.size
+        return np.concatenate([self._epoch(int(e))[positions[epochs == e] % self.size]
+                               for e in np.unique(epochs)])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _GatherBatch:
+    """A batch of an in-memory split by record indices: one gather per key, then `prepare`
+    (pooling only: `_in_memory` decides) and `collate` on the whole batch. Equal, value for
+    value, to transforming and stacking the records one by one (tests/test_data.py).
+
+    With `pad`, that many zero records follow (zeros of the prepared arrays, as
+    `_PaddedEval`), and 'mask' marks the real ones."""
+
+    records: ArrayRecords
+    prepare: _Prepare
+    collate: _Collate
+
+    def __call__(self, indices: np.ndarray, pad: int | None = None) -> dict:
+        r = self.records
+        batch = {"image": r.images[indices],
+                 **({"label": r.labels[indices]} if r.labels is not None else {}),
+                 **{k: v[indices] for k, v in r.extra.items()}}
+        batch.update({k: preprocess.pool(v, self.prepare.pool)
+                      for k, v in _spatial(batch, self.prepare.spatial).items()})
+        if pad is not None:
+            real = len(indices)
+            batch = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)])
+                     for k, v in batch.items()}
+            batch["mask"] = np.arange(real + pad) < real
+        return self.collate.arrays(batch)
+
+
+def _in_memory(records, transform) -> bool:
+    """Whether batches can be gathered whole: in-memory records and no per-record randomness,
+    resizing or blur."""
+    return (isinstance(records, ArrayRecords) and isinstance(transform, _Prepare)
+            and not transform.center_crop and transform.blur <= 1)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _TrainBatch:
+    """Global batch `index` of the train stream: records [index*B, (index+1)*B)."""
+
+    order: _StreamOrder
+    gather: _GatherBatch
+    batch_size: int
+
+    def __call__(self, index: int) -> dict:
+        return self.gather(self.order.indices(index * self.batch_size, self.batch_size))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _EvalBatch:
+    """Eval batch `index` of a pass padded to whole batches: real records, then zero records
+    with mask 0."""
+
+    gather: _GatherBatch
+    batch_size: int
+
+    def __call__(self, index: int) -> dict:
+        start = index * self.batch_size
+        real = np.arange(start, min(start + self.batch_size, len(self.gather.records)))
+        return self.gather(real, pad=self.batch_size - len(real))
 
 
 def _stack(records: list[dict]) -> dict:
@@ -353,25 +467,54 @@ def train_iterator(data_cfg, *, seed: int, process_index: int = 0, process_count
     per_process = _per_process(data_cfg.batch_size, process_count, "batch_size")
     train = sources.open_split(data_cfg, "train")
     shape = _image_shape(data_cfg, train)
-    dataset = grain.MapDataset.source(train.records).seed(seed).shuffle().repeat()
     transform = _train_transform(data_cfg, train, shape[0])
-    dataset = (dataset.map(transform) if isinstance(transform, _Prepare)
-               else dataset.random_map(transform))
-    dataset = dataset.batch(per_process, drop_remainder=True, batch_fn=_collate(data_cfg, train))
+    collate = _collate(data_cfg, train)
+    if _in_memory(train.records, transform):
+        batches = len(grain.MapDataset.range(len(train.records)).repeat().batch(
+            per_process, drop_remainder=True))
+        dataset = grain.MapDataset.range(batches).map(_TrainBatch(
+            _StreamOrder(len(train.records), seed), _GatherBatch(train.records, transform, collate),
+            per_process))
+    else:
+        dataset = grain.MapDataset.source(train.records).seed(seed).shuffle().repeat()
+        dataset = (dataset.map(transform) if isinstance(transform, _Prepare)
+                   else dataset.random_map(transform))
+        dataset = dataset.batch(per_process, drop_remainder=True, batch_fn=collate)
     return iter(_to_iter(dataset[process_index::process_count], data_cfg))
 
 
 class EvalBatches:
-    """Re-iterable eval pass: every `iter()` starts a fresh, ordered pass."""
+    """Re-iterable eval pass: every `iter()` starts a fresh, ordered pass. The batches of an
+    in-memory split (`keep`) are kept after the first complete pass, up to KEPT_BYTES: they are
+    the same every pass, and runs that evaluate every epoch of a small split would otherwise
+    spend more time building them than evaluating."""
 
-    def __init__(self, dataset: grain.MapDataset, data_cfg):
-        self._dataset, self._data_cfg = dataset, data_cfg
+    KEPT_BYTES = 2**30
+
+    def __init__(self, dataset: grain.MapDataset, data_cfg, keep: bool = False):
+        self._dataset, self._data_cfg, self._keep = dataset, data_cfg, keep
+        self._kept = None
 
     def __len__(self) -> int:
         return len(self._dataset)
 
     def __iter__(self):
-        return iter(_to_iter(self._dataset, self._data_cfg))
+        if self._kept is not None:
+            return iter(self._kept)
+        return self._pass()
+
+    def _pass(self):
+        kept, size = [], 0
+        for batch in _to_iter(self._dataset, self._data_cfg):
+            if self._keep and size <= self.KEPT_BYTES:
+                kept.append(batch)
+                for v in batch.values():  # shared by later passes: in-place edits must fail
+                    if isinstance(v, np.ndarray):
+                        v.setflags(write=False)
+                        size += v.nbytes
+            yield batch
+        if self._keep and size <= self.KEPT_BYTES:
+            self._kept = kept
 
 
 def eval_set_specs(sets) -> dict[str, dict]:
@@ -417,10 +560,13 @@ def eval_batches(data_cfg, *, process_index: int = 0, process_count: int = 1,
     crop = shape[0] if data_cfg.augment in _RESIZING else 0
     num = len(evaluation.records)
     padded = math.ceil(num / data_cfg.eval_batch_size) * data_cfg.eval_batch_size
-    record = _PaddedEval(evaluation.records,
-                         _Prepare(data_cfg.pool, crop, data_cfg.blur, evaluation.spatial))
-    dataset = grain.MapDataset.range(padded).map(record)
-    dataset = dataset.batch(
-        per_process, drop_remainder=True, batch_fn=_collate(data_cfg, evaluation)
-    )
-    return EvalBatches(dataset[process_index::process_count], data_cfg)
+    prepare = _Prepare(data_cfg.pool, crop, data_cfg.blur, evaluation.spatial)
+    collate = _collate(data_cfg, evaluation)
+    in_memory = _in_memory(evaluation.records, prepare)
+    if in_memory:
+        dataset = grain.MapDataset.range(padded // per_process).map(
+            _EvalBatch(_GatherBatch(evaluation.records, prepare, collate), per_process))
+    else:
+        dataset = grain.MapDataset.range(padded).map(_PaddedEval(evaluation.records, prepare))
+        dataset = dataset.batch(per_process, drop_remainder=True, batch_fn=collate)
+    return EvalBatches(dataset[process_index::process_count], data_cfg, keep=in_memory)
