@@ -227,7 +227,7 @@ class _StreamOrder:
     against Grain's own stream, so a Grain that changes this fails there."""
 
     def __init__(self, size: int, seed: int):
-        self.size, self.seed = size, seed
+        self.size = size
         self._shuffle_seed = grain.MapDataset.range(size).seed(seed).shuffle()._seed
 
     def _epoch(self, epoch: int) -> np.ndarray:
@@ -245,7 +245,7 @@ class _StreamOrder:
 class _GatherBatch:
     """A batch of an in-memory split by record indices: one gather per key, then `prepare`
     (pooling only: `_in_memory` decides) and `collate` on the whole batch. Equal, value for
-    value, to transforming and stacking the records one by one (tests/test_data.py).
+    value, to transforming and stacking the records one by one (tests/test_records.py).
 
     With `pad`, that many zero records follow (zeros of the prepared arrays, as
     `_PaddedEval`), and 'mask' marks the real ones."""
