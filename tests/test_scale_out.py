@@ -44,10 +44,15 @@ TOPOLOGIES = {"1x1": (1, 1), "1x8": (1, 8), "2x4": (2, 4)}  # processes × devic
 EXIT_PREEMPTED = 75
 
 
-def start(workdir, processes=1, devices=8, args=ARGS, extra=()) -> list[subprocess.Popen]:
-    """Starts one run as `processes` processes; their output goes to WORKDIR.pI.log."""
+def start(workdir, processes=1, devices=8, args=ARGS, extra=(),
+          compile_cache=True) -> list[subprocess.Popen]:
+    """Starts one run as `processes` processes; their output goes to WORKDIR.pI.log.
+    `compile_cache=False` leaves out the suite's persistent compilation cache (conftest.py), so
+    that compiling the step takes its seconds between the start's record and its first step."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    if not compile_cache:
+        env.pop("JAX_COMPILATION_CACHE_DIR", None)
     group = []
     if processes > 1:
         group = [f"--coordinator_address={distributed.local_coordinator_address()}",
@@ -209,8 +214,10 @@ def test_sigterm_to_one_process_stops_all_at_one_step(tmp_path, reference):
     elsewhere = tmp_path / "resumed_as_1x8"
     shutil.copytree(workdir, elsewhere)
 
-    # a SIGTERM before the resumed run's first step still meets a sync point: that step
-    procs = start(workdir, processes=2, devices=4, args=PREEMPT_ARGS)
+    # a SIGTERM before the resumed run's first step still meets a sync point: that step. The
+    # signal goes when the start is recorded, before compilation; with a cached compilation the
+    # first step could come before jax's preemption notice reaches process 0 (CI: step + 2).
+    procs = start(workdir, processes=2, devices=4, args=PREEMPT_ARGS, compile_cache=False)
     sigterm_when(workdir, procs, lambda: starts(workdir) == 2, victim=1)
     assert finish(procs) == [EXIT_PREEMPTED] * 2, output(workdir, 1)[-3000:]
     assert preempted_step(workdir, processes=2) == step + 1
