@@ -48,6 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.bn_momentum = 0.9        # running ← m·running + (1-m)·batch (PyTorch momentum 0.1)
     c.model.bn_epsilon = 1e-5
     c.model.dtype = "float32"        # compute dtype: float32 | bfloat16 (parameters stay float32)
+    c.model.conv_weight_grad = "auto"  # auto (transposed on CPU, else xla) | xla | transposed: how conv weight gradients are formulated (lib/models/conv.py); same values to float rounding
     c.model.widths = (16, 32, 64, 64)  # convnet: widths of its 3x3 conv-BN-ReLU modules; mlp: hidden layer widths
     c.model.pool_after = (1, 3)      # convnet: modules followed by a 2x2 max-pool
     c.model.shortcut = "projection"  # cifar_resnet: projection (1x1 conv + BN) | zero_pad (option A, parameter-free)

@@ -25,6 +25,8 @@
 
 times ResNet-20 in our train step against a plain PyTorch loop of our own (lib.bench_torch,
 the [bench] extra), all parameters and BN-only, on 1 core and on all cores, and prints ratios.
+Our step runs twice: as configured (model.conv_weight_grad=auto) and with XLA's own
+convolution weight gradient (xla), in the same alternating rounds.
 """
 
 from __future__ import annotations
@@ -395,9 +397,12 @@ def _compare_worker(spec: str) -> None:
     threads = len(os.sched_getaffinity(0))
     runners = {}
     for trainable in COMPARE_SETTINGS:
-        c = _config(20, batch, steps)
-        c.optim.trainable = trainable
-        runners[f"ours/{trainable}"] = _jax_runner(train.build(c, info=SYNTHETIC_CIFAR), batch)
+        for name, weight_grad in (("ours", "auto"), ("ours_xla", "xla")):
+            c = _config(20, batch, steps)
+            c.optim.trainable = trainable
+            c.model.conv_weight_grad = weight_grad
+            runners[f"{name}/{trainable}"] = _jax_runner(train.build(c, info=SYNTHETIC_CIFAR),
+                                                         batch)
         runners[f"torch/{trainable}"] = bench_torch.TrainLoop(trainable, batch, threads).seconds
     seconds = _alternate(runners, steps, rounds)
     print(json.dumps({name: round(batch * steps / s, 1) for name, s in zip(runners, seconds)}))
@@ -423,8 +428,11 @@ def compare_torch(batch: int, steps: int, rounds: int) -> dict:
         speeds = json.loads(result.stdout.strip().splitlines()[-1])
         for trainable in COMPARE_SETTINGS:
             ours, theirs = speeds[f"ours/{trainable}"], speeds[f"torch/{trainable}"]
+            xla = speeds[f"ours_xla/{trainable}"]
             out["rows"].append({"trainable": trainable, "cores": len(used),
-                                "ours_images_per_s": ours, "torch_images_per_s": theirs,
+                                "ours_images_per_s": ours,
+                                "ours_xla_weight_grad_images_per_s": xla,
+                                "torch_images_per_s": theirs,
                                 "ratio": round(ours / theirs, 3)})
     return out
 
@@ -433,11 +441,13 @@ def print_comparison(report: dict) -> None:
     """The side-by-side table, for the README and issue notes."""
     print(f"ResNet-20, batch {report['batch']}, jax {report['jax']} vs torch {report['torch']}, "
           f"commit {report['commit'][:12]}, XLA_FLAGS={report['xla_flags'] or '(none)'}")
-    print("| trainable | cores | ours (images/s) | PyTorch (images/s) | ratio |")
-    print("|---|---|---|---|---|")
+    print("| trainable | cores | ours (images/s) | ours, XLA's weight gradient | "
+          "PyTorch (images/s) | ratio |")
+    print("|---|---|---|---|---|---|")
     for r in report["rows"]:
         print(f"| {r['trainable']} | {r['cores']} | {r['ours_images_per_s']} | "
-              f"{r['torch_images_per_s']} | {r['ratio']:.2f} |")
+              f"{r['ours_xla_weight_grad_images_per_s']} | {r['torch_images_per_s']} | "
+              f"{r['ratio']:.2f} |")
 
 
 def pgd_throughput(depth: int, batch: int, steps: int, pgd_steps: int = 10) -> dict:

@@ -5,8 +5,9 @@
   (convolution library calls, transposes, elementwise fusions, ...). On 2 cores the summed
   time can exceed the step time (two thunks at once) or fall short (idle threads).
 - `conv_ops`: each distinct 3×3 convolution of ResNet-20 at batch 128 alone, jitted: forward,
-  input gradient, weight gradient (XLA's formulations); with PyTorch installed (the [bench]
-  extra) the same three on its side, channels-first, for the per-op ratio.
+  input gradient, weight gradient (XLA's formulation, and ours of lib/models/conv.py, which
+  the models use on CPU); with PyTorch installed (the [bench] extra) the same three on its
+  side, channels-first, for the per-op ratio.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import time
 import jax
 import numpy as np
 from jax import lax
+
+from lib.models import conv as conv_lib
 
 # (H=W, C_in, C_out, stride) of ResNet-20's 3×3 convolutions on 32×32 inputs.
 RESNET20_CONVS = ((32, 3, 16, 1), (32, 16, 16, 1), (32, 16, 32, 2), (16, 32, 32, 1),
@@ -88,9 +91,9 @@ def profile_step(compiled, state, batch, steps: int = 3, top: int = 15) -> dict:
                            for k, v in per_op.most_common(top)]}
 
 
-def _conv(x, w, stride):
-    return lax.conv_general_dilated(x, w, (stride, stride), ((1, 1), (1, 1)),
-                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+def _conv(x, w, stride, conv=lax.conv_general_dilated):
+    return conv(x, w, (stride, stride), ((1, 1), (1, 1)),
+                dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def conv_op_times(batch: int = 128, repeats: int = 7) -> list[dict]:
@@ -118,9 +121,12 @@ def _xla_conv_times(x, w, g, stride: int, repeats: int) -> dict:
     forward = jax.jit(lambda x, w: _conv(x, w, stride))
     input_grad = jax.jit(lambda x, w, g: jax.vjp(lambda x: _conv(x, w, stride), x)[1](g))
     weight_grad = jax.jit(lambda x, w, g: jax.vjp(lambda w: _conv(x, w, stride), w)[1](g))
+    ours = jax.jit(lambda x, w, g: jax.vjp(
+        lambda w: _conv(x, w, stride, conv_lib.conv_transposed_weight_grad), w)[1](g))
     return {"forward_ms": _median_ms(lambda: forward(x, w), repeats),
             "input_grad_ms": _median_ms(lambda: input_grad(x, w, g), repeats),
-            "weight_grad_ms": _median_ms(lambda: weight_grad(x, w, g), repeats)}
+            "weight_grad_ms": _median_ms(lambda: weight_grad(x, w, g), repeats),
+            "weight_grad_transposed_ms": _median_ms(lambda: ours(x, w, g), repeats)}
 
 
 def _torch_conv_times(torch, batch, size, cin, cout, stride, repeats) -> dict:

@@ -85,7 +85,7 @@ class TrainLoop:
         loss = self.torch.nn.functional.cross_entropy(self.model(self.images), self.labels)
         loss.backward()
         self.optimizer.step()
-        return float(loss)  # waits for the step, as block_until_ready does on our side
+        return float(loss.detach())  # waits for the step, as block_until_ready does on our side
 
     def seconds(self, steps: int) -> float:
         t0 = time.perf_counter()

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lib.models import conv as conv_lib
+
 KERNEL_INITS = ("kaiming_normal", "kaiming_normal_fan_out", "kaiming_uniform", "torch_default",
                 "orthogonal", "binary")
 BN_INITS = ("uniform", "fixed", "oneone", "positivenegative")
@@ -91,12 +93,14 @@ class LayerSpec:
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
     dtype: str = "float32"
+    conv_weight_grad: str = "auto"
 
     def __post_init__(self):
         kernel_initializer(self.kernel_init)
         kernel_initializer(self.linear_init or self.kernel_init)
         bn_initializers(self.bn_init)
         _choice("dtype", self.dtype, DTYPES)
+        _choice("conv_weight_grad", self.conv_weight_grad, conv_lib.WEIGHT_GRADS)
 
     @property
     def compute_dtype(self):
@@ -107,7 +111,8 @@ class LayerSpec:
         return nnx.Conv(
             cin, cout, (kernel, kernel), (stride, stride), padding=padding,
             use_bias=use_bias, dtype=self.compute_dtype,
-            kernel_init=kernel_initializer(self.kernel_init), bias_init=bias_init, rngs=rngs,
+            kernel_init=kernel_initializer(self.kernel_init), bias_init=bias_init,
+            conv_general_dilated=conv_lib.conv_function(self.conv_weight_grad), rngs=rngs,
         )
 
     def bn(self, features, *, rngs):
