@@ -152,6 +152,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict()
     c.eval.top_k = 5                 # also report top-k accuracy (0 = off)
     c.eval.sets = ("",)              # more eval sets, logged as eval_<label>/…: 'validation' | 'label=split' | 'label=dataset@split' ('' ignored)
+
+    c.ssl = ml_collections.ConfigDict()  # self-supervised tasks (lib/ssl)
+    c.ssl.temperature = 0.1          # τ of NT-Xent / InfoNCE on cosine similarities (SimCLR ImageNet 0.1; MoCo v2 0.2)
+    c.ssl.projector_widths = (2048, 128)  # MLP projector after the encoder: its layers' output widths, ReLU between
     return c
 
 
@@ -221,4 +225,6 @@ RULES = {
     "imp.levels": at_least(0),
     "imp.rewind_step": STEPS,
     "eval.top_k": at_least(0),
+    "ssl.temperature": greater_than(0),
+    "ssl.projector_widths": each(at_least(1)),
 }

@@ -134,15 +134,18 @@ AUGMENTS = {"none": None, "flip": Flip, "cifar": CifarCrop, "imagenet": Inceptio
 
 
 def view_groups(data_cfg) -> list[tuple[int, int, float, float]]:
-    """(count, side, min scale, max scale) per view group; [] unless data.augment='views'."""
-    if data_cfg.augment != "views":
+    """(count, side, min scale, max scale) per view group; [] unless data.augment is 'views'
+    or a paper's subclass of Views."""
+    augment_class = _augment_class(data_cfg)
+    if not (isinstance(augment_class, type) and issubclass(augment_class, Views)):
         return []
     counts = [n for n in data_cfg.views if n]
     sides, lows, highs = (list(data_cfg.view_sizes), list(data_cfg.view_min_scale),
                           list(data_cfg.view_max_scale))
     if not counts:
-        raise ConfigError("data.augment='views' needs data.views, the number of views per "
-                          "group (e.g. (2,) for two crops, (2, 6) for 2 global + 6 local)")
+        raise ConfigError(f"data.augment={data_cfg.augment!r} needs data.views, the number "
+                          "of views per group (e.g. (2,) for two crops, (2, 6) for 2 global "
+                          "+ 6 local)")
     if not len(sides) == len(lows) == len(highs) == len(counts):
         raise ConfigError(f"data.views={tuple(data_cfg.views)} has {len(counts)} groups; "
                           "data.view_sizes, view_min_scale and view_max_scale need one entry "

@@ -64,11 +64,11 @@ def blur(image: np.ndarray, factor: int) -> np.ndarray:
     if factor <= 1:
         return image
     h, w, _ = image.shape
-    small = _resize(image, (max(1, h // factor), max(1, w // factor)))
-    return _resize(small, (h, w))
+    small = resize(image, (max(1, h // factor), max(1, w // factor)))
+    return resize(small, (h, w))
 
 
-def _resize(image: np.ndarray, size: tuple[int, int], box=None) -> np.ndarray:
+def resize(image: np.ndarray, size: tuple[int, int], box=None) -> np.ndarray:
     """Bilinear (antialiased) resize of the `box` region (x0, y0, x1, y1) to size (h, w).
 
     uint8 images (1 or 3 channels) stay uint8; anything else (a float mask) is resized per
@@ -112,7 +112,7 @@ def random_resized_crop(arrays: dict, rng: np.random.Generator, size: int,
     """Inception-style crop (area fraction in `scale`, aspect CROP_RATIO) resized to
     size x size."""
     top, left, ch, cw = _crop_box(*arrays["image"].shape[:2], rng, scale)
-    return {k: _resize(v, (size, size), box=(left, top, left + cw, top + ch))
+    return {k: resize(v, (size, size), box=(left, top, left + cw, top + ch))
             for k, v in arrays.items()}
 
 
@@ -121,7 +121,7 @@ def resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:
     h, w = image.shape[:2]
     scale = round(size * EVAL_RESIZE_RATIO) / min(h, w)
     rh, rw = max(size, round(h * scale)), max(size, round(w * scale))
-    resized = _resize(image, (rh, rw))
+    resized = resize(image, (rh, rw))
     top, left = round((rh - size) / 2), round((rw - size) / 2)
     return resized[top : top + size, left : left + size]
 

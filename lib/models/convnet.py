@@ -7,10 +7,9 @@ output ('conv0', ...) and 'pool'.
 """
 import collections
 
-import jax.numpy as jnp
 from flax import nnx
 
-from lib.models.layers import DEFAULT_LAYERS, LayerSpec, global_avg_pool
+from lib.models.layers import DEFAULT_LAYERS, LayerSpec, apply_head, global_avg_pool
 from lib.models.vgg import ConvModule
 
 
@@ -28,7 +27,7 @@ class ConvNet(nnx.Module):
         for i, w in enumerate(widths):
             setattr(self, f"conv{i}", ConvModule(cin, w, layers, use_bias=False, rngs=rngs))
             cin = w
-        self.head = layers.linear(cin, num_classes, rngs=rngs)
+        self.head = layers.head(cin, num_classes, rngs=rngs)
 
     def __call__(self, x, *, train: bool, features: bool = False):
         feats = collections.OrderedDict()
@@ -39,5 +38,5 @@ class ConvNet(nnx.Module):
                 x = nnx.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
         x = global_avg_pool(x)
         feats["pool"] = x
-        logits = self.head(x).astype(jnp.float32)
+        logits = apply_head(self.head, x)
         return (logits, feats) if features else logits

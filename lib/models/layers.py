@@ -125,6 +125,11 @@ class LayerSpec:
             scale_init=scale_init, bias_init=bias_init, rngs=rngs,
         )
 
+    def head(self, cin, num_classes, *, rngs):
+        """The classifier, or None for num_classes=0: an encoder whose output is its pooled
+        representation (self-supervised backbones)."""
+        return self.linear(cin, num_classes, rngs=rngs) if num_classes else None
+
     def linear(self, cin, cout, *, rngs):
         return nnx.Linear(
             cin, cout, dtype=self.compute_dtype,
@@ -136,6 +141,11 @@ class LayerSpec:
 
 DEFAULT_LAYERS = LayerSpec()  # configs/base.py defaults
 PAD1 = ((1, 1), (1, 1))  # 3x3 "same" padding that gives ceil(H/stride) like PyTorch pad=1.
+
+
+def apply_head(head, x):
+    """Float32 logits, or the representation itself where there is no head."""
+    return x if head is None else head(x).astype(jnp.float32)
 
 
 def global_avg_pool(x):

@@ -6,10 +6,9 @@ hidden layer's post-ReLU output ('dense0', ...), the units whose selectivity is 
 import collections
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
-from lib.models.layers import DEFAULT_LAYERS, LayerSpec
+from lib.models.layers import DEFAULT_LAYERS, LayerSpec, apply_head
 
 
 class MLP(nnx.Module):
@@ -23,7 +22,7 @@ class MLP(nnx.Module):
         for i, w in enumerate(widths):
             setattr(self, f"dense{i}", layers.linear(cin, w, rngs=rngs))
             cin = w
-        self.head = layers.linear(cin, num_classes, rngs=rngs)
+        self.head = layers.head(cin, num_classes, rngs=rngs)
 
     def __call__(self, x, *, train: bool, features: bool = False):
         del train  # no dropout or BatchNorm
@@ -32,5 +31,5 @@ class MLP(nnx.Module):
         for i in range(self.num_hidden):
             x = jax.nn.relu(getattr(self, f"dense{i}")(x))
             feats[f"dense{i}"] = x
-        logits = self.head(x).astype(jnp.float32)
+        logits = apply_head(self.head, x)
         return (logits, feats) if features else logits

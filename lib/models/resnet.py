@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lib.models.layers import DEFAULT_LAYERS, PAD1, LayerSpec, global_avg_pool
+from lib.models.layers import DEFAULT_LAYERS, PAD1, LayerSpec, apply_head, global_avg_pool
 
 IMAGENET_DEPTHS = {
     18: ("basic", (2, 2, 2, 2)),
@@ -167,7 +167,7 @@ class ResNet(nnx.Module):
             setattr(self, f"stage{s}", Stage(block_cls, cin, width, n, stride, layers,
                                              block_options=block_options, rngs=rngs))
             cin = width * block_cls.expansion
-        self.head = layers.linear(cin, num_classes, rngs=rngs)
+        self.head = layers.head(cin, num_classes, rngs=rngs)
 
     def __call__(self, x, *, train: bool, features: bool = False):
         feats = collections.OrderedDict()
@@ -179,7 +179,7 @@ class ResNet(nnx.Module):
                 feats[f"stage{s}/{name}"] = x
         x = global_avg_pool(x)
         feats["pool"] = x
-        logits = self.head(x).astype(jnp.float32)
+        logits = apply_head(self.head, x)
         return (logits, feats) if features else logits
 
 

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lib.models.layers import DEFAULT_LAYERS, PAD1, LayerSpec, global_avg_pool
+from lib.models.layers import DEFAULT_LAYERS, PAD1, LayerSpec, apply_head, global_avg_pool
 
 _M = "M"  # 2x2 max-pool, stride 2
 PLANS = {
@@ -55,7 +55,7 @@ class CifarVGG(nnx.Module):
             if item != _M:
                 setattr(self, f"conv{i}", ConvModule(cin, item, layers, rngs=rngs))
                 cin, i = item, i + 1
-        self.head = layers.linear(cin, num_classes, rngs=rngs)
+        self.head = layers.head(cin, num_classes, rngs=rngs)
 
     def __call__(self, x, *, train: bool, features: bool = False):
         feats = collections.OrderedDict()
@@ -69,5 +69,5 @@ class CifarVGG(nnx.Module):
                 i += 1
         x = global_avg_pool(x) if self.final_pool == "avg" else jnp.max(x, axis=(1, 2))
         feats["pool"] = x
-        logits = self.head(x).astype(jnp.float32)
+        logits = apply_head(self.head, x)
         return (logits, feats) if features else logits

@@ -1,0 +1,59 @@
+"""background_aug's own config sections: the background augmentations and the spec §6 view
+ops (read by experiments.background_aug.augment:BackgroundViews, so they sit under data), and
+the small-scale linear probes. The SSL methods' keys are lib's (configs/base.py: ssl).
+Experiment configs start from `get_config()` here."""
+
+import ml_collections
+
+from configs import base
+from lib import config as config_lib
+from lib.config_rules import at_least, greater_than, in_range
+
+PROBABILITY = in_range(0, 1)
+
+
+def declare(c: ml_collections.ConfigDict) -> None:
+    """This paper's sections, with their defaults, in `c`."""
+    c.data.bgaug = ml_collections.ConfigDict()  # background ops per view, before the view ops (BackgroundViews)
+    c.data.bgaug.rm_prob = 0.0       # BG_RM: probability per view of removing the background
+    c.data.bgaug.rm_fill = "black"   # BG_RM fill: black (0) | grey (0.5) | random_grey (U(0, 1) per image)
+    c.data.bgaug.random_prob = 0.0   # BG_Random: probability per view (where BG_RM was not drawn) of a donor's background
+    c.data.bgaug.donor_hole_fill = "tile"  # the donor's own foreground hole: tile | mean | none (synthetic data: the stored clean background)
+    c.data.bgaug.swap_prob = 0.0     # BG_Swaps (contrastive methods): the positive on a new background plus a hard negative
+    c.data.bgaug.min_fg = 0.01       # masks covering less than this fraction skip background ops
+    c.data.bgaug.max_fg = 0.99       # masks covering more than this fraction skip background ops
+
+    c.data.jitter = ml_collections.ConfigDict()  # the spec §6 view ops after the background ops
+    c.data.jitter.pad = 3            # reflect padding before the random crop of the native size
+    c.data.jitter.brightness = 0.4   # brightness × U(1 − b, 1 + b)
+    c.data.jitter.contrast = 0.4     # contrast × U(1 − c, 1 + c) about the image mean
+    c.data.jitter.gain = 0.3         # per-channel gain × U(1 − g, 1 + g)
+    c.data.jitter.gray_prob = 0.2    # grayscale probability
+
+    c.probe = ml_collections.ConfigDict()  # linear probes on frozen features (experiments.background_aug.procedure)
+    c.probe.steps = 500              # full-batch Adam steps of the softmax regression
+    c.probe.lr = 1e-2                # Adam learning rate
+    c.probe.l2 = 1e-4                # L2 penalty on the weights: loss = CE + l2·‖W‖²
+    c.probe.fg_split = "train_random_bg"  # probe B's training split (the same items on random backgrounds)
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """configs/base.py's keys plus this paper's sections."""
+    return config_lib.add_sections(base.get_config(), __name__)
+
+
+RULES = {
+    "data.bgaug.rm_prob": PROBABILITY,
+    "data.bgaug.random_prob": PROBABILITY,
+    "data.bgaug.swap_prob": PROBABILITY,
+    "data.bgaug.min_fg": PROBABILITY,
+    "data.bgaug.max_fg": PROBABILITY,
+    "data.jitter.pad": at_least(0),
+    "data.jitter.brightness": in_range(0, 1),
+    "data.jitter.contrast": in_range(0, 1),
+    "data.jitter.gain": in_range(0, 1),
+    "data.jitter.gray_prob": PROBABILITY,
+    "probe.steps": at_least(1),
+    "probe.lr": greater_than(0),
+    "probe.l2": at_least(0),
+}

@@ -1,0 +1,38 @@
+"""Contrastive losses on embeddings, batch-global under jit (every device's rows are negatives
+of every other's: the result does not depend on the device count)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+_MASKED = -1e9  # a logit that takes no part in the softmax (finite: no NaN gradients)
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+    x = x.astype(jnp.float32)
+    return x / jnp.sqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), eps))
+
+
+def nt_xent(z1: jax.Array, z2: jax.Array, temperature: float,
+            extra_negatives: jax.Array | None = None,
+            extra_mask: jax.Array | None = None) -> jax.Array:
+    """SimCLR's NT-Xent per row, [2B]: each of the 2B views against its partner, with the
+    other 2B − 2 views as negatives, on cosine similarities / temperature.
+
+    extra_negatives [B, D] (optional): one more negative per example, appended to the
+    denominator of its view-0 row only (BG_Swaps' hard negative for the anchor); extra_mask
+    [B] in {0, 1} switches it off where not drawn.
+    """
+    b = z1.shape[0]
+    z = l2_normalize(jnp.concatenate([z1, z2]))
+    logits = z @ z.T / temperature
+    logits = jnp.where(jnp.eye(2 * b, dtype=bool), _MASKED, logits)
+    partner = (jnp.arange(2 * b) + b) % (2 * b)
+    if extra_negatives is not None:
+        extra = jnp.sum(z[:b] * l2_normalize(extra_negatives), axis=-1) / temperature
+        on = jnp.ones(b, bool) if extra_mask is None else extra_mask > 0
+        column = jnp.concatenate([jnp.where(on, extra, _MASKED), jnp.full(b, _MASKED)])
+        logits = jnp.concatenate([logits, column[:, None]], axis=1)
+    positive = jnp.take_along_axis(logits, partner[:, None], axis=1)[:, 0]
+    return jax.nn.logsumexp(logits, axis=1) - positive
