@@ -146,9 +146,15 @@ def stage_times(workdir: pathlib.Path) -> list[dict]:
     first folder named with a seed suffix (`_s<N>`), that suffix dropped (else its top-level
     folder), so one row sums a setting over its seeds. From each run's
     results.json: `wall_seconds_this_start` (its last start, compilation, evals and saves
-    included) and the training clock. Runs finished in an earlier verify count as they took."""
+    included) and the training clock. Runs finished in an earlier verify count as they took.
+    A results.json with another below it is a procedure's summary (it may copy its training
+    run's clock), so it is not counted again."""
     stages: dict[str, dict] = {}
-    for path in sorted(workdir.rglob("results.json")):
+    paths = sorted(workdir.rglob("results.json"))
+    below = {parent for p in paths for parent in p.parent.parents}
+    for path in paths:
+        if path.parent in below:
+            continue
         try:
             results = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -29,6 +29,9 @@ def test_stage_times_sum_runs_by_setting_over_seeds(tmp_path):
     _results(tmp_path / "fmnist_none", wall_seconds_this_start=4.0,
              **{"clock/train_seconds": 3.0})
     (tmp_path / "digits_L_s0" / "results.json").write_text('{"instability": 0.1}')  # a summary
+    # fmnist_none/results.json is then a summary copying its run's clock (background_aug's does)
+    _results(tmp_path / "fmnist_none" / "pretrain", wall_seconds_this_start=4.0,
+             **{"clock/train_seconds": 3.0})
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "results.json").write_text("{not json")
     stages = {r["stage"]: r for r in repro.stage_times(tmp_path)}
