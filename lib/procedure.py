@@ -119,6 +119,23 @@ def finish(workdir, config: ml_collections.ConfigDict, results: dict) -> dict:
     return results
 
 
+def evaluation(path, settings: ml_collections.ConfigDict, compute) -> dict:
+    """The values of an evaluation after training, saved in `path` with the settings they were
+    computed for: read back while `settings` are unchanged, else `compute()`d again, so a
+    finished run can be evaluated under new settings without retraining."""
+    path = files.as_path(path)
+    settings = json.loads(settings.to_json_best_effort())
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("settings") == settings:
+            return saved["values"]
+    values = compute()
+    if jax.process_index() == 0:
+        files.write_text_atomic(path, json.dumps({"settings": settings, "values": values},
+                                                 indent=2, sort_keys=True) + "\n")
+    return values
+
+
 def summary(results: dict) -> dict:
     """A stage's eval metrics and the fraction of prunable weights it kept."""
     out = {k: v for k, v in results.items() if k.startswith("eval/")}

@@ -5,7 +5,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from experiments.background_aug import augment, background, procedure, spurious
+from experiments.background_aug import augment, background, claims, procedure, spurious
 from lib import config as config_lib
 from lib.data import records
 from tests.helpers import REPO
@@ -199,6 +199,7 @@ def test_stripes_follow_the_formula():
     ({"data.bgaug.donor_hole_fill": "blur"}, "donor_hole_fill='blur'"),
     ({"data.bgaug.min_fg": 0.6, "data.bgaug.max_fg": 0.5}, "exceeds max_fg"),
     ({"data.bgaug.swap_prob": 0.5, "task": "lib.task:Classification"}, "BG_Swaps adds a hard"),
+    ({"data.views": (3,), "data.view_sizes": (28,)}, r"data.views=\(3,\): BackgroundViews"),
 ])
 def test_bad_settings_fail_before_anything_is_written(tmp_path, changes, message):
     config = config_lib.updated(config_lib.load_file(CONFIG, "quick"), changes)
@@ -212,3 +213,25 @@ def test_records_carry_their_index():
     split = spurious.source(ml_collections.ConfigDict(), "original")
     assert isinstance(split.records, records.ArrayRecords)
     assert split.records[7]["index"] == 7 and split.spatial == ("fg_mask", "background")
+
+
+def _measurements(gaps):
+    """Two seeds per variant with the given BG-Gaps; Mixed-Rand accuracy 0.5 − gap."""
+    return {v: [{"bg_gap": g, "probe/mixed_rand": 0.5 - g, "fg_probe/mixed_rand": 0.6 - g,
+                 "probe/only_bg": 0.1 + g} for g in (gap - 0.01, gap + 0.01)]
+            for v, gap in gaps.items()}
+
+
+def test_claims_decide_on_seed_means_and_the_plot_is_written(tmp_path):
+    rows = {c.id: c.evaluate(_measurements({"baseline": 0.3, "bg_rm": 0.28, "bg_random": 0.1,
+                                            "bg_swaps": 0.05}))
+            for c in claims.SMALL_CLAIMS}
+    assert rows["spurious: BG-Gap bg_random ≤ baseline − 0.05"] == (
+        "bg_random 0.100, baseline 0.300", True)
+    assert rows["spurious: BG-Gap bg_rm ≤ baseline − 0.05"][1] is False  # 0.28 > 0.25
+    assert rows["spurious: Mixed-Rand acc bg_swaps ≥ bg_random"][1] is True
+    assert rows["spurious: Only-BG acc of bg_random nearer chance than baseline's"][1] is True
+    missing = claims.SMALL_CLAIMS[0].evaluate(_measurements({"baseline": 0.3}))
+    assert missing[1] is False and "runs per variant" in missing[0]
+    claims.plot(_measurements({"baseline": 0.3, "bg_random": 0.1}), tmp_path)
+    assert (tmp_path / "bg_gap_mixed_rand.png").stat().st_size > 1000

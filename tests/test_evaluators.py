@@ -1,11 +1,11 @@
-"""Class selectivity, FGSM/PGD and PCA dimensionality against hand computations."""
+"""Class selectivity, FGSM/PGD, PCA dimensionality and kNN against hand computations."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lib.evaluators import adversarial, dimensionality, selectivity
+from lib.evaluators import adversarial, dimensionality, knn, selectivity
 
 
 def test_selectivity_by_hand():
@@ -213,3 +213,37 @@ def test_unit_gradient_norms_and_variability_by_hand():
     assert mean == pytest.approx(real.mean(), rel=1e-5)
     assert cv == pytest.approx(real.std() / real.mean(), rel=1e-4)
     assert gradients.variability(3, 0.0, 0.0) == (0.0, 0.0)
+
+
+def test_knn_temperature_decides_between_one_close_and_two_far_neighbours():
+    # the test point (1, 0); train: class 1 at cos 0.9, class 0 twice at cos 0.6 (k = 3)
+    train = np.array([[0.9, np.sqrt(1 - 0.81)], [0.6, 0.8], [0.6, -0.8], [-1.0, 0.0]])
+    labels = np.array([1, 0, 0, 1])
+    test = np.array([[2.0, 0.0]])  # not unit length: kNN normalises
+    # weights exp(0.9/T) vs 2·exp(0.6/T): class 1 wins iff T < 0.3 / ln 2 ≈ 0.433
+    assert knn.predict(train, labels, test, 2, k=3, temperature=0.07)[0] == 1
+    assert knn.predict(train, labels, test, 2, k=3, temperature=1.0)[0] == 0
+    # k = 1: the nearest neighbour alone
+    assert knn.predict(train, labels, test, 2, k=1, temperature=1.0)[0] == 1
+
+
+def test_knn_matches_a_numpy_loop():
+    rng = np.random.default_rng(0)
+    train, labels = rng.normal(size=(300, 8)), rng.integers(0, 5, 300)
+    test, test_labels = rng.normal(size=(70, 8)), rng.integers(0, 5, 70)
+    k, t = 20, 0.1
+    unit = train / np.linalg.norm(train, axis=1, keepdims=True)
+    expected = []
+    for x in test:
+        sim = unit @ (x / np.linalg.norm(x))
+        top = np.argsort(-sim)[:k]
+        votes = np.zeros(5)
+        for j in top:
+            votes[labels[j]] += np.exp(sim[j] / t)
+        expected.append(np.argmax(votes))
+    got = knn.predict(train, labels, test, 5, k=k, temperature=t, chunk=32)  # chunks: 32, 32, 6
+    np.testing.assert_array_equal(got, expected)
+    assert knn.accuracy(train, labels, test, test_labels, 5, k=k, temperature=t) == \
+        pytest.approx(np.mean(np.array(expected) == test_labels))
+    with pytest.raises(ValueError, match="k ≥ 1 and temperature > 0"):
+        knn.predict(train, labels, test, 5, k=0)

@@ -5,6 +5,7 @@ import math
 import shutil
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 from helpers import Crash, crash_on_batch, digits_config, train_losses
@@ -147,3 +148,22 @@ def test_level_with_output_but_no_mask_is_refused(tmp_path, finished):
     with pytest.raises(config_lib.ConfigError, match="has training output but no mask.npz"):
         procedure.imp(imp_config(), tmp_path / "run")
     assert (tmp_path / "run" / "level_1" / "results.json").exists()
+
+
+def test_an_evaluation_is_read_back_until_its_settings_change(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"accuracy": 0.25 * len(calls)}
+
+    path = tmp_path / "eval.json"
+    settings = ml_collections.ConfigDict({"eps": [0.1, 0.2], "steps": 10})
+    assert procedure.evaluation(path, settings, compute) == {"accuracy": 0.25}
+    assert procedure.evaluation(path, settings, compute) == {"accuracy": 0.25}
+    assert len(calls) == 1
+    assert json.loads(path.read_text()) == {"settings": {"eps": [0.1, 0.2], "steps": 10},
+                                            "values": {"accuracy": 0.25}}
+    settings.steps = 20
+    assert procedure.evaluation(path, settings, compute) == {"accuracy": 0.5}
+    assert json.loads(path.read_text())["settings"]["steps"] == 20

@@ -47,7 +47,8 @@ def jitter(image: np.ndarray, cfg, rng: np.random.Generator) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class BackgroundViews(pipeline.Views):
-    """data.views[0] views per record (two for SimCLR), background ops before the view ops."""
+    """Two views per record (data.views=(2,), checked by procedure.check), background ops
+    before the view ops."""
 
     @functools.cached_property
     def _donors(self):
@@ -82,9 +83,8 @@ class BackgroundViews(pipeline.Views):
         mask = np.asarray(record["fg_mask"], np.float32)
         index = record.get("index")
         usable = background.applies(mask, cfg.min_fg, cfg.max_fg)
-        count = view_groups_count(self.data_cfg)
         views = [self._background_op(image, mask, rng, index) if usable else image
-                 for _ in range(count)]
+                 for _ in range(2)]
         extra = {}
         if cfg.swap_prob > 0:
             swapped = usable and rng.random() < cfg.swap_prob
@@ -106,10 +106,3 @@ class BackgroundViews(pipeline.Views):
         label = {"label": record["label"]} if "label" in record else {}
         return {**rest, **label, **extra, "views": [{"image": views}]}
 
-
-def view_groups_count(data_cfg) -> int:
-    counts = [n for n in data_cfg.views if n]
-    if counts != [2]:
-        raise ValueError(f"BackgroundViews makes two views (data.views=(2,)), got "
-                         f"{tuple(data_cfg.views)}")
-    return 2

@@ -130,3 +130,22 @@ SMALL_CLAIMS = [
                "soft; B9's ordering)", "≥", _higher("probe/mixed_rand", "bg_swaps", 0.0,
                                                      versus="bg_random"), hard=False),
 ]
+
+
+def plot(m: dict, workdir: pathlib.Path) -> None:
+    """BG-Gap and Mixed-Rand accuracy (probes A and B) per variant, mean ± std over seeds."""
+    from lib import analysis
+
+    variants = [v for v in VARIANTS if m.get(v)]
+    panels = (("bg_gap", "BG-Gap (probe A)"), ("probe/mixed_rand", "Mixed-Rand acc (probe A)"),
+              ("fg_probe/mixed_rand", "Mixed-Rand acc (fg-probe B)"))
+    fig, axes = analysis.pyplot().subplots(1, len(panels), figsize=(12, 3.6))
+    for ax, (key, title) in zip(axes, panels):
+        stats = [mean_std([r[key] for r in m[v]]) for v in variants]
+        ax.bar(variants, [s[0] for s in stats], yerr=[s[1] for s in stats], capsize=3)
+        if key != "bg_gap":
+            ax.axhline(CHANCE, color="grey", ls="--", lw=1, label="chance")
+            ax.legend(fontsize=8)
+        ax.set_title(f"{title}, {len(SEEDS)} seeds", fontsize=9)
+        ax.tick_params(axis="x", rotation=20, labelsize=8)
+    analysis.save(fig, workdir / "bg_gap_mixed_rand.png")

@@ -35,6 +35,8 @@ def declare(c: ml_collections.ConfigDict) -> None:
     c.probe.lr = 1e-2                # Adam learning rate
     c.probe.l2 = 1e-4                # L2 penalty on the weights: loss = CE + l2·‖W‖²
     c.probe.fg_split = "train_random_bg"  # probe B's training split (the same items on random backgrounds)
+    c.probe.knn_k = 200              # kNN on the train split's features: neighbours that vote
+    c.probe.knn_temperature = 0.07   # kNN vote weight exp(cosine / temperature)
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -56,4 +58,6 @@ RULES = {
     "probe.steps": at_least(1),
     "probe.lr": greater_than(0),
     "probe.l2": at_least(0),
+    "probe.knn_k": at_least(1),
+    "probe.knn_temperature": greater_than(0),
 }

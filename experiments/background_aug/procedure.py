@@ -7,22 +7,20 @@
 Probe A is fitted on the training split's images (unaugmented), probe B (the fg-probe) on
 probe.fg_split, the same items on backgrounds unrelated to the label; both are evaluated on
 every test variant of the spurious-background set. BG-Gap = acc(mixed_same) − acc(mixed_rand)
-under probe A. Probes read the finished run, so a changed probe section re-runs the probes
-alone.
+under probe A. kNN (probe.knn_k neighbours among the training split's features, weights
+exp(cosine / probe.knn_temperature)) is evaluated on every test variant too. Probes read the
+finished run, so a changed probe section re-runs the probes alone.
 """
 
 from __future__ import annotations
 
-import json
-
-import jax
 import ml_collections
 import numpy as np
 
 from experiments.background_aug import background
 from lib import config as config_lib
 from lib import data, features, files, procedure, train
-from lib.evaluators import probe
+from lib.evaluators import knn, probe
 
 TEST_VARIANTS = ("original", "mixed_same", "mixed_rand", "only_bg", "only_fg")
 CONTRASTIVE_TASKS = ("lib.ssl.simclr:SimCLR",)
@@ -31,6 +29,10 @@ CONTRASTIVE_TASKS = ("lib.ssl.simclr:SimCLR",)
 def check(config: ml_collections.ConfigDict) -> None:
     """Choices the augmentation reads only once data flows, checked before anything runs."""
     cfg = config.data.bgaug
+    if tuple(config.data.views) != (2,):
+        raise config_lib.ConfigError(
+            f"data.views={tuple(config.data.views)}: BackgroundViews makes two views of each "
+            "record (a positive pair); set data.views=(2,)")
     for key, value, choices in (("rm_fill", cfg.rm_fill, background.RM_FILLS),
                                 ("donor_hole_fill", cfg.donor_hole_fill, background.HOLE_FILLS)):
         if value not in choices:
@@ -54,12 +56,11 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
 
 
 def _probes(config, workdir) -> dict:
-    path = workdir / "probes.json"
-    settings = json.loads(config.probe.to_json_best_effort())
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved.get("settings") == settings:
-            return saved["values"]
+    return procedure.evaluation(workdir / "probes.json", config.probe,
+                                lambda: _fit_probes(config, workdir))
+
+
+def _fit_probes(config, workdir) -> dict:
     trainer = train.Trainer(config)
     _, _, state = train.load_final(workdir / "pretrain")
     state = trainer.place(state)
@@ -70,24 +71,24 @@ def _probes(config, workdir) -> dict:
                                data.eval_batches(config.data, split=split))
         return out["features"], out["label"]
 
-    values = probe_accuracies(represent, config.probe, trainer.setup.info.num_classes)
-    if jax.process_index() == 0:
-        files.write_text_atomic(path, json.dumps({"settings": settings, "values": values},
-                                                 indent=2, sort_keys=True) + "\n")
-    return values
+    return probe_accuracies(represent, config.probe, trainer.setup.info.num_classes)
 
 
 def probe_accuracies(represent, cfg, num_classes: int) -> dict:
-    """Probe A (train split) and B (cfg.fg_split) on every test variant; BG-Gap under A."""
+    """Probe A (train split) and B (cfg.fg_split) on every test variant, BG-Gap under A, and
+    kNN (train split's features) on every test variant."""
     tests = {name: represent(name) for name in TEST_VARIANTS}
+    train = represent("train")
     values = {}
-    for probe_name, split in (("probe", "train"), ("fg_probe", cfg.fg_split)):
-        x, y = represent(split)
+    for probe_name, (x, y) in (("probe", train), ("fg_probe", represent(cfg.fg_split))):
         scale = probe.Standardizer.fit(x)
         params = probe.fit_softmax(scale(x), y, num_classes, steps=cfg.steps, lr=cfg.lr,
                                    l2=cfg.l2)
         values[f"{probe_name}/train"] = probe.accuracy(params, scale(x), y)
         for name, (tx, ty) in tests.items():
             values[f"{probe_name}/{name}"] = probe.accuracy(params, scale(tx), ty)
+    for name, (tx, ty) in tests.items():
+        values[f"knn/{name}"] = knn.accuracy(*train, tx, ty, num_classes, k=cfg.knn_k,
+                                             temperature=cfg.knn_temperature)
     values["bg_gap"] = values["probe/mixed_same"] - values["probe/mixed_rand"]
     return {k: float(np.round(v, 6)) for k, v in values.items()}

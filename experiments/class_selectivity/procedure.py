@@ -15,9 +15,6 @@ reads unnormalised batches and applies data.normalization inside the model call.
 
 from __future__ import annotations
 
-import json
-
-import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -57,12 +54,11 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
 
 
 def _robustness(config, workdir) -> dict:
-    path = workdir / "robustness.json"
-    settings = json.loads(config.robustness.to_json_best_effort())
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved.get("settings") == settings:
-            return saved["values"]
+    return procedure.evaluation(workdir / "robustness.json", config.robustness,
+                                lambda: _evaluate(config, workdir))
+
+
+def _evaluate(config, workdir) -> dict:
     _, setup, state = train.load_final(workdir / "train")
     model = setup.model(state)
     mean, std = (jnp.asarray(v, jnp.float32) for v in data.normalization_stats(config.data))
@@ -73,12 +69,8 @@ def _robustness(config, workdir) -> dict:
         return model((images - mean) / std, train=False, features=True)
 
     try:
-        values = robustness.evaluate(apply, data.eval_batches(pixels), cfg,
-                                     config.selectivity.layers, setup.info.num_classes,
-                                     config.selectivity.eps, _released(config))
+        return robustness.evaluate(apply, data.eval_batches(pixels), cfg,
+                                   config.selectivity.layers, setup.info.num_classes,
+                                   config.selectivity.eps, _released(config))
     except ValueError as e:
         raise config_lib.ConfigError(f"robustness: {e}") from e
-    if jax.process_index() == 0:
-        files.write_text_atomic(path, json.dumps({"settings": settings, "values": values},
-                                                 indent=2, sort_keys=True) + "\n")
-    return values
