@@ -47,6 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.linear_init = ""         # init of linear layers (the head) if it differs from kernel_init ('' = kernel_init)
     c.model.bn_momentum = 0.9        # running ← m·running + (1-m)·batch (PyTorch momentum 0.1)
     c.model.bn_epsilon = 1e-5
+    c.model.bn_group_size = 0        # BatchNorm statistics over groups of this many examples in training (per-device BN, MoCo's shuffled BN); 0 = the whole batch
     c.model.dtype = "float32"        # compute dtype: float32 | bfloat16 (parameters stay float32)
     c.model.conv_weight_grad = "auto"  # auto (transposed on CPU, else xla) | xla | transposed: how conv weight gradients are formulated (lib/models/conv.py); same values to float rounding
     c.model.widths = (16, 32, 64, 64)  # convnet: widths of its 3x3 conv-BN-ReLU modules; mlp: hidden layer widths
@@ -156,6 +157,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.ssl = ml_collections.ConfigDict()  # self-supervised tasks (lib/ssl)
     c.ssl.temperature = 0.1          # τ of NT-Xent / InfoNCE on cosine similarities (SimCLR ImageNet 0.1; MoCo v2 0.2)
     c.ssl.projector_widths = (2048, 128)  # MLP projector after the encoder: its layers' output widths, ReLU between
+    c.ssl.queue_size = 65_536        # MoCo: keys of past batches kept as negatives (a multiple of data.batch_size)
+    c.ssl.ema_decay = 0.999          # MoCo's key / BYOL's target ← decay·EMA + (1 − decay)·online after each step (BYOL: τ_base, 0.996)
+    c.ssl.ema_schedule = "constant"  # BYOL: constant | cosine (τ from ema_decay at step 0 to 1 at total_steps)
+    c.ssl.predictor_hidden = (4096,)  # BYOL: hidden widths of the predictor MLP; it ends in the projection's width
     return c
 
 
@@ -175,6 +180,7 @@ RULES = {
     "model.width": at_least(1),
     "model.bn_momentum": in_range(0, 1),
     "model.bn_epsilon": greater_than(0),
+    "model.bn_group_size": at_least(0),
     "model.widths": each(at_least(1)),
     "model.pool_after": each(at_least(0)),
     "model.patch_size": at_least(1),
@@ -227,4 +233,7 @@ RULES = {
     "eval.top_k": at_least(0),
     "ssl.temperature": greater_than(0),
     "ssl.projector_widths": each(at_least(1)),
+    "ssl.queue_size": at_least(1),
+    "ssl.ema_decay": in_range(0, 1),
+    "ssl.predictor_hidden": each(at_least(1)),
 }

@@ -7,10 +7,12 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
+from etils import epath
 
+from lib import checkpoint, train
 from lib import config as config_lib
 from lib import task as task_lib
-from lib import train
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DIGITS = REPO / "experiments/batchnorm_only/configs/digits.py"
@@ -117,3 +119,21 @@ class HookAtStart(task_lib.Classification):
 
     def hook(self, trainer, state, step):
         return state, {"hook/at_start": 1.0}
+
+
+def saved(workdir, step):
+    """The state a run checkpointed at `step`, as saved (host arrays)."""
+    ckpt = checkpoint.Checkpointer(epath.Path(workdir) / "checkpoints", keep=1, read_only=True)
+    try:
+        return ckpt.restore_as_saved(step)[0]
+    finally:
+        ckpt.close()
+
+
+def copy_value(state, copy: str, name: str):
+    """The value an EMA copy (model_state[copy]) holds for parameter `name`: the same path
+    below the copy as below the parameter's own top-level module."""
+    node = state["model_state"][copy]
+    for part in name.split("/")[1:]:
+        node = node[part] if part in node else node[int(part)]
+    return np.asarray(node, np.float64)

@@ -6,12 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import toy_tasks
-from etils import epath
 from flax import nnx
-from helpers import Crash, crash_on_batch, digits_config, same_lines
+from helpers import Crash, crash_on_batch, digits_config, same_lines, saved
 from jax.sharding import PartitionSpec as P
 
-from lib import checkpoint, data, sharding, train
+from lib import data, sharding, train
 from lib.models import state as model_state
 
 TOY = {"task": "toy_tasks:TeacherQueue", "data.batch_size": 32, "optim.weight_decay": 0.0,
@@ -21,14 +20,6 @@ STEPS = 6
 
 def toy_config(**overrides):
     return digits_config(steps=STEPS, **{**TOY, **overrides})
-
-
-def saved(workdir, step):
-    ckpt = checkpoint.Checkpointer(epath.Path(workdir) / "checkpoints", keep=1, read_only=True)
-    try:
-        return ckpt.restore_as_saved(step)[0]
-    finally:
-        ckpt.close()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from lib import data, features, files, procedure, train
 from lib.evaluators import knn, probe
 
 TEST_VARIANTS = ("original", "mixed_same", "mixed_rand", "only_bg", "only_fg")
-CONTRASTIVE_TASKS = ("lib.ssl.simclr:SimCLR",)
+CONTRASTIVE_TASKS = ("lib.ssl.simclr:SimCLR", "lib.ssl.moco:MoCo")
 
 
 def check(config: ml_collections.ConfigDict) -> None:

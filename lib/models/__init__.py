@@ -58,8 +58,8 @@ def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
         return _build_vit(model_cfg, num_classes, in_channels, image_size, rngs)
     layers = LayerSpec(
         kernel_init=model_cfg.kernel_init, linear_init=model_cfg.linear_init,
-        bn_init=model_cfg.bn_init,
-        bn_momentum=model_cfg.bn_momentum, bn_epsilon=model_cfg.bn_epsilon,
+        bn_init=model_cfg.bn_init, bn_momentum=model_cfg.bn_momentum,
+        bn_epsilon=model_cfg.bn_epsilon, bn_group_size=model_cfg.bn_group_size,
         dtype=model_cfg.dtype, conv_weight_grad=model_cfg.conv_weight_grad)
     common = {"num_classes": num_classes, "in_channels": in_channels, "layers": layers,
               "rngs": rngs}

@@ -79,6 +79,41 @@ def bn_initializers(name: str):
     }[name]
 
 
+class GroupedBatchNorm(nnx.BatchNorm):
+    """BatchNorm whose training statistics are taken over consecutive groups of `group_size`
+    examples, as each device's BatchNorm does under data parallelism without synchronisation
+    (MoCo's shuffled BN, DESIGN.md rule 5), on any device count. The running averages move
+    by the mean over groups of each group's mean and (biased) variance. Evaluation, and a
+    batch of one group, are plain BatchNorm."""
+
+    def __init__(self, *args, group_size: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.group_size = group_size
+
+    def __call__(self, x, use_running_average=None, *, mask=None):
+        if use_running_average is None:
+            use_running_average = self.use_running_average
+        b = x.shape[0]
+        if use_running_average or mask is not None or b == self.group_size:
+            return super().__call__(x, use_running_average, mask=mask)
+        if b % self.group_size:
+            raise ValueError(f"model.bn_group_size={self.group_size} does not divide the batch "
+                             f"of {b} examples at this BatchNorm; choose a divisor")
+        groups = x.reshape(b // self.group_size, self.group_size, *x.shape[1:])
+        x32 = groups.astype(jnp.float32)
+        axes = tuple(range(1, x32.ndim - 1))
+        mean = jnp.mean(x32, axes, keepdims=True)
+        var = jnp.mean(jnp.square(x32 - mean), axes, keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon)
+        y = y * self.scale[...].astype(jnp.float32) + self.bias[...].astype(jnp.float32)
+        m = self.momentum
+        self.mean[...] = jax.lax.stop_gradient(
+            m * self.mean[...] + (1 - m) * jnp.mean(mean, axis=0).reshape(-1))
+        self.var[...] = jax.lax.stop_gradient(
+            m * self.var[...] + (1 - m) * jnp.mean(var, axis=0).reshape(-1))
+        return y.reshape(x.shape).astype(self.dtype or x.dtype)
+
+
 @dataclasses.dataclass(frozen=True)
 class LayerSpec:
     """Builds convs, BatchNorms and linears with one model's init and numerics settings.
@@ -92,6 +127,7 @@ class LayerSpec:
     bn_init: str = "uniform"
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
+    bn_group_size: int = 0  # 0: statistics over the whole batch
     dtype: str = "float32"
     conv_weight_grad: str = "auto"
 
@@ -119,11 +155,12 @@ class LayerSpec:
         scale_init, bias_init = bn_initializers(self.bn_init)
         # Flax momentum 0.9 == PyTorch momentum 0.1. Flax updates the running variance with
         # the biased batch variance (PyTorch: unbiased); negligible at training batch sizes.
-        return nnx.BatchNorm(
-            features, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-            dtype=self.compute_dtype, use_fast_variance=False,
-            scale_init=scale_init, bias_init=bias_init, rngs=rngs,
-        )
+        common = dict(momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                      dtype=self.compute_dtype, use_fast_variance=False,
+                      scale_init=scale_init, bias_init=bias_init, rngs=rngs)
+        if self.bn_group_size:
+            return GroupedBatchNorm(features, group_size=self.bn_group_size, **common)
+        return nnx.BatchNorm(features, **common)
 
     def head(self, cin, num_classes, *, rngs):
         """The classifier, or None for num_classes=0: an encoder whose output is its pooled

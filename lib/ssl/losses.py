@@ -36,3 +36,25 @@ def nt_xent(z1: jax.Array, z2: jax.Array, temperature: float,
         logits = jnp.concatenate([logits, column[:, None]], axis=1)
     positive = jnp.take_along_axis(logits, partner[:, None], axis=1)[:, 0]
     return jax.nn.logsumexp(logits, axis=1) - positive
+
+
+def info_nce(q: jax.Array, k: jax.Array, queue: jax.Array, queue_valid: jax.Array,
+             temperature: float, extra_negatives: jax.Array | None = None,
+             extra_mask: jax.Array | None = None) -> jax.Array:
+    """MoCo's InfoNCE per row, [B]: query q_i against its key k_i (the positive) and every
+    valid queue row (negatives), on cosine similarities / temperature. q, k [B, D]; queue
+    [K, D] with queue_valid [K] (rows not yet filled take no part).
+
+    extra_negatives [B, D] (optional): one more negative logit per query (BG_Swaps' hard
+    negative), switched off by extra_mask [B] = 0.
+    """
+    q, k = l2_normalize(q), l2_normalize(k)
+    positive = jnp.sum(q * k, axis=-1, keepdims=True) / temperature
+    negatives = jnp.where(queue_valid[None, :], q @ l2_normalize(queue).T / temperature,
+                          _MASKED)
+    logits = [positive, negatives]
+    if extra_negatives is not None:
+        extra = jnp.sum(q * l2_normalize(extra_negatives), axis=-1) / temperature
+        on = jnp.ones(q.shape[0], bool) if extra_mask is None else extra_mask > 0
+        logits.append(jnp.where(on, extra, _MASKED)[:, None])
+    return jax.nn.logsumexp(jnp.concatenate(logits, axis=1), axis=1) - positive[:, 0]
