@@ -8,7 +8,7 @@ import pytest
 from experiments.background_aug import augment, background, claims, procedure, spurious
 from lib import config as config_lib
 from lib.data import records
-from tests.helpers import REPO
+from tests.helpers import REPO, saved
 
 CONFIG = REPO / "experiments/background_aug/configs/spurious.py"
 
@@ -199,6 +199,7 @@ def test_stripes_follow_the_formula():
     ({"data.bgaug.donor_hole_fill": "blur"}, "donor_hole_fill='blur'"),
     ({"data.bgaug.min_fg": 0.6, "data.bgaug.max_fg": 0.5}, "exceeds max_fg"),
     ({"data.bgaug.swap_prob": 0.5, "task": "lib.task:Classification"}, "BG_Swaps adds a hard"),
+    ({"data.bgaug.swap_prob": 0.5, "task": "lib.ssl.byol:BYOL"}, "BG_Swaps adds a hard"),
     ({"data.views": (3,), "data.view_sizes": (28,)}, r"data.views=\(3,\): BackgroundViews"),
 ])
 def test_bad_settings_fail_before_anything_is_written(tmp_path, changes, message):
@@ -207,6 +208,20 @@ def test_bad_settings_fail_before_anything_is_written(tmp_path, changes, message
         config_lib.validate(config)
         procedure.run(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_moco_with_bg_swaps_runs_the_procedure_and_fills_its_queue(tmp_path):
+    """The paper's MoCo on the real view pipeline: hard negatives through the key encoder,
+    keys queued, probes and kNN on the trained query encoder."""
+    config = config_lib.load_file(CONFIG, "quick,method=moco,variant=bg_swaps")
+    results = procedure.run(config, tmp_path / "run")
+    assert 0 <= results["bg_gap"] <= 1 and 0 <= results["knn/original"] <= 1
+    ckpt = saved(tmp_path / "run/pretrain", config.total_steps)
+    queue = ckpt["model_state"]["queue"]
+    filled = config.total_steps * config.data.batch_size
+    assert int(queue["filled"]) == filled
+    np.testing.assert_allclose(np.linalg.norm(queue["items"][:filled], axis=1), 1, rtol=1e-5)
+    assert not np.any(queue["items"][filled:])
 
 
 def test_records_carry_their_index():

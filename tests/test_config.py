@@ -66,6 +66,8 @@ EXTRA_ARGS = {  # by "slug/file.py"
     "early_phase/cifar.py": ["model=vgg13,quick", "model=wrn16_8,quick,perturbations=reinit",
                              "pretrain=blur,pretrain_steps=391,blur=8", "quick,pretrain=rotation",
                              "pretrain=subsample,fraction=0.2"],
+    "background_aug/spurious.py": ["quick,method=moco,variant=bg_swaps",
+                                   "method=byol,variant=bg_random,seed=1"],
     "class_selectivity/fashion_mnist.py": ["data=digits,alpha=-2", "alpha=2,seed=4"],
     "class_selectivity/cifar10.py": ["alpha=-30,seed=2", "quick,alpha=2", "corruptions=on_the_fly"],
     "pruning_stability/digits.py": ["data=fashion_mnist,target=scratch", "lr=0.001,score=EBN",
