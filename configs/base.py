@@ -88,7 +88,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.prefetch = 2              # batches Grain prepares ahead per worker
 
     c.optim = ml_collections.ConfigDict()
-    c.optim.name = "sgd"             # sgd | adam | adamw
+    c.optim.name = "sgd"             # sgd | adam | adamw | lars (SimCLR / BYOL: momentum, coupled decay, trust ratio)
     c.optim.lr = 0.1                 # peak learning rate
     c.optim.momentum = 0.9           # sgd only (0 = plain SGD)
     c.optim.nesterov = False
@@ -96,6 +96,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.optim.b2 = 0.999
     c.optim.eps = 1e-8
     c.optim.weight_decay = 1e-4      # sgd/adam: coupled L2 (PyTorch form); adamw: decoupled
+    c.optim.trust_coefficient = 1e-3  # lars: η of the trust ratio η·‖w‖ / ‖g + wd·w‖
+    c.optim.lars_exclude_1d = True   # lars: biases and BN γ/β get neither weight decay nor the trust ratio
     c.optim.weight_decay_exclude = ""  # regex on parameter paths exempt from weight decay ('' = none)
     c.optim.schedule = "step"        # constant | step | cosine | linear (warmup, then linear decay to 0) | inverse_sqrt (fairseq; needs warmup_steps)
     c.optim.milestones = (0,)        # step schedule: steps where lr is multiplied by decay_factor (0s ignored)
@@ -208,6 +210,7 @@ RULES = {
     "optim.b2": FRACTION,
     "optim.eps": at_least(0),
     "optim.weight_decay": at_least(0),
+    "optim.trust_coefficient": greater_than(0),
     "optim.milestones": each(STEPS),
     "optim.decay_factor": greater_than(0),
     "optim.warmup_steps": STEPS,

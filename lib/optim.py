@@ -192,6 +192,16 @@ def _decay_mask(cfg):
     return lambda params: {k: not pattern.search(k) for k in params}
 
 
+def _lars_mask(cfg):
+    """Parameters that get LARS's weight decay and trust ratio: all but those matching
+    optim.weight_decay_exclude and, with optim.lars_exclude_1d, biases and BatchNorm γ/β (the
+    SimCLR / BYOL recipe)."""
+    pattern = re.compile(cfg.weight_decay_exclude) if cfg.weight_decay_exclude else None
+    return lambda params: {
+        k: not ((pattern and pattern.search(k)) or (cfg.lars_exclude_1d and jnp.ndim(v) <= 1))
+        for k, v in params.items()}
+
+
 def build(cfg, total_steps: int, masks: dict[str, Any] | None = None):
     """Returns (optax transformation, lr schedule) for the trainable flat parameter dict."""
     schedule = learning_rate_schedule(cfg, total_steps)
@@ -212,8 +222,14 @@ def build(cfg, total_steps: int, masks: dict[str, Any] | None = None):
             schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
             weight_decay=cfg.weight_decay, mask=decay_mask,
         ))
+    elif cfg.name == "lars":
+        lars_mask = _lars_mask(cfg)
+        parts.append(optax.lars(
+            schedule, weight_decay=cfg.weight_decay, weight_decay_mask=lars_mask,
+            trust_coefficient=cfg.trust_coefficient, trust_ratio_mask=lars_mask,
+            momentum=cfg.momentum, nesterov=cfg.nesterov))
     else:
-        raise ConfigError(f"unknown optim.name={cfg.name!r}; valid: sgd, adam, adamw")
+        raise ConfigError(f"unknown optim.name={cfg.name!r}; valid: sgd, adam, adamw, lars")
     tx = optax.chain(*parts)
     if masks:
         tx = element_masked(tx, masks)

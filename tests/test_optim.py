@@ -157,8 +157,35 @@ def test_all_no_affine_requires_fixed_bn_init():
     optim.check_trainable_config(c.optim, c.model)
 
 
+def test_lars_by_hand_with_biases_and_bn_excluded():
+    # u = g + wd·w; on matrices u ← η·‖w‖/‖u‖·u; v ← μ·v + lr·u; w ← w − v. Vectors (biases,
+    # BN γ/β) and the weight_decay_exclude pattern skip both the decay and the trust ratio.
+    lr, wd, eta, mu = 0.5, 0.1, 0.02, 0.9
+    tx, _ = optim.build(_optim_cfg(name="lars", lr=lr, momentum=mu, weight_decay=wd,
+                                   trust_coefficient=eta, weight_decay_exclude="^head/",
+                                   schedule="constant"), 10)
+    rng = np.random.default_rng(0)
+    params = {"conv/kernel": rng.normal(size=(3, 2)), "bn/scale": rng.normal(size=3),
+              "head/kernel": rng.normal(size=(2, 2))}
+    grads = [{k: rng.normal(size=v.shape) for k, v in params.items()} for _ in range(2)]
+    w = {k: v.copy() for k, v in params.items()}
+    v = {k: np.zeros_like(x) for k, x in params.items()}
+    for g in grads:
+        for k in w:
+            u = g[k].copy()
+            if k == "conv/kernel":
+                u = u + wd * w[k]
+                u = eta * np.linalg.norm(w[k]) / np.linalg.norm(u) * u
+            v[k] = mu * v[k] + lr * u
+            w[k] = w[k] - v[k]
+    f32 = lambda t: {k: x.astype(np.float32) for k, x in t.items()}  # noqa: E731
+    out = _run(tx, f32(params), [f32(g) for g in grads])
+    for k in w:
+        np.testing.assert_allclose(out[k], w[k], rtol=1e-5, err_msg=k)
+
+
 def test_unknown_optimizer_name():
-    with pytest.raises(ConfigError, match="sgd, adam, adamw"):
+    with pytest.raises(ConfigError, match="sgd, adam, adamw, lars"):
         optim.build(_optim_cfg(name="lamb"), 10)
 
 
