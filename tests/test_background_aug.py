@@ -1,12 +1,15 @@
 """Background augmentations (spec §6's exact unit tests), the spurious-background set, the
 two-view augment and the experiment's bad input."""
 
+import types
+
 import ml_collections
 import numpy as np
 import pytest
 
 from experiments.background_aug import augment, background, claims, procedure, spurious
 from lib import config as config_lib
+from lib import data
 from lib.data import records
 from tests.helpers import REPO, saved
 
@@ -206,6 +209,30 @@ def test_bad_settings_fail_before_anything_is_written(tmp_path, changes, message
     config = config_lib.updated(config_lib.load_file(CONFIG, "quick"), changes)
     with pytest.raises(config_lib.ConfigError, match=message):
         config_lib.validate(config)
+        procedure.run(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def _record(**changes):
+    image = np.zeros((28, 28, 3), np.float32)
+    record = {"image": image, "label": 1, "fg_mask": np.ones((28, 28, 1), np.float32),
+              "background": image}
+    return {k: v for k, v in {**record, **changes}.items() if v is not None}
+
+
+@pytest.mark.parametrize("record, changes, message", [
+    (_record(fg_mask=None), {}, "carry no 'fg_mask'"),
+    (_record(fg_mask=np.ones((28, 28), np.float32)), {}, r"fg_mask has shape \(28, 28\)"),
+    (_record(fg_mask=np.ones((14, 14, 1), np.float32)), {}, r"must be \(28, 28, 1\)"),
+    (_record(fg_mask=np.full((28, 28, 1), 255.0, np.float32)), {}, "span"),
+    (_record(background=None), {"data.bgaug.random_prob": 0.9}, "carry no clean 'background'"),
+])
+def test_records_without_a_usable_mask_fail_before_anything_is_written(
+        tmp_path, monkeypatch, record, changes, message):
+    monkeypatch.setattr(procedure.sources, "open_split",
+                        lambda *a, **k: types.SimpleNamespace(records=[record]))
+    config = config_lib.updated(config_lib.load_file(CONFIG, "quick"), changes)
+    with pytest.raises(data.DatasetError, match=message):
         procedure.run(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 

@@ -20,6 +20,7 @@ import numpy as np
 from experiments.background_aug import background
 from lib import config as config_lib
 from lib import data, features, files, procedure, train
+from lib.data import sources
 from lib.evaluators import knn, probe
 
 TEST_VARIANTS = ("original", "mixed_same", "mixed_rand", "only_bg", "only_fg")
@@ -48,8 +49,36 @@ def check(config: ml_collections.ConfigDict) -> None:
             "has no negatives. Set swap_prob=0 (BG_Random changes the positive's background)")
 
 
+def check_records(config: ml_collections.ConfigDict) -> None:
+    """The training source's first record carries what the background ops read: an
+    [H, W, 1] fg_mask in [0, 1] matching the image, and a clean `background` where donors'
+    stored backgrounds are used (donor_hole_fill='none')."""
+    cfg = config.data.bgaug
+    record = sources.open_split(config.data, "train").records[0]
+    where = f"records of data.name={config.data.name!r}"
+    if "fg_mask" not in record:
+        raise data.DatasetError(
+            f"{where} carry no 'fg_mask': background augmentations need a foreground mask per "
+            f"image ([H, W, 1], 1 = foreground); the records have {', '.join(sorted(record))}")
+    image, mask = np.asarray(record["image"]), np.asarray(record["fg_mask"])
+    if mask.shape != (*image.shape[:2], 1):
+        raise data.DatasetError(
+            f"{where}: fg_mask has shape {mask.shape}, the image {image.shape}; the mask must "
+            f"be {(*image.shape[:2], 1)} (one channel, the image's height and width)")
+    if mask.min() < 0 or mask.max() > 1:
+        raise data.DatasetError(f"{where}: fg_mask values span [{mask.min()}, {mask.max()}]; "
+                                "a mask holds 0 (background) to 1 (foreground)")
+    donors = cfg.random_prob > 0 or cfg.swap_prob > 0
+    if donors and cfg.donor_hole_fill == "none" and "background" not in record:
+        raise data.DatasetError(
+            f"{where} carry no clean 'background', which data.bgaug.donor_hole_fill='none' "
+            "takes from donors; set donor_hole_fill to 'tile' or 'mean' to fill the donor's "
+            "foreground hole instead")
+
+
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
     check(config)
+    check_records(config)
     workdir = files.as_path(workdir)
     results = train.run(config, workdir / "pretrain")
     return procedure.finish(workdir, config, {**results, **_probes(config, workdir)})
