@@ -196,10 +196,10 @@ def _lars_mask(cfg):
     """Parameters that get LARS's weight decay and trust ratio: all but those matching
     optim.weight_decay_exclude and, with optim.lars_exclude_1d, biases and BatchNorm γ/β (the
     SimCLR / BYOL recipe)."""
-    pattern = re.compile(cfg.weight_decay_exclude) if cfg.weight_decay_exclude else None
+    decay_mask = _decay_mask(cfg) or (lambda params: dict.fromkeys(params, True))
     return lambda params: {
-        k: not ((pattern and pattern.search(k)) or (cfg.lars_exclude_1d and jnp.ndim(v) <= 1))
-        for k, v in params.items()}
+        k: on and not (cfg.lars_exclude_1d and jnp.ndim(params[k]) <= 1)
+        for k, on in decay_mask(params).items()}
 
 
 def build(cfg, total_steps: int, masks: dict[str, Any] | None = None):

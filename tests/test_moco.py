@@ -81,6 +81,25 @@ def test_grouped_batchnorm_normalises_each_group_by_its_own_statistics():
                                                                   use_running_average=False)
 
 
+def test_shuffled_keys_are_put_back_in_order():
+    """With one BatchNorm group per batch, shuffling cannot change any statistic, so the
+    loss must equal the unshuffled one: a key left out of order would pair with another
+    query."""
+    rng = np.random.default_rng(3)
+    batch = {"views": [{"image": rng.uniform(size=(BATCH, 2, 8, 8, 1)).astype(np.float32)}]}
+    negatives = jnp.asarray(rng.normal(size=(QUEUE, 16)), jnp.float32)  # an empty queue: loss 0
+    losses_by_setting = []
+    for group in (0, BATCH):  # 0: no shuffle; BATCH: shuffled, one group (plain BatchNorm)
+        trainer = train.Trainer(moco_config(**{"model.bn_group_size": group}))
+        assert trainer.setup.task.shuffle == bool(group)
+        model = trainer.setup.model(trainer.starting_state()[0])
+        model.queue.push(negatives)
+        loss, _ = trainer.setup.task.train_loss(model, batch, jax.random.key(5), 0)
+        losses_by_setting.append(float(loss))
+    assert losses_by_setting[0] > 0.1
+    np.testing.assert_allclose(*losses_by_setting, rtol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def moco_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("moco") / "run"

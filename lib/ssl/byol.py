@@ -21,7 +21,7 @@ from flax import nnx
 from lib.config import ConfigError
 from lib.models import state as model_state
 from lib.ssl import losses
-from lib.ssl.simclr import Contrastive, Projector, SimCLR, build_encoder, representation_dim
+from lib.ssl.simclr import Contrastive, Projector, SimCLR
 
 EMA_SCHEDULES = ("constant", "cosine")
 
@@ -67,9 +67,7 @@ class BYOL(SimCLR):
                               f"{', '.join(EMA_SCHEDULES)}")
 
     def build_model(self, config, info, rngs) -> nnx.Module:
-        encoder = build_encoder(config, info, rngs)
-        online = Contrastive(encoder, representation_dim(encoder, info.image_shape),
-                             self.widths, rngs=rngs)
+        online = super().build_model(config, info, rngs)
         return Bootstrap(online, Projector(self.widths[-1], self.predictor_widths, rngs=rngs))
 
     def start(self, model) -> None:

@@ -24,7 +24,7 @@ from flax import nnx
 from lib.config import ConfigError
 from lib.models import state as model_state
 from lib.ssl import losses
-from lib.ssl.simclr import Contrastive, SimCLR, build_encoder, representation_dim
+from lib.ssl.simclr import Contrastive, SimCLR
 
 
 class MomentumContrast(nnx.Module):
@@ -58,9 +58,7 @@ class MoCo(SimCLR):
                 f"by the batch, e.g. {max(1, self.queue_size // batch) * batch}")
 
     def build_model(self, config, info, rngs) -> nnx.Module:
-        encoder = build_encoder(config, info, rngs)
-        query = Contrastive(encoder, representation_dim(encoder, info.image_shape),
-                            self.widths, rngs=rngs)
+        query = super().build_model(config, info, rngs)
         return MomentumContrast(query, self.queue_size, self.widths[-1])
 
     def start(self, model) -> None:
@@ -75,10 +73,11 @@ class MoCo(SimCLR):
         if "negative" in batch:
             key_inputs.append(batch["negative"])
         key_inputs = jnp.concatenate(key_inputs)
-        order = (jax.random.permutation(rng, key_inputs.shape[0]) if self.shuffle
-                 else jnp.arange(key_inputs.shape[0]))
-        keys = jnp.zeros_like(q, shape=(key_inputs.shape[0], q.shape[-1]))
-        keys = keys.at[order].set(model.key(key_inputs[order], train=True))
+        if self.shuffle:  # BatchNorm groups mix the batch's keys; put them back in order
+            order = jax.random.permutation(rng, key_inputs.shape[0])
+            keys = model.key(key_inputs[order], train=True)[jnp.argsort(order)]
+        else:
+            keys = model.key(key_inputs, train=True)
         keys = jax.lax.stop_gradient(keys)
         k, extra = keys[:b], (keys[b:] if "negative" in batch else None)
         per_row = losses.info_nce(q, k, model.queue.items.get_value(), model.queue.valid(),
