@@ -159,10 +159,19 @@ def get_config() -> ml_collections.ConfigDict:
     c.ssl = ml_collections.ConfigDict()  # self-supervised tasks (lib/ssl)
     c.ssl.temperature = 0.1          # τ of NT-Xent / InfoNCE on cosine similarities (SimCLR ImageNet 0.1; MoCo v2 0.2)
     c.ssl.projector_widths = (2048, 128)  # MLP projector after the encoder: its layers' output widths, ReLU between
-    c.ssl.queue_size = 65_536        # MoCo: keys of past batches kept as negatives (a multiple of data.batch_size)
+    c.ssl.projector_batchnorm = False  # BatchNorm after each hidden projector / predictor layer (SimCLR, BYOL, SwAV: True; MoCo v2: False)
+    c.ssl.color = ""                 # on-device colour recipe per view, after the host's crops: '' (none) | simclr | mocov2 | byol | swav (lib.data.device_augment.RECIPES; needs data.normalization='none')
+    c.ssl.input_normalization = "none"  # (x − mean) / std inside the network, after ssl.color: none | imagenet | cifar10 | …  (needs data.normalization='none')
+    c.ssl.queue_size = 65_536        # MoCo: keys of past batches kept as negatives; SwAV: past embeddings per assignment view for Sinkhorn (0 = none). A multiple of data.batch_size
     c.ssl.ema_decay = 0.999          # MoCo's key / BYOL's target ← decay·EMA + (1 − decay)·online after each step (BYOL: τ_base, 0.996)
     c.ssl.ema_schedule = "constant"  # BYOL: constant | cosine (τ from ema_decay at step 0 to 1 at total_steps)
     c.ssl.predictor_hidden = (4096,)  # BYOL: hidden widths of the predictor MLP; it ends in the projection's width
+    c.ssl.prototypes = 3000          # SwAV: number of prototypes (unit vectors the projections are assigned to)
+    c.ssl.sinkhorn_epsilon = 0.05    # SwAV: ε of Sinkhorn-Knopp, codes ∝ exp(scores / ε)
+    c.ssl.sinkhorn_iterations = 3    # SwAV: Sinkhorn-Knopp iterations
+    c.ssl.assign_views = 2           # SwAV: the first views of data.views' first group get codes (the 224 crops)
+    c.ssl.queue_start_step = 0       # SwAV: pushes to the queue begin at this step; it joins Sinkhorn once full (paper: epoch 15)
+    c.ssl.freeze_prototypes_steps = 0  # SwAV: prototypes get no gradient before this step (paper: the first epoch)
     return c
 
 
@@ -236,7 +245,13 @@ RULES = {
     "eval.top_k": at_least(0),
     "ssl.temperature": greater_than(0),
     "ssl.projector_widths": each(at_least(1)),
-    "ssl.queue_size": at_least(1),
+    "ssl.queue_size": at_least(0),
     "ssl.ema_decay": in_range(0, 1),
     "ssl.predictor_hidden": each(at_least(1)),
+    "ssl.prototypes": at_least(1),
+    "ssl.sinkhorn_epsilon": greater_than(0),
+    "ssl.sinkhorn_iterations": at_least(1),
+    "ssl.assign_views": at_least(1),
+    "ssl.queue_start_step": at_least(0),
+    "ssl.freeze_prototypes_steps": at_least(0),
 }

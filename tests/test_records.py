@@ -186,7 +186,7 @@ def test_with_probability_and_per_image_keys():
 
 def test_simclr_colour_under_jit_keeps_range_and_shape():
     views = _images((4, 2, 8, 8, 3))
-    recipe = device_augment.SimCLRColor(p_blur=1.0, p_solarize=0.5)
+    recipe = device_augment.ViewColor(p_blur=1.0, p_solarize=0.5)
     out = jax.jit(recipe)(jax.random.key(0), views)
     assert out.shape == views.shape and float(out.min()) >= 0 and float(out.max()) <= 1
     np.testing.assert_array_equal(out, jax.jit(recipe)(jax.random.key(0), views))

@@ -1,11 +1,21 @@
-"""Self-supervised losses and the linear probe against independent computations."""
+"""Self-supervised losses, the linear probe and the shared SSL view path against independent
+computations."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.optimize
+from flax import nnx
+from helpers import digits_config
 
+from configs import base
+from lib import config as config_lib
+from lib import train
+from lib.data import device_augment
 from lib.evaluators import probe
-from lib.ssl import losses
+from lib.models import layers
+from lib.ssl import losses, simclr
 
 
 def _nt_xent_numpy(z1, z2, tau, extra=None, on=None):
@@ -72,3 +82,89 @@ def test_standardizer_uses_the_fit_statistics():
     scale = probe.Standardizer.fit(train)
     np.testing.assert_allclose(scale(np.array([[1.0, 10.0], [3.0, 11.0]])),
                                [[0.0, 0.0], [2.0, 1e6]], rtol=1e-6)
+
+
+# The shared view path of lib/ssl/simclr.py: projector BatchNorm, input normalisation, and
+# which colour recipe each view gets.
+
+def test_projector_batchnorm_matches_numpy():
+    x = np.random.default_rng(2).normal(size=(8, 5)).astype(np.float32) * 2 + 1
+    head = simclr.Projector(5, (6, 3), batchnorm=layers.LayerSpec(bn_init="fixed"),
+                            rngs=nnx.Rngs(0))
+    w1, b1 = (np.asarray(v[...], np.float64) for v in (head.layers[0].kernel,
+                                                          head.layers[0].bias))
+    w2, b2 = (np.asarray(v[...], np.float64) for v in (head.layers[1].kernel,
+                                                          head.layers[1].bias))
+    h = x.astype(np.float64) @ w1 + b1
+    h = (h - h.mean(0)) / np.sqrt(h.var(0) + 1e-5)  # γ 1, β 0, biased batch variance
+    expected = np.maximum(h, 0) @ w2 + b2
+    np.testing.assert_allclose(head(jnp.asarray(x), train=True), expected, rtol=1e-4,
+                               atol=1e-5)
+    plain = simclr.Projector(5, (6, 3), rngs=nnx.Rngs(0))
+    assert len(plain.norms) == 0 and len(head.norms) == 1
+
+
+class _Sum(nnx.Module):
+    """An 'encoder' whose representation is the per-channel mean of its input."""
+
+    def __call__(self, x, *, train=False):
+        return x.mean(axis=(1, 2))
+
+
+def test_input_normalisation_happens_inside_the_network():
+    mean, std = (0.5, 0.25, 0.0), (0.5, 0.25, 2.0)
+    net = simclr.Contrastive(_Sum(), simclr.Projector(3, (2,), rngs=nnx.Rngs(0)),
+                             (mean, std))
+    x = np.random.default_rng(3).uniform(size=(4, 2, 2, 3)).astype(np.float32)
+    np.testing.assert_allclose(net.represent(jnp.asarray(x)),
+                               ((x - np.array(mean)) / np.array(std)).mean(axis=(1, 2)),
+                               rtol=1e-5)
+
+
+def _ssl_config(**ssl):
+    c = config_lib.updated(base.get_config(), {"data.normalization": "none"})
+    c.ssl.update(ssl)
+    return c
+
+
+def test_each_view_gets_its_recipe_and_the_last_repeats(monkeypatch):
+    """Recipes that mark their view: view 0 gets the first, every later view (over all
+    groups) and BG_Swaps' negative (a positive-side image) the second."""
+    monkeypatch.setitem(device_augment.RECIPES, "marks", (lambda k, x: x + 1,
+                                                           lambda k, x: x * 0 + 7))
+    task = simclr.SimCLR(_ssl_config(color="marks"))
+    groups = [{"image": jnp.zeros((3, 2, 4, 4, 1))}, {"image": jnp.zeros((3, 3, 2, 2, 1))}]
+    out = task.view_images({"views": groups}, jax.random.key(0))
+    np.testing.assert_array_equal(out[0][:, 0], 1)
+    np.testing.assert_array_equal(out[0][:, 1], 7)
+    np.testing.assert_array_equal(out[1], 7)
+    negative = task.negative_image({"negative": jnp.zeros((3, 4, 4, 1))}, jax.random.key(1))
+    np.testing.assert_array_equal(negative, 7)
+    assert simclr.SimCLR(_ssl_config()).view_images({"views": groups}, None)[0] is \
+        groups[0]["image"]
+
+
+def test_byol_views_differ_in_blur_and_solarisation_as_published():
+    first, second = device_augment.RECIPES["byol"]
+    assert (first.p_blur, first.p_solarize, second.p_blur, second.p_solarize) == (
+        1.0, 0.0, 0.1, 0.2)
+    assert first.jitter == second.jitter == (0.4, 0.4, 0.2, 0.1)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"ssl.color": "strong"}, "ssl.color='strong'; valid choices: '' \\(none\\), simclr"),
+    ({"ssl.color": "simclr", "data.normalization": "dataset"},
+     "ssl.color='simclr' colours \\[0, 1\\] pixels on device, but data.normalization='dataset'"),
+    ({"ssl.input_normalization": "imagenet", "data.normalization": "none"},
+     "ssl.input_normalization='imagenet' has 3 channels but digits images have 1"),
+    ({"ssl.input_normalization": "imgnet", "data.normalization": "none"},
+     "ssl.input_normalization='imgnet'; valid choices: none, imagenet"),
+])
+def test_bad_view_settings_are_refused_before_anything_is_written(tmp_path, overrides,
+                                                                   message):
+    config = digits_config(steps=2, **{"task": "lib.ssl.simclr:SimCLR", "data.augment": "views",
+                                       "data.views": (2,), "data.view_sizes": (8,),
+                                       "ssl.projector_widths": (8,), **overrides})
+    with pytest.raises(config_lib.ConfigError, match=message):
+        train.run(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -22,6 +22,8 @@ def declare(c: ml_collections.ConfigDict) -> None:
     c.data.bgaug.swap_prob = 0.0     # BG_Swaps (contrastive methods): the positive on a new background plus a hard negative
     c.data.bgaug.min_fg = 0.01       # masks covering less than this fraction skip background ops
     c.data.bgaug.max_fg = 0.99       # masks covering more than this fraction skip background ops
+    c.data.bgaug.masks_dir = ""      # data.name=experiments.background_aug.masks:source: the packed masks (experiments/background_aug/masks.py)
+    c.data.bgaug.base_dataset = "imagenet2012"  # that source's TFDS dataset, whose train split gets the masks
 
     c.data.jitter = ml_collections.ConfigDict()  # the spec §6 view ops after the background ops
     c.data.jitter.pad = 3            # reflect padding before the random crop of the native size
@@ -29,6 +31,13 @@ def declare(c: ml_collections.ConfigDict) -> None:
     c.data.jitter.contrast = 0.4     # contrast × U(1 − c, 1 + c) about the image mean
     c.data.jitter.gain = 0.3         # per-channel gain × U(1 − g, 1 + g)
     c.data.jitter.gray_prob = 0.2    # grayscale probability
+
+    c.linear = ml_collections.ConfigDict()  # paper scale: the linear-evaluation stage after pretraining (procedure.imagenet)
+    c.linear.recipe = "moco"         # moco (SGD lr 30, wd 0, ×0.1 at 60 % and 80 %) | swav (SGD lr 0.3 cosine, wd 1e-6)
+    c.linear.epochs = 100            # over the train split
+    c.linear.steps = 0               # overrides epochs where > 0 (quick runs)
+    c.linear.batch_size = 256
+    c.linear.augment = "imagenet"    # the stage's train augmentation (imagenet: random resized crop 224 + flip)
 
     c.probe = ml_collections.ConfigDict()  # linear probes on frozen features (experiments.background_aug.procedure)
     c.probe.steps = 500              # full-batch Adam steps of the softmax regression
@@ -55,6 +64,9 @@ RULES = {
     "data.jitter.contrast": in_range(0, 1),
     "data.jitter.gain": in_range(0, 1),
     "data.jitter.gray_prob": PROBABILITY,
+    "linear.epochs": at_least(1),
+    "linear.steps": at_least(0),
+    "linear.batch_size": at_least(1),
     "probe.steps": at_least(1),
     "probe.lr": greater_than(0),
     "probe.l2": at_least(0),

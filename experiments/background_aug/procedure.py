@@ -1,8 +1,15 @@
-"""Self-supervised pretraining, then linear probes on the frozen representation.
+"""Self-supervised pretraining, then evaluations of the frozen representation.
 
+Small scale (`run`, spec §6):
     workdir/pretrain/          lib.train.run (the SSL task, background augmentations in data)
     workdir/probes.json        the probes' accuracies, with the probe settings they used
     workdir/config.json, results.json   the config; the pretraining metrics and the probes
+
+Paper scale (`imagenet`):
+    workdir/pretrain/          the SSL task on imagenet2012 (BackgroundCrops with masks)
+    workdir/linear/            linear evaluation: lib.ssl.linear_eval on the frozen encoder,
+                               started from pretrain/ (config.linear: the MoCo or SwAV recipe)
+    workdir/results.json       pretraining metrics and linear/… (top-1 on the eval split)
 
 Probe A is fitted on the training split's images (unaugmented), probe B (the fg-probe) on
 probe.fg_split, the same items on backgrounds unrelated to the label; both are evaluated on
@@ -13,6 +20,8 @@ finished run, so a changed probe section re-runs the probes alone.
 """
 
 from __future__ import annotations
+
+import math
 
 import ml_collections
 import numpy as np
@@ -27,13 +36,29 @@ TEST_VARIANTS = ("original", "mixed_same", "mixed_rand", "only_bg", "only_fg")
 CONTRASTIVE_TASKS = ("lib.ssl.simclr:SimCLR", "lib.ssl.moco:MoCo")
 
 
+ENCODER_PREFIX = {"lib.ssl.simclr:SimCLR": "encoder/", "lib.ssl.moco:MoCo": "query/encoder/",
+                  "lib.ssl.byol:BYOL": "online/encoder/", "lib.ssl.swav:SwAV": "net/encoder/"}
+MASKS_SOURCE = "experiments.background_aug.masks:source"
+LINEAR_RECIPES = {  # spec §3; milestones as fractions of the stage (MoCo: epochs 60, 80 of 100)
+    "moco": {"optim.lr": 30.0, "optim.weight_decay": 0.0, "optim.schedule": "step",
+             "milestone_fractions": (0.6, 0.8)},
+    "swav": {"optim.lr": 0.3, "optim.weight_decay": 1e-6, "optim.schedule": "cosine",
+             "milestone_fractions": ()},
+}
+
+
 def check(config: ml_collections.ConfigDict) -> None:
     """Choices the augmentation reads only once data flows, checked before anything runs."""
-    cfg = config.data.bgaug
     if tuple(config.data.views) != (2,):
         raise config_lib.ConfigError(
             f"data.views={tuple(config.data.views)}: BackgroundViews makes two views of each "
             "record (a positive pair); set data.views=(2,)")
+    check_bgaug(config)
+
+
+def check_bgaug(config: ml_collections.ConfigDict) -> None:
+    """The background ops' choices, and BG_Swaps only where there are negatives."""
+    cfg = config.data.bgaug
     for key, value, choices in (("rm_fill", cfg.rm_fill, background.RM_FILLS),
                                 ("donor_hole_fill", cfg.donor_hole_fill, background.HOLE_FILLS)):
         if value not in choices:
@@ -82,6 +107,53 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     workdir = files.as_path(workdir)
     results = train.run(config, workdir / "pretrain")
     return procedure.finish(workdir, config, {**results, **_probes(config, workdir)})
+
+
+def imagenet(config: ml_collections.ConfigDict, workdir) -> dict:
+    """Pretraining, then the linear-evaluation stage on the frozen encoder."""
+    check_bgaug(config)
+    linear = linear_config(config, files.as_path(workdir) / "pretrain")
+    if _uses_background(config.data.bgaug):
+        check_records(config)
+    workdir = files.as_path(workdir)
+    results = train.run(config, workdir / "pretrain")
+    evaluated = train.run(linear, workdir / "linear")
+    return procedure.finish(workdir, config, {
+        **results, **{f"linear/{k.removeprefix('eval/')}": v for k, v in evaluated.items()
+                      if k.startswith("eval/")}})
+
+
+def _uses_background(cfg) -> bool:
+    return cfg.rm_prob > 0 or cfg.random_prob > 0 or cfg.swap_prob > 0
+
+
+def linear_config(config: ml_collections.ConfigDict, pretrain_workdir
+                  ) -> ml_collections.ConfigDict:
+    """The linear stage: LinearEval from the pretraining run's encoder (parameters and
+    BatchNorm statistics), frozen, with config.linear's recipe, on the base dataset's
+    labelled images (no masks)."""
+    cfg = config.linear
+    if cfg.recipe not in LINEAR_RECIPES:
+        raise config_lib.ConfigError(f"linear.recipe={cfg.recipe!r}; valid choices: "
+                                     f"{', '.join(LINEAR_RECIPES)}")
+    if config.task not in ENCODER_PREFIX:
+        raise config_lib.ConfigError(f"task={config.task!r}: the linear stage reads the "
+                                     f"encoder of {', '.join(ENCODER_PREFIX)}")
+    name = config.data.bgaug.base_dataset if config.data.name == MASKS_SOURCE else \
+        config.data.name
+    recipe = dict(LINEAR_RECIPES[cfg.recipe])
+    fractions = recipe.pop("milestone_fractions")
+    data_cfg = config_lib.updated(config, {"data.name": name}).data
+    steps = cfg.steps or cfg.epochs * math.ceil(
+        len(sources.open_split(data_cfg, "train").records) / cfg.batch_size)
+    return procedure.stage_from(config, pretrain_workdir, **{
+        "task": "lib.ssl.linear_eval:LinearEval",
+        "init.prefix_map": (f"{ENCODER_PREFIX[config.task]}=encoder/",),
+        "optim.freeze": "^encoder/", "optim.name": "sgd", "optim.momentum": 0.9,
+        "optim.warmup_steps": 0, "optim.cosine_final_fraction": 0.0,
+        "optim.milestones": tuple(round(f * steps) for f in fractions) or (0,),
+        "data.name": name, "data.augment": cfg.augment, "data.batch_size": cfg.batch_size,
+        "data.views": (0,), "total_steps": steps, "eval.top_k": 5, **recipe})
 
 
 def _probes(config, workdir) -> dict:

@@ -79,23 +79,21 @@ def solarize(image: jax.Array, threshold: float = 0.5) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class SimCLRColor:
-    """The colour part of the SimCLR / MoCo v2 / BYOL view recipe, applied per image:
-    colour jitter (strength s: brightness, contrast, saturation 0.8s, hue 0.2s) with
-    probability p_jitter, grayscale with p_gray, blur (σ ∈ [0.1, 2]) with p_blur, solarise with
-    p_solarize. BYOL's two views differ only in p_blur (1.0 / 0.1) and p_solarize (0 / 0.2)."""
+class ViewColor:
+    """The colour part of a self-supervised view recipe, applied per image: colour jitter
+    (brightness, contrast, saturation, hue as in `color_jitter`) with probability p_jitter,
+    grayscale with p_gray, blur (σ ∈ [0.1, 2]) with p_blur, solarise with p_solarize. The
+    default is SimCLR's at strength 1 (jitter 0.8, 0.8, 0.8, 0.2)."""
 
-    strength: float = 1.0
+    jitter: tuple = (0.8, 0.8, 0.8, 0.2)
     p_jitter: float = 0.8
     p_gray: float = 0.2
     p_blur: float = 0.5
     p_solarize: float = 0.0
 
     def __call__(self, key: jax.Array, images: jax.Array) -> jax.Array:
-        s = self.strength
         steps = [
-            with_probability(self.p_jitter, lambda k, x: color_jitter(
-                k, x, 0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)),
+            with_probability(self.p_jitter, lambda k, x: color_jitter(k, x, *self.jitter)),
             with_probability(self.p_gray, lambda k, x: grayscale(x)),
             with_probability(self.p_blur, lambda k, x: random_blur(k, x, 0.1, 2.0)),
             with_probability(self.p_solarize, lambda k, x: solarize(x)),
@@ -107,6 +105,18 @@ class SimCLRColor:
             return image
 
         return per_image(one, key, images)
+
+
+_BYOL_JITTER = (0.4, 0.4, 0.2, 0.1)
+# Each method's published colour recipe, one ViewColor per view of a record (views past the
+# last take the last): BYOL's two views differ in blur (1.0 / 0.1) and solarisation (0 / 0.2).
+RECIPES = {
+    "simclr": (ViewColor(),),
+    "mocov2": (ViewColor(jitter=(0.4, 0.4, 0.4, 0.1)),),
+    "byol": (ViewColor(jitter=_BYOL_JITTER, p_blur=1.0),
+             ViewColor(jitter=_BYOL_JITTER, p_blur=0.1, p_solarize=0.2)),
+    "swav": (ViewColor(),),
+}
 
 
 def normalize(images: jax.Array, mean, std) -> jax.Array:

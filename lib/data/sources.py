@@ -89,10 +89,13 @@ SOURCES = {
 
 
 class TfdsRecords:
-    """A TFDS ArrayRecord split (random access, decoded by TFDS without TensorFlow)."""
+    """A TFDS ArrayRecord split (random access, decoded by TFDS without TensorFlow). Records
+    hold the image, the label where labelled, and the features named in `keys` (e.g.
+    'file_name', which user-supplied per-image files are keyed by)."""
 
-    def __init__(self, source, indices: np.ndarray | None = None, labelled: bool = True):
-        self._source, self._labelled = source, labelled
+    def __init__(self, source, indices: np.ndarray | None = None, labelled: bool = True,
+                 keys: tuple = ()):
+        self._source, self._labelled, self._keys = source, labelled, tuple(keys)
         self._indices = np.arange(len(source)) if indices is None else indices
 
     def __len__(self) -> int:
@@ -100,9 +103,10 @@ class TfdsRecords:
 
     def __getitem__(self, index: int) -> dict:
         record = self._source[int(self._indices[index])]
-        if not self._labelled:
-            return {"image": record["image"]}
-        return {"image": record["image"], "label": record["label"]}
+        out = {"image": record["image"], **{k: record[k] for k in self._keys}}
+        if self._labelled:
+            out["label"] = record["label"]
+        return out
 
     def all_labels(self) -> np.ndarray | None:
         """Reads (and decodes) every record once: seconds for CIFAR, long for ImageNet."""
@@ -114,10 +118,11 @@ class TfdsRecords:
         return spaced_images(self)
 
     def subset(self, indices: np.ndarray) -> "TfdsRecords":
-        return TfdsRecords(self._source, self._indices[indices], self._labelled)
+        return TfdsRecords(self._source, self._indices[indices], self._labelled, self._keys)
 
 
-def _tfds(name: str, split: str, data_dir: str) -> Split:
+def tfds_split(name: str, split: str, data_dir: str, keys: tuple = ()) -> Split:
+    """A prepared TFDS split; `keys`: further features each record carries."""
     import tensorflow_datasets as tfds  # imported here: only TFDS datasets need it
 
     try:
@@ -160,9 +165,13 @@ def _tfds(name: str, split: str, data_dir: str) -> Split:
     labelled = "label" in features
     if np.dtype(features["image"].np_dtype) != np.uint8:
         raise ConfigError(f"TFDS dataset {name!r}: images are not uint8")
+    missing = [k for k in keys if k not in features]
+    if missing:
+        raise ConfigError(f"TFDS dataset {name!r} has no feature {', '.join(missing)}; it has "
+                          f"{', '.join(sorted(features))}")
     return Split(
         "",
-        TfdsRecords(source, labelled=labelled),
+        TfdsRecords(source, labelled=labelled, keys=keys),
         tuple(features["image"].shape),
         features["label"].num_classes if labelled else 0,
         255.0,
@@ -177,7 +186,7 @@ def source(name: str):
         return SOURCES[base]
     if registry.is_spec(name):
         return registry.resolve(name, "data.name")
-    return lambda data_cfg, split: _tfds(data_cfg.name, split, data_cfg.data_dir)
+    return lambda data_cfg, split: tfds_split(data_cfg.name, split, data_cfg.data_dir)
 
 
 LABELS = ("true", "random", "rotation")

@@ -79,16 +79,23 @@ class FIFOQueue(nnx.Module):
     def size(self) -> int:
         return self.items.get_value().shape[0]
 
-    def push(self, rows: jax.Array) -> None:
-        """Appends [n, dim] rows (n ≤ size) at the write position, wrapping around."""
+    def push(self, rows: jax.Array, when=True) -> None:
+        """Appends [n, dim] rows (n ≤ size) at the write position, wrapping around; `when`
+        (a traced bool) leaves the queue as it was where false (SwAV's late start)."""
         n = rows.shape[0]
         if n > self.size:
             raise ValueError(f"pushing {n} rows into a queue of {self.size}")
-        index = (self.position.get_value() + jnp.arange(n)) % self.size
-        self.items.set_value(self.items.get_value().at[index].set(
-            rows.astype(self.items.get_value().dtype)))
-        self.position.set_value((self.position.get_value() + n) % self.size)
-        self.filled.set_value(jnp.minimum(self.filled.get_value() + n, self.size))
+        items, position, filled = (self.items.get_value(), self.position.get_value(),
+                                   self.filled.get_value())
+        index = (position + jnp.arange(n)) % self.size
+        pushed = items.at[index].set(rows.astype(items.dtype))
+        self.items.set_value(jnp.where(when, pushed, items))
+        self.position.set_value(jnp.where(when, (position + n) % self.size, position))
+        self.filled.set_value(jnp.where(when, jnp.minimum(filled + n, self.size), filled))
+
+    def full(self) -> jax.Array:
+        """Whether every row holds a pushed entry (a traced bool)."""
+        return self.filled.get_value() == self.size
 
     def valid(self) -> jax.Array:
         """[size] booleans: rows that hold a pushed entry."""

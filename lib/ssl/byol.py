@@ -51,7 +51,7 @@ class Bootstrap(nnx.Module):
         return self.online.represent(x, train=train)
 
     def __call__(self, x, *, train: bool):
-        return self.predictor(self.online(x, train=train))
+        return self.predictor(self.online(x, train=train), train=train)
 
 
 class BYOL(SimCLR):
@@ -68,14 +68,14 @@ class BYOL(SimCLR):
 
     def build_model(self, config, info, rngs) -> nnx.Module:
         online = super().build_model(config, info, rngs)
-        return Bootstrap(online, Projector(self.widths[-1], self.predictor_widths, rngs=rngs))
+        return Bootstrap(online, Projector(self.widths[-1], self.predictor_widths,
+                                           batchnorm=self.head_layers, rngs=rngs))
 
     def start(self, model) -> None:
         model_state.copy_into(model.target, model.online)
 
     def train_loss(self, model, batch, rng, step):
-        del rng
-        views = batch["views"][0]["image"]  # [B, 2, H, W, C]
+        views = self.view_images(batch, rng)[0]  # [B, 2, H, W, C]
         b = views.shape[0]
         both = jnp.concatenate([views[:, 0], views[:, 1]])
         p = model(both, train=True)

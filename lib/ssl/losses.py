@@ -58,3 +58,27 @@ def info_nce(q: jax.Array, k: jax.Array, queue: jax.Array, queue_valid: jax.Arra
         on = jnp.ones(q.shape[0], bool) if extra_mask is None else extra_mask > 0
         logits.append(jnp.where(on, extra, _MASKED)[:, None])
     return jax.nn.logsumexp(jnp.concatenate(logits, axis=1), axis=1) - positive[:, 0]
+
+
+def sinkhorn(scores: jax.Array, epsilon: float, iterations: int,
+             weights: jax.Array | None = None) -> jax.Array:
+    """SwAV's Sinkhorn-Knopp codes, [N, K]: soft assignments of N samples to K prototypes from
+    their scores (cosine similarities), exp(scores / ε) rescaled `iterations` times so every
+    prototype gets an equal share of the batch (1/K of it) and every sample a unit of mass.
+    Each row sums to 1 exactly; the prototype totals N/K up to the finite iterations. Batch-
+    global under jit, like the original's all-reduced sums. No gradient flows.
+
+    weights [N] in {0, 1} (optional): rows that take no part (a queue not filled yet); their
+    codes are 0 and N counts only the others.
+    """
+    logits = jax.lax.stop_gradient(scores.astype(jnp.float32)) / epsilon
+    w = jnp.ones(scores.shape[0]) if weights is None else weights.astype(jnp.float32)
+    logits = logits - jnp.max(jnp.where(w[:, None] > 0, logits, -jnp.inf))
+    q = jnp.exp(logits) * w[:, None]
+    n, k = jnp.sum(w), scores.shape[1]
+    q = q / jnp.sum(q)
+    for _ in range(iterations):
+        q = q / jnp.sum(q, axis=0, keepdims=True) / k
+        rows = jnp.sum(q, axis=1, keepdims=True)
+        q = jnp.where(rows > 0, q / jnp.where(rows > 0, rows, 1.0), 0.0) / n
+    return q * n

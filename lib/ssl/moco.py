@@ -21,10 +21,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lib.config import ConfigError
 from lib.models import state as model_state
 from lib.ssl import losses
-from lib.ssl.simclr import Contrastive, SimCLR
+from lib.ssl.simclr import Contrastive, SimCLR, check_queue_size
 
 
 class MomentumContrast(nnx.Module):
@@ -50,12 +49,8 @@ class MoCo(SimCLR):
         self.queue_size = config.ssl.queue_size
         self.decay = config.ssl.ema_decay
         self.shuffle = config.model.bn_group_size > 0
-        batch = config.data.batch_size
-        if self.queue_size % batch:
-            raise ConfigError(
-                f"ssl.queue_size={self.queue_size} is not a multiple of data.batch_size="
-                f"{batch}: MoCo replaces whole batches of keys; choose a queue size divisible "
-                f"by the batch, e.g. {max(1, self.queue_size // batch) * batch}")
+        check_queue_size(self.queue_size, config.data.batch_size, "MoCo replaces whole "
+                         "batches of keys")
 
     def build_model(self, config, info, rngs) -> nnx.Module:
         query = super().build_model(config, info, rngs)
@@ -66,15 +61,16 @@ class MoCo(SimCLR):
 
     def train_loss(self, model, batch, rng, step):
         del step
-        views = batch["views"][0]["image"]  # [B, 2, H, W, C]
+        view_rng, negative_rng, shuffle_rng = jax.random.split(rng, 3)
+        views = self.view_images(batch, view_rng)[0]  # [B, 2, H, W, C]
         b = views.shape[0]
         q = model(views[:, 0], train=True)
         key_inputs = [views[:, 1]]
         if "negative" in batch:
-            key_inputs.append(batch["negative"])
+            key_inputs.append(self.negative_image(batch, negative_rng))
         key_inputs = jnp.concatenate(key_inputs)
         if self.shuffle:  # BatchNorm groups mix the batch's keys; put them back in order
-            order = jax.random.permutation(rng, key_inputs.shape[0])
+            order = jax.random.permutation(shuffle_rng, key_inputs.shape[0])
             keys = model.key(key_inputs[order], train=True)[jnp.argsort(order)]
         else:
             keys = model.key(key_inputs, train=True)

@@ -12,9 +12,12 @@ Command:
       --workdir=/tmp/bg_random_s0
 Hardware: a 2-core CPU. Expected wall time: about 50 s per run (spec §6), probes included.
 Args: variant (baseline | bg_rm | bg_random | bg_swaps), seed, quick, method (simclr, the spec's
-| moco | byol: the paper's methods at this scale, not part of the verify). MoCo: a queue of
-1,024 keys (4 batches), key encoder EMA 0.99; BYOL: predictor 64→64, target τ 0.99 → 1 on a
-cosine. The encoder has no BatchNorm, so shuffled BN does not apply.
+| moco | byol | swav: the paper's methods at this scale, not part of the verify). MoCo: a queue
+of 1,024 keys (4 batches), key encoder EMA 0.99; BYOL: predictor 64→64, target τ 0.99 → 1 on a
+cosine; SwAV: 30 prototypes (3 per class, as ImageNet's 3,000 for 1,000), τ 0.1, Sinkhorn ε 0.05
+× 3, prototypes frozen for the first epoch (16 steps), no queue (256 images per batch spread
+over 30 prototypes), the two views only (BackgroundViews makes no local crops). The encoder has
+no BatchNorm, so shuffled BN does not apply.
 """
 
 from configs import common
@@ -27,6 +30,8 @@ METHODS = {  # the short runs (160 steps) need a faster EMA than the ImageNet 0.
     "moco": {"task": "lib.ssl.moco:MoCo", "ssl.queue_size": 1024, "ssl.ema_decay": 0.99},
     "byol": {"task": "lib.ssl.byol:BYOL", "ssl.predictor_hidden": (64,), "ssl.ema_decay": 0.99,
              "ssl.ema_schedule": "cosine"},
+    "swav": {"task": "lib.ssl.swav:SwAV", "ssl.prototypes": 30, "ssl.temperature": 0.1,
+             "ssl.queue_size": 0, "ssl.freeze_prototypes_steps": 16},
 }
 VARIANTS = {  # spec §6: p per view; BG_Random's donors are the stored clean backgrounds
     "baseline": {},
