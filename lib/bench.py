@@ -16,6 +16,8 @@
 - the train step carrying an EMA copy of the model (updated every step) and a 65,536 × 128
   FIFO queue (a push every step) against the plain step, on ResNet-18 (target ≤ 5 %): what
   MoCo / BYOL pay for their state, without their extra forward passes;
+- one MoCo v2 step and one SwAV multi-crop step (with their on-device colour recipes) in
+  records/s against the supervised step of the same ResNet-18 (`--only ssl_steps`);
 - PGD-10 (L∞, random start) throughput in images/s on a CIFAR ResNet at batch 128, and the
   clean forward pass for reference;
 - where the step's time goes: XLA's per-op profile of the ResNet train step, and each
@@ -32,6 +34,7 @@ convolution weight gradient (xla), in the same alternating rounds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -59,6 +62,7 @@ from lib import (
     sparsity,
     train,
 )
+from lib import config as config_lib
 from lib import task as task_lib
 from lib.evaluators import adversarial
 from lib.models import state as model_state
@@ -86,13 +90,24 @@ def _block(tree):
 SYNTHETIC_CIFAR = data.DatasetInfo("synthetic_cifar", (32, 32, 3), 10, 50_000, 10_000)
 
 
-def _compiled_step(setup: train.Setup, batch: int):
-    """(compiled step, device state, device batch, compile seconds) on synthetic 32×32×3."""
-    step = jax.jit(lambda s, b: train.train_step(setup, s, b), donate_argnums=0)
+def synthetic_batch(info: data.DatasetInfo, batch: int) -> dict:
+    """Images of info's shape, or info's view groups [B, n, S, S, C], pixels in [0, 1]."""
     rng = np.random.default_rng(0)
-    batch_arrays = {"image": rng.normal(size=(batch, 32, 32, 3)).astype(np.float32),
-                    "label": rng.integers(0, 10, size=(batch,)).astype(np.int32)}
-    device_batch = jax.device_put(batch_arrays)
+    c = info.image_shape[-1]
+    arrays = {"label": rng.integers(0, 10, size=(batch,)).astype(np.int32)}
+    if info.views:
+        arrays["views"] = [{"image": rng.uniform(size=(batch, n, side, side, c))
+                            .astype(np.float32)} for n, side in info.views]
+    else:
+        arrays["image"] = rng.uniform(size=(batch, *info.image_shape)).astype(np.float32)
+    return arrays
+
+
+def compiled_step(setup: train.Setup, batch: int):
+    """(compiled step, device state, device batch, compile seconds) on synthetic inputs of
+    setup.info's shape (32×32×3 unless a benchmark says otherwise)."""
+    step = jax.jit(lambda s, b: train.train_step(setup, s, b), donate_argnums=0)
+    device_batch = jax.device_put(synthetic_batch(setup.info, batch))
     state = jax.device_put(setup.init_state)
     t0 = time.perf_counter()
     compiled = step.lower(state, device_batch).compile()
@@ -102,7 +117,7 @@ def _compiled_step(setup: train.Setup, batch: int):
 def step_throughput(depth: int, batch: int, steps: int) -> dict:
     """Images/s of the jitted train step on 32×32×3 inputs, and its compile time."""
     setup = train.build(_config(depth, batch, steps), info=SYNTHETIC_CIFAR)
-    compiled, state, device_batch, compile_s = _compiled_step(setup, batch)
+    compiled, state, device_batch, compile_s = compiled_step(setup, batch)
     state, m = _block(compiled(state, device_batch))  # warm-up
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -123,7 +138,7 @@ def _magnitude_masks(setup: train.Setup, fraction: float) -> dict:
 
 def _jax_runner(setup: train.Setup, batch: int):
     """A function(steps) -> seconds running the compiled train step `steps` times."""
-    compiled, state, device_batch, _ = _compiled_step(setup, batch)
+    compiled, state, device_batch, _ = compiled_step(setup, batch)
     holder = [_block(compiled(state, device_batch))[0]]
 
     def run(steps: int) -> float:
@@ -228,6 +243,43 @@ def state_carrying_overhead(batch: int, steps: int, rounds: int = 3) -> dict:
             "plain_step_ms": round(1000 * plain_s / steps, 2),
             "carrying_step_ms": round(1000 * carrying_s / steps, 2),
             "overhead_pct": round(100 * (carrying_s - plain_s) / plain_s, 2), "target_pct": 5.0}
+
+
+SSL_METHODS = {  # the paper recipes' structure at 32² (background_aug.md §2), ResNet-18 widths
+    "mocov2": ({"task": "lib.ssl.moco:MoCo", "data.views": (2,), "data.view_sizes": (32,),
+                "ssl.queue_size": 4096, "ssl.temperature": 0.2, "ssl.color": "mocov2",
+                "model.bn_group_size": 32}, ((2, 32),)),
+    "swav": ({"task": "lib.ssl.swav:SwAV", "data.views": (2, 6), "data.view_sizes": (32, 16),
+              "data.view_min_scale": (0.14, 0.05), "data.view_max_scale": (1.0, 0.14),
+              "ssl.prototypes": 300, "ssl.queue_size": 0, "ssl.color": "swav",
+              "ssl.projector_batchnorm": True}, ((2, 32), (6, 16))),
+}
+
+
+def ssl_step_throughput(batch: int, steps: int, rounds: int = 3) -> dict:
+    """Records (images before augmentation) per second of one MoCo v2 step (2 views of 32²,
+    a 4,096-key queue, BatchNorm over groups of 32, its colour recipe on device) and one SwAV
+    multi-crop step (2 × 32² + 6 × 16², 300 prototypes, Sinkhorn 3 × ε 0.05) against the
+    supervised step of the same ResNet-18 (ImageNet stem) on 32² images: medians of
+    `rounds` alternating rounds on synthetic pixels."""
+    config = _config(18, batch, steps)
+    config.model.name, config.model.width = "imagenet_resnet", 64
+    setups = {"supervised": train.build(config, info=SYNTHETIC_CIFAR)}
+    for name, (changes, views) in SSL_METHODS.items():
+        ssl = config_lib.updated(config, {
+            "data.augment": "views", "data.normalization": "none",
+            "ssl.input_normalization": "cifar10", "ssl.projector_widths": (512, 128),
+            **changes})
+        setups[name] = train.build(ssl, info=dataclasses.replace(SYNTHETIC_CIFAR,
+                                                                 views=views))
+    seconds = dict(zip(setups, _alternating_rounds(setups, batch, steps, rounds)))
+    out = {"model": "imagenet_resnet_18 (32×32)", "batch": batch, "steps_per_round": steps,
+           "rounds": rounds}
+    for name, s in seconds.items():
+        out[f"{name}_records_per_s"] = round(batch * steps / s, 1)
+    for name in SSL_METHODS:
+        out[f"{name}_vs_supervised"] = round(seconds["supervised"] / seconds[name], 3)
+    return out
 
 
 def imp_level_cost(depth: int, rounds: int = 3) -> dict:
@@ -381,7 +433,7 @@ def checkpoint_time(rounds: int = 3) -> dict:
 
 def step_profile(depth: int, batch: int) -> dict:
     """XLA's per-op profile of the CIFAR ResNet train step (lib.bench_ops.profile_step)."""
-    compiled, state, device_batch, _ = _compiled_step(
+    compiled, state, device_batch, _ = compiled_step(
         train.build(_config(depth, batch, 1), info=SYNTHETIC_CIFAR), batch)
     return {"model": f"cifar_resnet_{depth}", "batch": batch,
             **bench_ops.profile_step(compiled, state, device_batch)}
@@ -485,7 +537,7 @@ def main() -> None:
     parser.add_argument("--models", default="20,56", help="CIFAR ResNet depths")
     parser.add_argument("--only", default="", help="comma-separated subset of: train_step, "
                         "trainer_overhead, topology, checkpoint, masked_step, imp_level, "
-                        "state_carrying, pgd, step_profile, conv_ops")
+                        "state_carrying, ssl_steps, pgd, step_profile, conv_ops")
     parser.add_argument("--compare", choices=["torch"], help="time ResNet-20 in our train step "
                         "against a plain PyTorch loop (needs the [bench] extra) and print ratios")
     parser.add_argument("--topology_worker", help=argparse.SUPPRESS)
@@ -515,6 +567,7 @@ def main() -> None:
                                                     args.rounds),
         "imp_level": lambda: imp_level_cost(depths[0], args.rounds),
         "state_carrying": lambda: state_carrying_overhead(args.batch, args.steps, args.rounds),
+        "ssl_steps": lambda: ssl_step_throughput(args.batch, args.steps, args.rounds),
         "pgd": lambda: pgd_throughput(depths[0], args.batch, max(1, args.steps // 4)),
         "step_profile": lambda: step_profile(depths[0], args.batch),
         "conv_ops": lambda: bench_ops.conv_op_times(args.batch),

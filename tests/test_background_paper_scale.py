@@ -18,6 +18,7 @@ from lib import registry, train
 from lib.data.errors import DatasetError
 from lib.data.pipeline import DatasetInfo
 from tests.helpers import REPO, saved
+from tests.test_imagenet_sets import fake_imagenet9
 
 CONFIG = REPO / "experiments/background_aug/configs/spurious.py"
 IMAGENET = REPO / "experiments/background_aug/configs/imagenet.py"
@@ -210,10 +211,27 @@ def test_quick_paper_runs_pretrain_then_evaluate_the_frozen_encoder(tmp_path, ar
     """ResNet-50 at width 8, the method's views (SwAV's local crops), colour recipe and a
     background op through BackgroundCrops, 4 steps on the spurious-background set; then the
     linear stage, whose encoder must be the pretrained one exactly (parameters and BatchNorm
-    statistics) and stay so, while the head trains."""
+    statistics) and stay so, while the head trains; then fine-tuning, which trains both."""
     config = config_lib.load_file(IMAGENET, f"{arg},quick=True,p=0.5")
+    if "mocov2" in arg:  # and ImageNet-9, whose map sends all 10 classes to superclass 3
+        fake_imagenet9(tmp_path / "in9", {"mixed_same": [1, 1, 1, 2, 1, 1, 1, 1, 1],
+                                          "mixed_rand": [1] * 9}, {str(i): 3 for i in range(10)})
+        config.imagenet_sets.update({"sets": ("imagenet9", "adversarial"),
+                                     "in9_dir": str(tmp_path / "in9"),
+                                     "in9_variants": ("mixed_same", "mixed_rand"),
+                                     "attack_eps": (0.0, 64.0), "pgd_steps": 2,
+                                     "attack_examples": config.data.eval_examples})
     run = tmp_path / "run"
     results = procedure.imagenet(config, run)
+    if "mocov2" in arg:  # whatever the model predicts, superclass 3 is right for class 3 only
+        assert results["in9/mixed_same"] == pytest.approx(2 / 10)
+        assert results["in9/mixed_rand"] == pytest.approx(1 / 9)
+        assert results["in9/bg_gap"] == pytest.approx(2 / 10 - 1 / 9, abs=1e-6)
+        # ε = 0 changes nothing; the clean pass is the linear stage's own evaluation
+        clean = results["adversarial/clean"]
+        assert clean == pytest.approx(results["linear/accuracy"], abs=1e-6)
+        assert results["adversarial/fgsm_0"] == results["adversarial/pgd_0"] == clean
+        assert results["adversarial/fgsm_64"] <= clean and results["adversarial/pgd_64"] <= clean
     rows = [json.loads(line) for line in (run / "pretrain/metrics.jsonl").read_text().splitlines()]
     losses = [r["train/loss"] for r in rows if "train/loss" in r]
     assert len(losses) == 4 and all(np.isfinite(losses))
@@ -234,3 +252,14 @@ def test_quick_paper_runs_pretrain_then_evaluate_the_frozen_encoder(tmp_path, ar
     jax.tree.map(np.testing.assert_array_equal, final["batch_stats"]["encoder"], node)
     head = [k for k in final["params"] if k.startswith("head/")]
     assert head and all(not np.array_equal(start["params"][k], final["params"][k]) for k in head)
+    # fine-tuning starts from the same encoder and trains it, BatchNorm statistics included
+    tuned = saved(run / "finetune_quick", 4)
+    tune_start = jax.device_get(train.Trainer(procedure.finetune_configs(
+        config, run / "pretrain")["quick"]).starting_state()[0])
+    for k in encoder:
+        np.testing.assert_array_equal(tune_start["params"][k], start["params"][k])
+    assert sum(not np.array_equal(tuned["params"][k], start["params"][k]) for k in encoder) > \
+        len(encoder) // 2
+    assert any(not np.array_equal(a, b) for a, b in zip(
+        jax.tree.leaves(tuned["batch_stats"]["encoder"]), jax.tree.leaves(node)))
+    assert 0 <= results["finetune_quick/accuracy"] <= 1

@@ -1,8 +1,10 @@
 """Claims of "Characterizing and Improving the Robustness of Self-Supervised Learning through
 Background Augmentations" (background_aug.md §5, §6).
 
-Paper scale: B1–B10, listed with source and tolerance; none is decided yet (the ImageNet
-configs, masks and evaluation sets are not built or not offline).
+Paper scale: B1–B10, listed with source and tolerance; none is decided yet. The ImageNet
+configs, mask packing, linear stage and robustness sets are built (configs/imagenet.py), but
+they have run only in quick mode, and ImageNet is not offline here. ObjectNet (B5) and
+limited-label fine-tuning (B2) are not built.
 Small scale: SimCLR on the spurious-background set, variants baseline, BG_RM, BG_Random and
 BG_Swaps over SEEDS, probes A and B; the spec's hard assertions on BG_Random and the soft ones.
 """

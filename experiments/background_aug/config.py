@@ -7,7 +7,7 @@ import ml_collections
 
 from configs import base
 from lib import config as config_lib
-from lib.config_rules import at_least, greater_than, in_range
+from lib.config_rules import at_least, each, greater_than, in_range
 
 PROBABILITY = in_range(0, 1)
 
@@ -39,6 +39,23 @@ def declare(c: ml_collections.ConfigDict) -> None:
     c.linear.batch_size = 256
     c.linear.augment = "imagenet"    # the stage's train augmentation (imagenet: random resized crop 224 + flip)
 
+    c.finetune = ml_collections.ConfigDict()  # paper scale: limited-label fine-tuning stages after pretraining (procedure.imagenet)
+    c.finetune.sets = ("",)          # 'label=dataset' entries, e.g. '1pct=imagenet2012_subset/1pct' ('' ignored)
+    c.finetune.epochs = (60,)        # per entry of sets (the last repeats); SimCLR's protocol: 60 for 1 %, 30 for 10 % (recollection)
+    c.finetune.steps = 0             # overrides epochs where > 0 (quick runs)
+    c.finetune.lr = 0.05             # SGD Nesterov μ 0.9, cosine, no weight decay: SimCLR's 0.05 × batch / 256 (recollection)
+    c.finetune.batch_size = 256
+    c.finetune.augment = "imagenet"  # the stages' train augmentation
+
+    c.imagenet_sets = ml_collections.ConfigDict()  # paper scale: robustness sets scored after the linear stage (lib.evaluators.imagenet_sets)
+    c.imagenet_sets.sets = ("",)     # imagenet9 | imagenet_a | imagenet_r | real ('' ignored)
+    c.imagenet_sets.in9_dir = ""     # the unpacked backgrounds_challenge folder (or $IMAGENET9_DIR)
+    c.imagenet_sets.in9_variants = ("original", "only_fg", "mixed_same", "mixed_rand", "mixed_next")
+    c.imagenet_sets.attack_eps = (0.25, 0.5, 1.0, 2.0)  # adversarial: L∞ ε in 1/255 pixel units (spec §4, reconstructed grid)
+    c.imagenet_sets.pgd_steps = 10   # adversarial: PGD steps of 2.5·ε / steps
+    c.imagenet_sets.attack_examples = 10_000  # adversarial: a subset of the eval split this large (data.subset_seed's draw; 0 = all)
+    c.imagenet_sets.attack_seed = 0  # adversarial: PGD's random starts
+
     c.probe = ml_collections.ConfigDict()  # linear probes on frozen features (experiments.background_aug.procedure)
     c.probe.steps = 500              # full-batch Adam steps of the softmax regression
     c.probe.lr = 1e-2                # Adam learning rate
@@ -67,6 +84,13 @@ RULES = {
     "linear.epochs": at_least(1),
     "linear.steps": at_least(0),
     "linear.batch_size": at_least(1),
+    "finetune.epochs": each(at_least(1)),
+    "finetune.steps": at_least(0),
+    "finetune.lr": greater_than(0),
+    "finetune.batch_size": at_least(1),
+    "imagenet_sets.attack_eps": each(at_least(0)),
+    "imagenet_sets.pgd_steps": at_least(1),
+    "imagenet_sets.attack_examples": at_least(0),
     "probe.steps": at_least(1),
     "probe.lr": greater_than(0),
     "probe.l2": at_least(0),

@@ -9,7 +9,12 @@ Paper scale (`imagenet`):
     workdir/pretrain/          the SSL task on imagenet2012 (BackgroundCrops with masks)
     workdir/linear/            linear evaluation: lib.ssl.linear_eval on the frozen encoder,
                                started from pretrain/ (config.linear: the MoCo or SwAV recipe)
-    workdir/results.json       pretraining metrics and linear/… (top-1 on the eval split)
+    workdir/finetune_<label>/  FineTune (encoder and head) from pretrain/ on each of
+                               config.finetune.sets (the 1 % and 10 % label subsets)
+    workdir/imagenet_sets.json  the linear classifier on config.imagenet_sets (ImageNet-9 with
+                               BG-Gap, -A, -R, ReaL), with the settings they used
+    workdir/results.json       pretraining metrics, linear/… and finetune_<label>/… (top-1 on
+                               the eval split), and the sets
 
 Probe A is fitted on the training split's images (unaugmented), probe B (the fg-probe) on
 probe.fg_split, the same items on backgrounds unrelated to the label; both are evaluated on
@@ -30,7 +35,7 @@ from experiments.background_aug import background
 from lib import config as config_lib
 from lib import data, features, files, procedure, train
 from lib.data import sources
-from lib.evaluators import knn, probe
+from lib.evaluators import imagenet_sets, knn, probe
 
 TEST_VARIANTS = ("original", "mixed_same", "mixed_rand", "only_bg", "only_fg")
 CONTRASTIVE_TASKS = ("lib.ssl.simclr:SimCLR", "lib.ssl.moco:MoCo")
@@ -110,17 +115,36 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
 
 
 def imagenet(config: ml_collections.ConfigDict, workdir) -> dict:
-    """Pretraining, then the linear-evaluation stage on the frozen encoder."""
+    """Pretraining, the linear-evaluation stage on the frozen encoder, then the robustness
+    sets of config.imagenet_sets scored with the linear classifier."""
     check_bgaug(config)
-    linear = linear_config(config, files.as_path(workdir) / "pretrain")
+    workdir = files.as_path(workdir)
+    linear = linear_config(config, workdir / "pretrain")
     if _uses_background(config.data.bgaug):
         check_records(config)
-    workdir = files.as_path(workdir)
+    finetunes = finetune_configs(config, workdir / "pretrain")
+    num_classes = sources.open_split(linear.data, "train").num_classes
+    imagenet_sets.check(linear.data, config.imagenet_sets, num_classes)
     results = train.run(config, workdir / "pretrain")
-    evaluated = train.run(linear, workdir / "linear")
-    return procedure.finish(workdir, config, {
-        **results, **{f"linear/{k.removeprefix('eval/')}": v for k, v in evaluated.items()
-                      if k.startswith("eval/")}})
+    results.update(_evaluated("linear", train.run(linear, workdir / "linear")))
+    for label, stage in finetunes.items():
+        results.update(_evaluated(f"finetune_{label}",
+                                  train.run(stage, workdir / f"finetune_{label}")))
+    sets = procedure.evaluation(workdir / "imagenet_sets.json", config.imagenet_sets,
+                                lambda: _imagenet_sets(linear, workdir / "linear"))
+    return procedure.finish(workdir, config, {**results, **sets})
+
+
+def _evaluated(prefix: str, results: dict) -> dict:
+    """A stage's eval/… results as prefix/…."""
+    return {f"{prefix}/{k.removeprefix('eval/')}": v for k, v in results.items()
+            if k.startswith("eval/")}
+
+
+def _imagenet_sets(linear, linear_workdir) -> dict:
+    trainer = train.Trainer(linear)
+    _, _, state = train.load_final(linear_workdir)
+    return imagenet_sets.evaluate(trainer, trainer.place(state), linear.imagenet_sets)
 
 
 def _uses_background(cfg) -> bool:
@@ -136,24 +160,53 @@ def linear_config(config: ml_collections.ConfigDict, pretrain_workdir
     if cfg.recipe not in LINEAR_RECIPES:
         raise config_lib.ConfigError(f"linear.recipe={cfg.recipe!r}; valid choices: "
                                      f"{', '.join(LINEAR_RECIPES)}")
-    if config.task not in ENCODER_PREFIX:
-        raise config_lib.ConfigError(f"task={config.task!r}: the linear stage reads the "
-                                     f"encoder of {', '.join(ENCODER_PREFIX)}")
-    name = config.data.bgaug.base_dataset if config.data.name == MASKS_SOURCE else \
-        config.data.name
     recipe = dict(LINEAR_RECIPES[cfg.recipe])
     fractions = recipe.pop("milestone_fractions")
+    name = config.data.bgaug.base_dataset if config.data.name == MASKS_SOURCE else \
+        config.data.name
+    steps = cfg.steps or cfg.epochs * _steps_per_epoch(config, name, cfg.batch_size)
+    return _stage(config, pretrain_workdir, "lib.ssl.linear_eval:LinearEval", name, steps,
+                  cfg, **{"optim.freeze": "^encoder/", "optim.nesterov": False,
+                          "optim.milestones": tuple(round(f * steps) for f in fractions) or (0,),
+                          **recipe})
+
+
+def finetune_configs(config: ml_collections.ConfigDict, pretrain_workdir
+                     ) -> dict[str, ml_collections.ConfigDict]:
+    """{label: stage} for each 'label=dataset' of config.finetune.sets: FineTune (encoder and
+    head) from the pretraining run, SGD Nesterov with a cosine decay and no weight decay."""
+    cfg, out = config.finetune, {}
+    entries = [e for e in cfg.sets if e]
+    for i, entry in enumerate(entries):
+        label, sep, name = entry.partition("=")
+        if not sep or not label or not name:
+            raise config_lib.ConfigError(f"finetune.sets entry {entry!r}: expected "
+                                         "'label=dataset', e.g. '1pct=imagenet2012_subset/1pct'")
+        epochs = cfg.epochs[min(i, len(cfg.epochs) - 1)]
+        steps = cfg.steps or epochs * _steps_per_epoch(config, name, cfg.batch_size)
+        out[label] = _stage(config, pretrain_workdir, "lib.ssl.linear_eval:FineTune", name,
+                            steps, cfg, **{"optim.lr": cfg.lr, "optim.nesterov": True,
+                                           "optim.weight_decay": 0.0,
+                                           "optim.schedule": "cosine"})
+    return out
+
+
+def _steps_per_epoch(config, name: str, batch_size: int) -> int:
     data_cfg = config_lib.updated(config, {"data.name": name}).data
-    steps = cfg.steps or cfg.epochs * math.ceil(
-        len(sources.open_split(data_cfg, "train").records) / cfg.batch_size)
+    return math.ceil(len(sources.open_split(data_cfg, "train").records) / batch_size)
+
+
+def _stage(config, pretrain_workdir, task: str, name: str, steps: int, cfg, **changes):
+    """A classification stage from the pretraining run's encoder on dataset `name`."""
+    if config.task not in ENCODER_PREFIX:
+        raise config_lib.ConfigError(f"task={config.task!r}: the evaluation stages read the "
+                                     f"encoder of {', '.join(ENCODER_PREFIX)}")
     return procedure.stage_from(config, pretrain_workdir, **{
-        "task": "lib.ssl.linear_eval:LinearEval",
-        "init.prefix_map": (f"{ENCODER_PREFIX[config.task]}=encoder/",),
-        "optim.freeze": "^encoder/", "optim.name": "sgd", "optim.momentum": 0.9,
-        "optim.warmup_steps": 0, "optim.cosine_final_fraction": 0.0,
-        "optim.milestones": tuple(round(f * steps) for f in fractions) or (0,),
-        "data.name": name, "data.augment": cfg.augment, "data.batch_size": cfg.batch_size,
-        "data.views": (0,), "total_steps": steps, "eval.top_k": 5, **recipe})
+        "task": task, "init.prefix_map": (f"{ENCODER_PREFIX[config.task]}=encoder/",),
+        "optim.name": "sgd", "optim.momentum": 0.9, "optim.warmup_steps": 0,
+        "optim.cosine_final_fraction": 0.0, "data.name": name, "data.augment": cfg.augment,
+        "data.batch_size": cfg.batch_size, "data.views": (0,), "total_steps": steps,
+        "eval.top_k": 5, **changes})
 
 
 def _probes(config, workdir) -> dict:

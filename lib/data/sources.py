@@ -19,7 +19,7 @@ import numpy as np
 
 from lib import registry
 from lib.config import ConfigError
-from lib.data import fashion_mnist, tiny_imagenet
+from lib.data import fashion_mnist, imagenet9, tiny_imagenet
 from lib.data.errors import DatasetNotFoundError
 from lib.data.records import (  # noqa: F401  (re-exported: the names sources are built from)
     ArrayRecords,
@@ -80,11 +80,18 @@ def _tiny_imagenet_source(data_cfg, split: str) -> Split:
                  f"{where} ({data_cfg.name} {split})")
 
 
+def _imagenet9_source(data_cfg, split: str) -> Split:
+    records = imagenet9.load(data_cfg.name, split, data_cfg.data_dir)
+    return Split("", records, imagenet9.IMAGE_SHAPE, imagenet9.NUM_CLASSES, 255.0,
+                 f"ImageNet-9 files in {imagenet9.root(data_cfg.data_dir)}")
+
+
 SOURCES = {
     "fashion_mnist": _fashion_mnist_source,
     "digits": _digits_source,
     "tiny_imagenet": _tiny_imagenet_source,
     "tiny_imagenet_c": _tiny_imagenet_source,
+    "imagenet9": _imagenet9_source,
 }
 
 

@@ -33,9 +33,17 @@ Then the linear evaluation (procedure.imagenet): the frozen encoder and a linear
 recipe after mocov2 (SGD lr 30, wd 0, ×0.1 at epochs 60 and 80 of 100), SwAV's after byol and
 swav (lr 0.3 cosine, wd 1e-6, 100 epochs); train random resized crop 224 + flip, eval resize
 256 → center 224. BYOL's own linear protocol is not in the spec; SwAV's stands in for it.
+Then fine-tuning of encoder and head on the 1 % and 10 % label subsets (TFDS
+imagenet2012_subset; SimCLR's protocol as recalled: SGD Nesterov lr 0.05 at batch 256, cosine,
+no weight decay, 60 / 30 epochs), and the linear classifier on ImageNet-9 (the user's
+backgrounds_challenge folder: `--config.imagenet_sets.in9_dir=DIR`; BG-Gap), ImageNet-A,
+ImageNet-R and ReaL (TFDS imagenet_a, imagenet_r, imagenet2012_real), and under FGSM / PGD-10
+at ε 0.25, 0.5, 1, 2 /255 on 10,000 validation images. All datasets are checked before
+pretraining starts; leave out the sets you lack, e.g.
+`--config.imagenet_sets.sets="('imagenet_a', 'real')"`, and the fine-tuning with
+`--config.finetune.sets="('',)"`.
 Hardware: a TPU v4-32 slice or 8 GPUs. Not run here at this scale: no wall time or accuracy
-has been measured. The robustness evaluations (ImageNet-9, -A, -R, ReaL, adversarial) are not
-built yet.
+has been measured.
 Reported (claims.py): B1 (+1 to +2 points linear top-1 with background augmentations), B8
 (baselines 71.1 MoCo v2 800 ep, 75.3 / 72.1 SwAV 800 / 100 ep).
 """
@@ -126,6 +134,9 @@ def get_config(arg=None):
         c.data.bgaug[_P_KEY[a.variant]] = a.p
     c.eval_every, c.log_every, c.checkpoint_every = 5 * epoch, 100, 1000
     c.eval.top_k = 0
+    c.imagenet_sets.sets = ("imagenet9", "imagenet_a", "imagenet_r", "real", "adversarial")
+    c.finetune.sets = ("1pct=imagenet2012_subset/1pct", "10pct=imagenet2012_subset/10pct")
+    c.finetune.epochs = (60, 30)
     if a.quick:
         _quick(c, a)
     return c
@@ -152,6 +163,9 @@ def _quick(c, a):
     c.model.bn_group_size = 8 if c.model.bn_group_size else 0
     c.total_steps, c.optim.warmup_steps = 4, 1
     c.linear.steps, c.linear.batch_size, c.linear.augment = 4, 16, "flip"
+    c.imagenet_sets.sets = ("",)
+    c.finetune.sets = ("quick=experiments.background_aug.spurious:source",)
+    c.finetune.steps, c.finetune.batch_size, c.finetune.augment = 4, 16, "flip"
     c.eval_every, c.log_every, c.checkpoint_every = 0, 1, 4
     c.progress = False
 
