@@ -38,12 +38,13 @@ def get_config() -> ml_collections.ConfigDict:
     c.sections = ("",)               # modules declaring a paper's own config sections (experiments.<slug>.config; their get_config sets it)
 
     c.model = ml_collections.ConfigDict()
-    c.model.name = "cifar_resnet"    # cifar_resnet | imagenet_resnet | cifar_vgg | convnet | mlp | vit
+    c.model.name = "cifar_resnet"    # cifar_resnet | imagenet_resnet | cifar_vgg | convnet | strided_convnet | mlp | vit
     c.model.depth = 20               # 6n+2 for cifar_resnet; 18/34/50/101/152/200; 11/13/16/19 for vgg; vit: encoder blocks
     c.model.width = 16               # first-stage width (cifar_resnet W; imagenet_resnet 64); vit: hidden size
     c.model.bn_init = "uniform"      # uniform: γ~U[0,1), β=0 | fixed: 1,0 | oneone: 1,1 | positivenegative: γ~U[-1,1)
     c.model.kernel_init = "kaiming_normal"  # kaiming_normal (untruncated, fan_in) | kaiming_normal_fan_out | kaiming_uniform |
-    #                                        torch_default (U(±1/√fan_in)) | orthogonal | binary
+    #                                        torch_default (U(±1/√fan_in)) | orthogonal | binary | lecun_normal (Flax's default)
+    c.model.bias_init = "torch"      # conv and linear biases: torch (U(±1/√fan_in)) | zeros (Flax's default)
     c.model.linear_init = ""         # init of linear layers (the head) if it differs from kernel_init ('' = kernel_init)
     c.model.bn_momentum = 0.9        # running ← m·running + (1-m)·batch (PyTorch momentum 0.1)
     c.model.bn_epsilon = 1e-5
@@ -52,6 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.conv_weight_grad = "auto"  # auto (transposed on CPU, else xla) | xla | transposed: how conv weight gradients are formulated (lib/models/conv.py); same values to float rounding
     c.model.widths = (16, 32, 64, 64)  # convnet: widths of its 3x3 conv-BN-ReLU modules; mlp: hidden layer widths
     c.model.pool_after = (1, 3)      # convnet: modules followed by a 2x2 max-pool
+    c.model.strides = (2, 2, 1)      # strided_convnet: one stride per 3x3 conv of model.widths
     c.model.shortcut = "projection"  # cifar_resnet: projection (1x1 conv + BN) | zero_pad (option A, parameter-free)
     c.model.stem = ""                # imagenet_resnet: imagenet (7x7/2 + max-pool) | cifar (3x3/1, no pool) ('' = imagenet)
     c.model.final_pool = "avg"       # cifar_vgg: avg | max over the last feature map
@@ -193,6 +195,7 @@ RULES = {
     "model.bn_epsilon": greater_than(0),
     "model.bn_group_size": at_least(0),
     "model.widths": each(at_least(1)),
+    "model.strides": each(at_least(1)),
     "model.pool_after": each(at_least(0)),
     "model.patch_size": at_least(1),
     "model.num_heads": at_least(1),

@@ -104,6 +104,26 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 
+def measure_runs(workdir: pathlib.Path, runs: list[tuple[str, str, Callable[[], dict]]],
+                 describe: Callable[[dict], str]) -> dict[str, list[dict]]:
+    """{group: [results, …]} of each (group, label, run) in `runs`, run in order: a paper's
+    `measure` over its variants × seeds. The persistent compilation cache goes under
+    workdir/jax_cache first; each run prints label, describe(results), elapsed time and ETA."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(workdir / "jax_cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    out: dict[str, list[dict]] = {}
+    t0 = time.perf_counter()
+    for i, (group, label, run) in enumerate(runs, 1):
+        results = run()
+        out.setdefault(group, []).append(results)
+        elapsed = time.perf_counter() - t0
+        print(f"[{i}/{len(runs)}] {label}: {describe(results)} | {elapsed:.0f} s elapsed | "
+              f"ETA {elapsed / i * (len(runs) - i):.0f} s", flush=True)
+    return out
+
+
 def load_claims(slug: str):
     if slug not in SLUGS:
         raise SystemExit(f"unknown paper {slug!r}; valid: {', '.join(SLUGS)}")

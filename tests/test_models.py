@@ -445,7 +445,7 @@ def test_vit_bfloat16_compute_float32_params():
     ({"pool": "mean"}, r"'mean'.*cls, gap"),
     ({"num_heads": 5}, r"width 32 is not divisible by num_heads 5"),
     ({"dtype": "float16"}, r"'float16'.*float32, bfloat16"),
-    ({"name": "vit_s"}, r"'vit_s'.*cifar_vgg, convnet, mlp, vit"),
+    ({"name": "vit_s"}, r"'vit_s'.*cifar_vgg, convnet, strided_convnet, mlp, vit"),
 ])
 def test_vit_invalid_config_errors(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -505,3 +505,21 @@ def test_mlp_shapes_features_and_param_count():
     assert logits.shape == (3, 10) and list(feats) == ["dense0", "dense1"]
     assert feats["dense1"].shape == (3, 256) and float(feats["dense0"].min()) >= 0  # post-ReLU
     assert counts(m)[0] == 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10  # 269,322
+
+
+def test_strided_convnet_shapes_features_and_zero_biases():
+    cfg = get_config().model
+    cfg.name, cfg.widths, cfg.strides = "strided_convnet", (4, 6, 8), (2, 2, 1)
+    cfg.kernel_init, cfg.bias_init = "lecun_normal", "zeros"
+    model = models.build(cfg, num_classes=3, in_channels=1, rngs=nnx.Rngs(0))
+    logits, feats = model(jnp.ones((2, 28, 28, 1)), train=False, features=True)
+    assert logits.shape == (2, 3) and list(feats) == ["conv0", "conv1", "conv2", "pool"]
+    assert feats["conv1"].shape == (2, 7, 7, 6) and feats["pool"].shape == (2, 8)
+    assert all(not np.any(c.bias[...]) for c in model.convs)
+    cfg.bias_init = "torch"  # U(±1/√fan_in): nonzero, inside the bound
+    biased = models.build(cfg, num_classes=3, in_channels=1, rngs=nnx.Rngs(0))
+    bias = np.asarray(biased.convs[0].bias[...])
+    assert np.any(bias) and np.all(np.abs(bias) <= 1 / 3)
+    cfg.strides = (2, 2)
+    with pytest.raises(ValueError, match="one positive width and stride per conv"):
+        models.build(cfg, num_classes=3, in_channels=1, rngs=nnx.Rngs(0))

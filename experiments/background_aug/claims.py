@@ -12,9 +12,8 @@ BG_Swaps over SEEDS, probes A and B; the spec's hard assertions on BG_Random and
 from __future__ import annotations
 
 import pathlib
-import time
 
-from lib.repro import PaperClaim, SmallClaim, mean_std
+from lib.repro import PaperClaim, SmallClaim, mean_std, measure_runs
 
 SEEDS = (0, 1)
 VARIANTS = ("baseline", "bg_rm", "bg_random", "bg_swaps")
@@ -50,26 +49,21 @@ PAPER_CLAIMS = [
 
 def measure(workdir: pathlib.Path) -> dict:
     """Per variant: each seed's results (resumable sub-workdirs)."""
-    import jax
-
     from experiments.background_aug import procedure
     from lib import config as config_lib
 
-    jax.config.update("jax_compilation_cache_dir", str(workdir / "jax_cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     config_file = pathlib.Path(__file__).parent / "configs" / "spurious.py"
-    runs = [(v, s) for v in VARIANTS for s in SEEDS]
-    out: dict = {}
-    t0 = time.perf_counter()
-    for i, (variant, seed) in enumerate(runs, 1):
+
+    def run(variant, seed):
         config = config_lib.load_file(config_file, f"variant={variant},seed={seed}")
-        r = procedure.run(config, workdir / f"{variant}_s{seed}")
-        out.setdefault(variant, []).append(r)
-        elapsed = time.perf_counter() - t0
-        print(f"[{i}/{len(runs)}] {variant} seed {seed}: BG-Gap {r['bg_gap']:.3f}, Mixed-Rand "
-              f"{r['probe/mixed_rand']:.3f}, fg-probe {r['fg_probe/mixed_rand']:.3f} | "
-              f"{elapsed:.0f} s elapsed | ETA {elapsed / i * (len(runs) - i):.0f} s", flush=True)
-    return out
+        return procedure.run(config, workdir / f"{variant}_s{seed}")
+
+    def describe(r):
+        return (f"BG-Gap {r['bg_gap']:.3f}, Mixed-Rand {r['probe/mixed_rand']:.3f}, fg-probe "
+                f"{r['fg_probe/mixed_rand']:.3f}")
+
+    return measure_runs(workdir, [(v, f"{v} seed {s}", lambda v=v, s=s: run(v, s))
+                                  for v in VARIANTS for s in SEEDS], describe)
 
 
 def _mean(m, variant, key):

@@ -68,11 +68,7 @@ def place(items: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.n
 
 def _items(which: str) -> tuple[np.ndarray, np.ndarray]:
     """14×14 items in [0, 1] and their labels: the first 4,096 train or 2,000 test items."""
-    images, labels = fashion_mnist.load("train" if which == "train" else "test")
-    count = TRAIN_ITEMS if which == "train" else TEST_ITEMS
-    items = images[:count, :, :, 0].astype(np.float64) / 255.0
-    items = items.reshape(count, ITEM_SIDE, 2, ITEM_SIDE, 2).mean(axis=(2, 4))
-    return items.astype(np.float32), labels[:count].astype(np.int32)
+    return fashion_mnist.pooled_items(which, TRAIN_ITEMS if which == "train" else TEST_ITEMS)
 
 
 def _types(labels, rule: str, rng) -> np.ndarray:

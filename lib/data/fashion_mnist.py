@@ -126,3 +126,14 @@ def load(split: str) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetUnreadableError(f"{folder}: {len(images)} images but {len(labels)} labels "
                                      f"in {split}; replace the files with the official ones")
     return images, labels
+
+
+def pooled_items(split: str, count: int, factor: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(items float32 [count, 28/factor, 28/factor] in [0, 1], labels): the split's first
+    `count` images mean-pooled factor × factor, the small objects that papers' synthetic sets
+    paste on larger canvases."""
+    images, labels = load(split)
+    side = images.shape[1] // factor
+    items = images[:count, :, :, 0].astype(np.float64) / 255.0
+    items = items.reshape(count, side, factor, side, factor).mean(axis=(2, 4))
+    return items.astype(np.float32), labels[:count].astype(np.int32)

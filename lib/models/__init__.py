@@ -14,10 +14,12 @@ from lib.models.convnet import ConvNet
 from lib.models.layers import BN_INITS, DTYPES, KERNEL_INITS, LayerSpec
 from lib.models.mlp import MLP
 from lib.models.resnet import CifarResNet, ImageNetResNet
+from lib.models.strided import StridedConvNet
 from lib.models.vgg import CifarVGG
 from lib.models.vit import VARIANTS, ViT
 
-MODELS = ("cifar_resnet", "imagenet_resnet", "cifar_vgg", "convnet", "mlp", "vit")
+MODELS = ("cifar_resnet", "imagenet_resnet", "cifar_vgg", "convnet", "strided_convnet", "mlp",
+          "vit")
 ROLES = ("bn_scale", "bn_bias", "ln_scale", "ln_bias", "head_kernel", "head_bias", "conv_kernel",
          "conv_bias", "linear_kernel", "linear_bias", "other")
 
@@ -34,6 +36,7 @@ __all__ = [
     "ImageNetResNet",
     "LayerSpec",
     "MLP",
+    "StridedConvNet",
     "ViT",
     "build",
     "param_roles",
@@ -60,7 +63,8 @@ def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
         kernel_init=model_cfg.kernel_init, linear_init=model_cfg.linear_init,
         bn_init=model_cfg.bn_init, bn_momentum=model_cfg.bn_momentum,
         bn_epsilon=model_cfg.bn_epsilon, bn_group_size=model_cfg.bn_group_size,
-        dtype=model_cfg.dtype, conv_weight_grad=model_cfg.conv_weight_grad)
+        dtype=model_cfg.dtype, conv_weight_grad=model_cfg.conv_weight_grad,
+        bias_init=model_cfg.bias_init)
     common = {"num_classes": num_classes, "in_channels": in_channels, "layers": layers,
               "rngs": rngs}
     residual = {"mask_pruned_residual": model_cfg.mask_pruned_residual}
@@ -74,6 +78,8 @@ def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
         return CifarVGG(model_cfg.depth, final_pool=model_cfg.final_pool, **common)
     if model_cfg.name == "convnet":
         return ConvNet(model_cfg.widths, model_cfg.pool_after, **common)
+    if model_cfg.name == "strided_convnet":
+        return StridedConvNet(model_cfg.widths, model_cfg.strides, **common)
     if model_cfg.name == "mlp":
         if image_size is None:
             raise ValueError("mlp needs the input image size: pass image_size=(height, width)")

@@ -14,7 +14,8 @@ from flax import nnx
 from lib.models import conv as conv_lib
 
 KERNEL_INITS = ("kaiming_normal", "kaiming_normal_fan_out", "kaiming_uniform", "torch_default",
-                "orthogonal", "binary")
+                "orthogonal", "binary", "lecun_normal")
+BIAS_INITS = ("torch", "zeros")
 BN_INITS = ("uniform", "fixed", "oneone", "positivenegative")
 DTYPES = ("float32", "bfloat16")
 
@@ -46,6 +47,7 @@ def kernel_initializer(name: str):
         # PyTorch's default conv/linear init, U(±1/√fan_in): kaiming_uniform with a = √5.
         "torch_default": jax.nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
         "orthogonal": jax.nn.initializers.orthogonal(),
+        "lecun_normal": jax.nn.initializers.lecun_normal(),  # Flax's default (truncated)
         "binary": _binary,
     }[name]
 
@@ -130,8 +132,10 @@ class LayerSpec:
     bn_group_size: int = 0  # 0: statistics over the whole batch
     dtype: str = "float32"
     conv_weight_grad: str = "auto"
+    bias_init: str = "torch"  # torch: U(±1/√fan_in) | zeros (Flax's default)
 
     def __post_init__(self):
+        _choice("bias_init", self.bias_init, BIAS_INITS)
         kernel_initializer(self.kernel_init)
         kernel_initializer(self.linear_init or self.kernel_init)
         bn_initializers(self.bn_init)
@@ -142,8 +146,12 @@ class LayerSpec:
     def compute_dtype(self):
         return jnp.dtype(self.dtype)
 
+    def _bias(self, fan_in: int):
+        return torch_bias_init(fan_in) if self.bias_init == "torch" else \
+            jax.nn.initializers.zeros
+
     def conv(self, cin, cout, kernel, stride=1, *, padding, use_bias=False, rngs):
-        bias_init = torch_bias_init(cin * kernel * kernel)
+        bias_init = self._bias(cin * kernel * kernel)
         return nnx.Conv(
             cin, cout, (kernel, kernel), (stride, stride), padding=padding,
             use_bias=use_bias, dtype=self.compute_dtype,
@@ -171,7 +179,7 @@ class LayerSpec:
         return nnx.Linear(
             cin, cout, dtype=self.compute_dtype,
             kernel_init=kernel_initializer(self.linear_init or self.kernel_init),
-            bias_init=torch_bias_init(cin),
+            bias_init=self._bias(cin),
             rngs=rngs,
         )
 
