@@ -54,6 +54,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.widths = (16, 32, 64, 64)  # convnet: widths of its 3x3 conv-BN-ReLU modules; mlp: hidden layer widths
     c.model.pool_after = (1, 3)      # convnet: modules followed by a 2x2 max-pool
     c.model.strides = (2, 2, 1)      # strided_convnet: one stride per 3x3 conv of model.widths
+    c.model.conv_padding = "symmetric"  # strided_convnet: symmetric (1 px each side, PyTorch) | same (XLA/TF SAME)
     c.model.shortcut = "projection"  # cifar_resnet: projection (1x1 conv + BN) | zero_pad (option A, parameter-free)
     c.model.stem = ""                # imagenet_resnet: imagenet (7x7/2 + max-pool) | cifar (3x3/1, no pool) ('' = imagenet)
     c.model.final_pool = "avg"       # cifar_vgg: avg | max over the last feature map

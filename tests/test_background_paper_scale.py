@@ -15,6 +15,7 @@ from PIL import Image
 from experiments.background_aug import augment, masks, procedure
 from lib import config as config_lib
 from lib import registry, train
+from lib.data import pipeline
 from lib.data.errors import DatasetError
 from lib.data.pipeline import DatasetInfo
 from tests.helpers import REPO, saved
@@ -263,3 +264,26 @@ def test_quick_paper_runs_pretrain_then_evaluate_the_frozen_encoder(tmp_path, ar
     assert any(not np.array_equal(a, b) for a, b in zip(
         jax.tree.leaves(tuned["batch_stats"]["encoder"]), jax.tree.leaves(node)))
     assert 0 <= results["finetune_quick/accuracy"] <= 1
+
+
+def test_the_hard_negative_is_normalised_like_the_images():
+    """uint8 records: the collate scales `negative` to [0, 1] as it does `image`."""
+    u8 = np.random.default_rng(0).integers(0, 256, size=(4, 4, 3)).astype(np.uint8)
+    collate = pipeline._Collate(np.full(3, 1 / 255, np.float32), np.zeros(3, np.float32))
+    batch = collate([{"image": u8, "negative": u8, "label": 1}] * 2)
+    np.testing.assert_allclose(batch["negative"], u8[None].repeat(2, 0) / 255, rtol=1e-6)
+    np.testing.assert_array_equal(batch["negative"], batch["image"])
+
+
+def test_background_crops_resample_and_background_views_do_not():
+    """data.image_size (the eval crop) applies to BackgroundCrops, as to 'views'."""
+    cfg = _crops_cfg()
+    cfg.image_size = 24
+    pipeline._check(cfg)  # no error: a resampling augmentation
+    assert pipeline._resizes(cfg)
+    small = config_lib.load_file(CONFIG).data
+    assert not pipeline._resizes(small)
+    small.image_size = 24
+    with pytest.raises(config_lib.ConfigError, match="data.image_size is used only with an "
+                                                     "augmentation that resamples"):
+        pipeline._check(small)

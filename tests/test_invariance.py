@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from experiments.invariance import metric, procedure, shifted
+from experiments.invariance import claims, metric, procedure, search, shifted
 from lib import config as config_lib
 from lib.data import fashion_mnist
 from tests.helpers import REPO
@@ -113,12 +113,16 @@ def test_random_position_moves_the_item_uniformly():
     assert abs(rows.mean() - 7) < 3 * np.sqrt((15**2 - 1) / 12 / 600)
 
 
-def test_translate_x_shifts_right_with_zero_fill():
-    x = np.arange(2 * 3 * 4).reshape(2, 3, 4, 1).astype(np.float32)
-    out = procedure.translate_x(x, 1)
+def test_translate_shifts_by_whole_pixels_with_zero_fill():
+    x = np.arange(2 * 3 * 4).reshape(2, 3, 4, 1).astype(np.float32) + 1
+    out = procedure.translate(x, 1)
     np.testing.assert_array_equal(out[:, :, 0], 0)
     np.testing.assert_array_equal(out[:, :, 1:], x[:, :, :3])
-    np.testing.assert_array_equal(procedure.translate_x(x, 0), x)
+    np.testing.assert_array_equal(procedure.translate(x, 0), x)
+    left_up = procedure.translate(x, -2, -1)  # by hand: out[r, c] = x[r + 1, c + 2]
+    expected = np.zeros_like(x)
+    expected[:, :2, :2] = x[:, 1:, 2:]
+    np.testing.assert_array_equal(left_up, expected)
 
 
 def _config(variant, **overrides):
@@ -149,3 +153,29 @@ def test_bad_measurement_settings_are_refused_before_anything_is_written(tmp_pat
     with pytest.raises(config_lib.ConfigError, match=message):
         procedure.run(_config("data", **overrides), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+# The similarity search (experiments/invariance/search.py).
+
+def test_search_statistics_by_hand():
+    base = np.array([0.5, 0.8, 0.4, 0.5])
+    moved = np.array([0.6, 0.6, 0.5, 0.5])  # Δ = +0.1, −0.2, +0.1, 0
+    stats = search.statistics(base, moved)
+    assert stats["proportion_boosted"] == 0.5
+    assert stats["mean_delta"] == pytest.approx(0.0)
+    assert stats["std_delta"] == pytest.approx(np.std([0.1, -0.2, 0.1, 0.0]))
+    assert stats["mean_positive_delta"] == pytest.approx(0.1)
+    assert stats["mean_negative_delta"] == pytest.approx(-0.2)
+    percent = [0.1 / 0.5, -0.2 / 0.8, 0.1 / 0.4, 0.0]
+    assert stats["avg_percent_similarity_change"] == pytest.approx(np.mean(percent))
+    assert stats["avg_percent_boost"] == pytest.approx(np.mean([0.2, 0.25]))
+    assert stats["weighted_boost"] == pytest.approx(0.225 * 0.5)
+    assert search.statistics(base, base)["mean_positive_delta"] == 0.0  # none boosted
+
+
+def test_the_exact_search_test_of_spec_section_6():
+    """f = flattened pixels; pairs (x, x shifted right 3 px): shifting back is the one
+    candidate that restores every pair exactly."""
+    outcome = claims.search_test()
+    assert outcome["first"] == "translateX-3" and outcome["proportion_boosted"] == 1.0
+    assert outcome["order"].index("translateX-3") == 0 and len(outcome["order"]) == 16

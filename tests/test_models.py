@@ -523,3 +523,20 @@ def test_strided_convnet_shapes_features_and_zero_biases():
     cfg.strides = (2, 2)
     with pytest.raises(ValueError, match="one positive width and stride per conv"):
         models.build(cfg, num_classes=3, in_channels=1, rngs=nnx.Rngs(0))
+
+
+def test_strided_convnet_same_padding_pads_only_the_end_of_a_stride_2_conv():
+    cfg = get_config().model
+    cfg.name, cfg.widths, cfg.strides, cfg.conv_padding = "strided_convnet", (4, 6), (2, 1), "same"
+    model = models.build(cfg, num_classes=0, in_channels=1, rngs=nnx.Rngs(0))
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 28, 28, 1)), jnp.float32)
+    conv = model.convs[0]
+    expected = jax.nn.relu(jax.lax.conv_general_dilated(
+        x, conv.kernel[...], (2, 2), ((0, 1), (0, 1)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC")) + conv.bias[...])
+    _, feats = model(x, train=False, features=True)
+    np.testing.assert_allclose(feats["conv0"], expected, atol=1e-5)
+    cfg.conv_padding = "valid"
+    with pytest.raises(ValueError, match="unknown conv_padding 'valid'; valid choices: "
+                                         "symmetric, same"):
+        models.build(cfg, num_classes=0, in_channels=1, rngs=nnx.Rngs(0))

@@ -74,6 +74,9 @@ class _Fixed:
     def __call__(self, x, *, train):
         return losses.l2_normalize(x.reshape(x.shape[0], -1))
 
+    def embed_groups(self, groups, *, train):
+        return jnp.concatenate([self(g, train=train) for g in groups])
+
     def unit_prototypes(self, frozen=False):
         return self.c
 

@@ -56,7 +56,9 @@ def jitter(image: np.ndarray, cfg, rng: np.random.Generator) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class BackgroundViews(pipeline.Views):
     """Two views per record (data.views=(2,), checked by procedure.check), background ops
-    before the view ops."""
+    before the view ops; views keep the native size (no resampling)."""
+
+    resizes = False
 
     @functools.cached_property
     def _donors(self):
@@ -134,6 +136,8 @@ class BackgroundViews(pipeline.Views):
 class BackgroundCrops(BackgroundViews):
     """Paper scale: a background op per crop source, then its group's random resized crop
     and flip; any view groups (multi-crop)."""
+
+    resizes = True
 
     def __call__(self, record, rng):
         cfg = self.data_cfg.bgaug

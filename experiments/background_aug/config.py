@@ -43,7 +43,7 @@ def declare(c: ml_collections.ConfigDict) -> None:
     c.finetune.sets = ("",)          # 'label=dataset' entries, e.g. '1pct=imagenet2012_subset/1pct' ('' ignored)
     c.finetune.epochs = (60,)        # per entry of sets (the last repeats); SimCLR's protocol: 60 for 1 %, 30 for 10 % (recollection)
     c.finetune.steps = 0             # overrides epochs where > 0 (quick runs)
-    c.finetune.lr = 0.05             # SGD Nesterov μ 0.9, cosine, no weight decay: SimCLR's 0.05 × batch / 256 (recollection)
+    c.finetune.lr = 0.05             # per 256 images, scaled by batch_size / 256; SGD Nesterov μ 0.9, cosine, no weight decay (SimCLR's, recollection)
     c.finetune.batch_size = 256
     c.finetune.augment = "imagenet"  # the stages' train augmentation
 

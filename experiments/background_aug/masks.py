@@ -17,8 +17,11 @@ PACKED/<split>.keys.json their stems in record order. With
     data.name = "experiments.background_aug.masks:source"
     data.bgaug.masks_dir = PACKED     data.bgaug.base_dataset = "imagenet2012"
 
-the train split's records carry `fg_mask` [H, W, 1] in {0, 1}; an image without a mask, or a
-mask of another size, stops the run with the file to fix. Other splits are the base dataset's.
+the train split's records carry `fg_mask` [H, W, 1] in {0, 1} (and their `index`, so a donor
+is never the image itself). An image without a mask, or a mask of another size, stops the run
+with the file to fix when that image is first read: the first record is checked before
+training, the others as they are drawn (checking all would decode the whole split first).
+Other splits are the base dataset's.
 """
 
 from __future__ import annotations
@@ -172,6 +175,7 @@ class MaskedRecords:
                                f"{mask.shape[0]}x{mask.shape[1]}, its image {image_hw[0]}x"
                                f"{image_hw[1]}; a mask must have its image's height and width")
         record["fg_mask"] = mask
+        record["index"] = index  # donors are drawn from the other records (j ≠ i)
         return record
 
     def all_labels(self):

@@ -185,7 +185,8 @@ def finetune_configs(config: ml_collections.ConfigDict, pretrain_workdir
         epochs = cfg.epochs[min(i, len(cfg.epochs) - 1)]
         steps = cfg.steps or epochs * _steps_per_epoch(config, name, cfg.batch_size)
         out[label] = _stage(config, pretrain_workdir, "lib.ssl.linear_eval:FineTune", name,
-                            steps, cfg, **{"optim.lr": cfg.lr, "optim.nesterov": True,
+                            steps, cfg, **{"optim.lr": cfg.lr * cfg.batch_size / 256,
+                                           "optim.nesterov": True,
                                            "optim.weight_decay": 0.0,
                                            "optim.schedule": "cosine"})
     return out

@@ -2,11 +2,11 @@
 data" (invariance.md §5, §6).
 
 Paper scale: I1–I9, listed with source and tolerance; none is decided yet (the ImageNet
-ablations, the perturbation registry and the search are not built).
+ablations are not built; the perturbation registry and the search run at small scale only).
 Small scale: the spec's translation experiment (configs/shifted.py) over SEEDS and the four
 variants, with its hard assertions (1)–(3); (4) are unit tests (tests/test_invariance.py).
-Not run by this verify yet: the soft Section-2 analogue (random position and scale) and the
-exact similarity-search test, which needs the search (§2.4), not built yet.
+The exact similarity-search test runs too (search_test, on search.py). Not run yet: the soft
+Section-2 analogue (random position and scale).
 """
 
 from __future__ import annotations
@@ -59,8 +59,46 @@ def measure(workdir: pathlib.Path) -> dict:
         top1 = f", top-1 {r['eval/accuracy']:.3f}" if "eval/accuracy" in r else ""
         return f"median inv k=2 {r['inv/median_k2']:.3f}, k=6 {r['inv/median_k6']:.3f}{top1}"
 
-    return measure_runs(workdir, [(v, f"{v} seed {s}", lambda v=v, s=s: run(v, s))
-                                  for v in VARIANTS for s in SEEDS], describe)
+    out = measure_runs(workdir, [(v, f"{v} seed {s}", lambda v=v, s=s: run(v, s))
+                                 for v in VARIANTS for s in SEEDS], describe)
+    return {**out, "search": search_test()}
+
+
+SEARCH_ITEMS, SEARCH_SHIFT = 200, 3
+
+
+def search_test() -> dict:
+    """Spec §6's exact search test: f = flattened pixels; pairs (x, translateX(x, +3 px)) of
+    centred test items (one class for the test); candidates translateX/Y by ±1, ±2, ±3 px,
+    brightness ×0.7 / ×1.3 and contrast ×0.7 / ×1.3 about each image's mean, on the pair's
+    second image. translateX(−3) restores every pair exactly, so it must rank first by
+    (proportion_boosted, mean Δ) with proportion_boosted = 1."""
+    import numpy as np
+
+    from experiments.invariance import procedure, search, shifted
+
+    x = shifted.build("test_centred").images[:SEARCH_ITEMS]
+    candidates = {f"translate{axis}{d:+d}": (lambda im, d=d, axis=axis: procedure.translate(
+        im, d if axis == "X" else 0, d if axis == "Y" else 0))
+        for axis in "XY" for d in (-3, -2, -1, 1, 2, 3)}
+    for f in (0.7, 1.3):
+        candidates[f"brightness×{f}"] = lambda im, f=f: np.clip(im * f, 0, 1)
+        candidates[f"contrast×{f}"] = lambda im, f=f: np.clip(
+            (im - im.mean(axis=(1, 2, 3), keepdims=True)) * f
+            + im.mean(axis=(1, 2, 3), keepdims=True), 0, 1)
+    stats = search.search(lambda im: im.reshape(len(im), -1), x,
+                          procedure.translate(x, SEARCH_SHIFT), np.zeros(len(x), int),
+                          candidates)[0]
+    order = search.rank(stats)
+    return {"first": order[0], "order": order,
+            "proportion_boosted": stats[order[0]]["proportion_boosted"]}
+
+
+def _search_first(m):
+    s = m["search"]
+    return (f"first {s['first']} (proportion_boosted {s['proportion_boosted']:.3f}); next "
+            f"{', '.join(s['order'][1:3])}",
+            s["first"] == "translateX-3" and s["proportion_boosted"] == 1.0)
 
 
 def _complete(m, variants):
@@ -136,6 +174,9 @@ SMALL_CLAIMS = [
     SmallClaim("shifted: random-position top-1 aug ≥ centred + 0.10", "10,000 test items, "
                "seed means (spec §6 hard 3)", "≥ +0.10",
                _higher("aug", "centred", 0.10, _top1, "top-1")),
+    SmallClaim("search: translateX(−3 px) ranks first with proportion_boosted = 1", "f = "
+               f"pixels, {SEARCH_ITEMS} pairs (x, x shifted +{SEARCH_SHIFT} px), 16 candidates "
+               "(spec §6 exact search test)", "translateX-3, 1.0", _search_first),
     SmallClaim("shifted: medians non-increasing over k = 2, 6, 10, 14, 18", "seed means, every "
                "variant (spec §6 soft)", "non-increasing", _non_increasing, hard=False),
     SmallClaim("shifted: untrained inv ≈ 1 at k = 4 (a multiple of the total stride)",

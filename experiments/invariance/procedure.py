@@ -37,10 +37,13 @@ def check(config: ml_collections.ConfigDict) -> None:
                                      f"images' width {image_shape[1]}")
 
 
-def translate_x(images: np.ndarray, px: int) -> np.ndarray:
-    """[N, H, W, C] images shifted right by `px` pixels, zero fill on the left."""
+def translate(images: np.ndarray, dx: int, dy: int = 0) -> np.ndarray:
+    """[N, H, W, C] images shifted by whole pixels, right by dx and down by dy (negative: left,
+    up), zero fill where nothing comes in."""
     out = np.zeros_like(images)
-    out[:, :, px:] = images[:, :, :images.shape[2] - px]
+    h, w = images.shape[1:3]
+    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        images[:, max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
     return out
 
 
@@ -85,7 +88,7 @@ def measure(trainer, state, config) -> dict:
     z = embed(images)
     values = {}
     for k in cfg.shifts:
-        inv = metric.scores(z, embed(translate_x(images, k)), perm, cfg.distance)
+        inv = metric.scores(z, embed(translate(images, k)), perm, cfg.distance)
         values[f"inv/median_k{k}"] = metric.summary(inv)["median"]
         if k == 0:  # inv_i = b_i / (b_i + 1e-8) here: within 1e-6 of 1 only where b_i ≳ 0.01
             values["inv/min_k0"], values["inv/max_k0"] = float(inv.min()), float(inv.max())

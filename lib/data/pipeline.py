@@ -72,7 +72,10 @@ class Augment:
     """Random train transforms of one record; grain seeds `rng` from (seed, position in the
     stream). Subclasses override `transform` on the record's spatial arrays (the image and the
     split's spatial keys, already pooled), drawing each random parameter once for all of
-    them. A paper's own augmentation is such a class, named data.augment = "module:Name"."""
+    them. A paper's own augmentation is such a class, named data.augment = "module:Name".
+    One that resamples to new sizes sets `resizes = True` (data.image_size then applies)."""
+
+    resizes = False
 
     data_cfg: object
     size: int  # side of the output images
@@ -105,6 +108,8 @@ class CifarCrop(Augment):
 class InceptionCrop(Augment):
     """Inception-style random resized crop to data.image_size, then a flip."""
 
+    resizes = True
+
     def transform(self, arrays, rng):
         return preprocess.flip(preprocess.random_resized_crop(arrays, rng, self.size), rng)
 
@@ -115,6 +120,8 @@ class Views(Augment):
     [view_min_scale[g], view_max_scale[g]], each flipped at random. The record's image and
     spatial keys are replaced by 'views': a list of one dict per group, {key: [count, S, S, C]}.
     Colour and blur, which need no resampling, can run on device (lib.data.device_augment)."""
+
+    resizes = True
 
     def __call__(self, record, rng):
         arrays = {k: preprocess.pool(v, self.data_cfg.pool)
@@ -167,10 +174,15 @@ def _augment_class(data_cfg):
     return AUGMENTS[data_cfg.augment]
 
 
+IMAGE_KEYS = ("image", "negative")  # record keys normalised as images ('negative': an extra
+# image an augmentation adds, as BG_Swaps' hard negative)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class _Collate:
     """Stacks records into a batch and normalises its images: image * scale + shift per
-    channel (also every view's image). Other keys are stacked as they come."""
+    channel (every key of IMAGE_KEYS, and every view's image). Other keys are stacked as
+    they come."""
 
     scale: np.ndarray
     shift: np.ndarray
@@ -197,7 +209,7 @@ class _Collate:
                 batch[key] = [{k: self._images(v) if k == "image" else v
                                for k, v in _stack([r[key][g] for r in records]).items()}
                               for g in range(len(records[0][key]))]
-            elif key == "image":
+            elif key in IMAGE_KEYS:
                 batch[key] = self._images(np.stack([r[key] for r in records]))
             elif key == "label":
                 batch[key] = np.array([r[key] for r in records], np.int32)
@@ -324,7 +336,10 @@ class _PaddedEval:
         return {**{k: np.zeros_like(v) for k, v in first.items()}, "mask": 0.0}
 
 
-_RESIZING = ("imagenet", "views")  # augmentations that resample: image_size sets the eval crop
+def _resizes(data_cfg) -> bool:
+    """Whether the train augmentation resamples (its class sets `resizes`): then
+    data.image_size sets the eval resize + center crop, and images may vary in size."""
+    return bool(getattr(_augment_class(data_cfg), "resizes", False))
 
 
 def _check(data_cfg) -> None:
@@ -335,13 +350,14 @@ def _check(data_cfg) -> None:
         )
     if data_cfg.pool < 1:
         raise ConfigError(f"data.pool={data_cfg.pool} must be >= 1")
-    if data_cfg.augment in _RESIZING and data_cfg.pool != 1:
+    if _resizes(data_cfg) and data_cfg.pool != 1:
         raise ConfigError(
             f"data.augment={data_cfg.augment!r} sets the resolution with data.image_size "
             "(and data.view_sizes); use pool=1")
-    if data_cfg.augment not in _RESIZING and data_cfg.image_size:
-        raise ConfigError("data.image_size is used only with data.augment='imagenet' or "
-                          "'views'; set it to 0")
+    if not _resizes(data_cfg) and data_cfg.image_size:
+        raise ConfigError(f"data.image_size is used only with an augmentation that resamples "
+                          f"('imagenet', 'views' or its like), not data.augment="
+                          f"{data_cfg.augment!r}; set it to 0")
     if augment_class is not None and not (isinstance(augment_class, type)
                                           and issubclass(augment_class, Augment)):
         raise ConfigError(f"data.augment={data_cfg.augment!r} is not a subclass of "
@@ -352,7 +368,7 @@ def _check(data_cfg) -> None:
 def _image_shape(data_cfg, split: sources.Split) -> tuple[int, int, int]:
     """Shape of the batches' 'image' (for 'views': of eval images; train views have theirs)."""
     h, w, c = split.image_shape
-    if data_cfg.augment in _RESIZING:
+    if _resizes(data_cfg):
         size = data_cfg.image_size or (h if h == w and h else 0)
         if not size:
             raise ConfigError(
@@ -560,7 +576,7 @@ def eval_batches(data_cfg, *, process_index: int = 0, process_count: int = 1,
         if _image_shape(data_cfg, evaluation) != shape:
             raise ConfigError(f"{other['name']} images are {evaluation.image_shape}, the eval "
                               f"split's {clean.image_shape}")
-    crop = shape[0] if data_cfg.augment in _RESIZING else 0
+    crop = shape[0] if _resizes(data_cfg) else 0
     num = len(evaluation.records)
     padded = math.ceil(num / data_cfg.eval_batch_size) * data_cfg.eval_batch_size
     prepare = _Prepare(data_cfg.pool, crop, data_cfg.blur, evaluation.spatial)

@@ -83,10 +83,15 @@ class RealRecords:
         return RealRecords(self._records.subset(indices), self._num_classes)
 
 
+IMAGENET_CLASSES = 1000  # ReaL's label sets are over ImageNet's classes
+
+
 def real_source(data_cfg, split: str) -> sources.Split:
+    """imagenet2012_real (which has no 'label' feature) with multi-hot 'real_label's."""
     base = sources.tfds_split("imagenet2012_real", split, data_cfg.data_dir,
                               keys=("real_label",))
-    return dataclasses.replace(base, records=RealRecords(base.records, base.num_classes))
+    return dataclasses.replace(base, records=RealRecords(base.records, IMAGENET_CLASSES),
+                               num_classes=IMAGENET_CLASSES)
 
 
 def set_data(data_cfg, name: str, cfg) -> dict:
@@ -124,9 +129,9 @@ def check(data_cfg, cfg, num_classes: int) -> None:
                     f"imagenet_sets.sets names adversarial, but data.normalization="
                     f"{data_cfg.normalization!r}: attacks perturb [0, 1] pixels, so the model "
                     "must read them and normalise inside (ssl.input_normalization)")
-        try:
+        try:  # open each set and read its first record (decoding included)
             for set_cfg in set_data(data_cfg, name, cfg).values():
-                sources.open_split(set_cfg, "eval")
+                sources.open_split(set_cfg, "eval").records[0]
             if name == "imagenet9":
                 imagenet9.class_map(cfg.in9_dir, num_classes)
         except DatasetError as e:

@@ -79,7 +79,8 @@ def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
     if model_cfg.name == "convnet":
         return ConvNet(model_cfg.widths, model_cfg.pool_after, **common)
     if model_cfg.name == "strided_convnet":
-        return StridedConvNet(model_cfg.widths, model_cfg.strides, **common)
+        return StridedConvNet(model_cfg.widths, model_cfg.strides,
+                              padding=model_cfg.conv_padding, **common)
     if model_cfg.name == "mlp":
         if image_size is None:
             raise ValueError("mlp needs the input image size: pass image_size=(height, width)")

@@ -74,7 +74,7 @@ def sinkhorn(scores: jax.Array, epsilon: float, iterations: int,
     logits = jax.lax.stop_gradient(scores.astype(jnp.float32)) / epsilon
     w = jnp.ones(scores.shape[0]) if weights is None else weights.astype(jnp.float32)
     logits = logits - jnp.max(jnp.where(w[:, None] > 0, logits, -jnp.inf))
-    q = jnp.exp(logits) * w[:, None]
+    q = jnp.where(w[:, None] > 0, jnp.exp(logits), 0.0)  # masked rows: no inf · 0
     n, k = jnp.sum(w), scores.shape[1]
     q = q / jnp.sum(q)
     for _ in range(iterations):

@@ -11,13 +11,16 @@ other view predicts them: loss = mean over assignment views i and views v ≠ i 
 
 Prototypes are normalised in the forward pass (the original renormalises the weights before
 each step: the same forward values; the gradient loses its radial part, which that
-renormalisation discards anyway). Before step ssl.freeze_prototypes_steps they get no gradient.
+renormalisation discards anyway). Before step ssl.freeze_prototypes_steps their loss gradient
+is zero; unlike the original, which skips them in the optimizer, weight decay and momentum
+still move them, which the normalisation makes invisible in the forward pass.
 
 Queue (ssl.queue_size > 0, one per assignment view): from step ssl.queue_start_step each
 batch's z are pushed; once full, the queue's scores join the batch's in Sinkhorn so small
 batches still spread over all prototypes (its rows get codes too, but only the batch's are
-used). Views of one crop size go through the encoder together (BatchNorm over them, as in the
-original). SwAV has no negatives: BG_Swaps' hard negative does not apply.
+used). Views of one crop size go through the encoder together (its BatchNorm over them), and
+all views through the projector at once, as in the original. SwAV has no negatives: BG_Swaps'
+hard negative does not apply.
 """
 
 from __future__ import annotations
@@ -48,6 +51,12 @@ class SwappedAssignment(nnx.Module):
     def __call__(self, x, *, train: bool):
         """The normalised projections z."""
         return losses.l2_normalize(self.net(x, train=train))
+
+    def embed_groups(self, groups, *, train: bool):
+        """The normalised projections of view groups (each [n·B, S, S, C]): the encoder on one
+        crop size at a time, the projector once over all views (as the original's head)."""
+        reps = [self.net.represent(g, train=train).astype(jnp.float32) for g in groups]
+        return losses.l2_normalize(self.net.projector(jnp.concatenate(reps), train=train))
 
     def unit_prototypes(self, frozen=False) -> jax.Array:
         """[dim, K] prototypes of unit length; `frozen` (traced bool) stops their gradient."""
@@ -91,11 +100,11 @@ class SwAV(SimCLR):
     def train_loss(self, model, batch, rng, step):
         groups = self.view_images(batch, rng)
         b = groups[0].shape[0]
-        z = []
+        flat = []
         for group in groups:  # [B, n, S, S, C] → view-major rows v·B + i
             views = jnp.swapaxes(group, 0, 1)
-            z.append(model(views.reshape(-1, *views.shape[2:]), train=True))
-        z = jnp.concatenate(z)
+            flat.append(views.reshape(-1, *views.shape[2:]))
+        z = model.embed_groups(flat, train=True)
         n_views = z.shape[0] // b
         c = model.unit_prototypes(frozen=step < self.freeze_steps)
         scores = z @ c

@@ -14,7 +14,9 @@ Recipes (spec §2, the methods' published ones):
   spec lists a queue without its size; SwAV's small-batch recipe (batch 256) keeps 3,840
   embeddings from epoch 15 (recollection): `batch=256,queue=3840`. At batch 4096 the batch
   alone spans the prototypes, so the default is no queue.
-LARS leaves biases and BatchNorm parameters out of weight decay and the trust ratio.
+BYOL's LARS leaves biases and BatchNorm parameters out of weight decay and the trust ratio;
+SwAV's (LARC in its code, as recalled) applies both to every parameter. Learning rates scale
+with `batch=` (MoCo v2 0.03 per 256, BYOL 0.2 per 256, SwAV 4.8 per 4096).
 
 Background augmentations (variant): bg_rm, bg_random, bg_swaps (MoCo only: the others have no
 negatives), each at p 0.2 per view (spec §2's reconstructed default; `p=` to sweep), donors'
@@ -66,13 +68,14 @@ def _mocov2(c, a):
     c.model.bn_group_size = 32
     c.data.views, c.data.view_sizes = (2,), (224,)
     c.data.view_min_scale, c.data.view_max_scale = (0.2,), (1.0,)
-    c.optim.name, c.optim.lr, c.optim.momentum, c.optim.weight_decay = "sgd", 0.03, 0.9, 1e-4
+    c.optim.name, c.optim.momentum, c.optim.weight_decay = "sgd", 0.9, 1e-4
+    c.optim.lr = 0.03 * a.batch / 256
     c.optim.schedule = "cosine"
 
 
-def _lars(c, lr, weight_decay, warmup_steps, final_fraction=0.0):
+def _lars(c, lr, weight_decay, warmup_steps, final_fraction=0.0, exclude_1d=True):
     c.optim.name, c.optim.lr, c.optim.momentum = "lars", lr, 0.9
-    c.optim.weight_decay, c.optim.lars_exclude_1d = weight_decay, True
+    c.optim.weight_decay, c.optim.lars_exclude_1d = weight_decay, exclude_1d
     c.optim.schedule, c.optim.warmup_steps = "cosine", warmup_steps
     c.optim.cosine_final_fraction = final_fraction
 
@@ -98,7 +101,7 @@ def _swav(c, a, epoch):
     c.ssl.color = "swav"
     c.data.views, c.data.view_sizes = (2, 6), (224, 96)
     c.data.view_min_scale, c.data.view_max_scale = (0.14, 0.05), (1.0, 0.14)
-    _lars(c, 4.8 * a.batch / 4096, 1e-6, 10 * epoch, final_fraction=0.001)
+    _lars(c, 4.8 * a.batch / 4096, 1e-6, 10 * epoch, final_fraction=0.001, exclude_1d=False)
 
 
 def get_config(arg=None):
@@ -148,7 +151,7 @@ def _quick(c, a):
     c.model.width = 8
     c.data.name = "experiments.background_aug.spurious:source"
     c.data.train_split, c.data.eval_split = "train", "original"
-    c.data.image_size, c.data.num_workers = 0, 0
+    c.data.image_size, c.data.num_workers = 24, 0  # eval: resize 27 → centre 24, as at 224
     c.data.batch_size, c.data.eval_batch_size = 16, 64
     c.data.eval_examples = 64
     c.data.view_sizes = tuple(24 if s == 224 else 12 for s in c.data.view_sizes)
@@ -162,10 +165,10 @@ def _quick(c, a):
     c.ssl.freeze_prototypes_steps, c.ssl.queue_start_step = 1, 0
     c.model.bn_group_size = 8 if c.model.bn_group_size else 0
     c.total_steps, c.optim.warmup_steps = 4, 1
-    c.linear.steps, c.linear.batch_size, c.linear.augment = 4, 16, "flip"
+    c.linear.steps, c.linear.batch_size = 4, 16
     c.imagenet_sets.sets = ("",)
     c.finetune.sets = ("quick=experiments.background_aug.spurious:source",)
-    c.finetune.steps, c.finetune.batch_size, c.finetune.augment = 4, 16, "flip"
+    c.finetune.steps, c.finetune.batch_size = 4, 16
     c.eval_every, c.log_every, c.checkpoint_every = 0, 1, 4
     c.progress = False
 

@@ -5,8 +5,9 @@ centred (trained on centred items), data (each item at a random position drawn o
 in the data), aug (centred items moved to a fresh random position every draw: translation
 augmentation), untrained (the seeded initialisation, the same for every variant of a seed).
 Net conv3×3(16, s2) → conv3×3(32, s2) → conv3×3(64, s1), ReLU after each, GAP (the 64-d
-embedding), Dense(10), Flax's default init (LeCun normal, zero biases: the spec's k = 4
-remark holds only with zero biases); Adam 1e-3, batch 128, 6 epochs (474 steps). Then the
+embedding), Dense(10), SAME padding, Flax's default init (LeCun normal, zero biases: the
+spec's k = 4 remark holds only with zero biases); Adam 1e-3, batch 128, 6 epochs (474 steps).
+Then the
 invariance of the GAP embedding to translateX by 0, 2, …, 18 px on 1,000 centred test items
 (cosine, seeded baseline), and top-1 on the 10,000 test items at random positions
 (eval/accuracy).
@@ -42,6 +43,7 @@ def get_config(arg=None):
     c.model.name = "strided_convnet"
     c.model.widths, c.model.strides = (16, 32, 64), (2, 2, 1)
     c.model.kernel_init, c.model.bias_init = "lecun_normal", "zeros"  # Flax's defaults
+    c.model.conv_padding = "same"  # the spec's SAME: stride-2 convs pad only the end
     c.data.name = "experiments.invariance.shifted:source"
     c.data.eval_split = "test_random"
     c.data.normalization = "none"
