@@ -83,7 +83,8 @@ EXTRA_ARGS = {  # by "slug/file.py"
 }
 
 
-OFFLINE_SOURCES = ("experiments.background_aug.spurious:source",)  # built from Fashion-MNIST
+OFFLINE_SOURCES = ("experiments.background_aug.spurious:source",  # built from Fashion-MNIST
+                   "experiments.invariance.shifted:source")
 
 
 def _documented_args(path):
