@@ -158,7 +158,7 @@ def test_imagenet_crops():
     image = rng.integers(0, 256, (10, 25, 3), dtype=np.uint8)
     assert preprocess.random_resized_crop({"image": image}, rng, 7)["image"].shape == (7, 7, 3)
     assert preprocess.resize_center_crop(image, 8).shape == (8, 8, 3)
-    assert preprocess._crop_box(1, 100, rng) == (0, 49, 1, 1)  # no sample fits: center crop
+    assert preprocess.crop_box(1, 100, rng) == (0, 49, 1, 1)  # no sample fits: center crop
     c = cfg(augment="imagenet", image_size=6, normalization="dataset")
     assert next(data.train_iterator(c, seed=0))["image"].shape == (10, 6, 6, 1)
     assert next(iter(data.eval_batches(c)))["image"].shape == (100, 6, 6, 1)

@@ -106,12 +106,14 @@ class CifarCrop(Augment):
 
 
 class InceptionCrop(Augment):
-    """Inception-style random resized crop to data.image_size, then a flip."""
+    """Inception-style random resized crop to data.image_size (area fraction in
+    data.crop_scale, aspect in data.crop_ratio), then a flip."""
 
     resizes = True
 
     def transform(self, arrays, rng):
-        return preprocess.flip(preprocess.random_resized_crop(arrays, rng, self.size), rng)
+        return preprocess.flip(preprocess.random_resized_crop(
+            arrays, rng, self.size, *crop_ranges(self.data_cfg)), rng)
 
 
 class Views(Augment):
@@ -134,6 +136,15 @@ class Views(Augment):
             groups.append({k: np.stack([c[k] for c in crops]) for k in arrays})
         rest = {k: v for k, v in record.items() if k not in arrays}
         return {**rest, "views": groups}
+
+
+def crop_ranges(data_cfg) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(data.crop_scale, data.crop_ratio), each checked to be a (low, high) pair."""
+    pairs = (tuple(data_cfg.crop_scale), tuple(data_cfg.crop_ratio))
+    for name, pair in zip(("crop_scale", "crop_ratio"), pairs):
+        if len(pair) != 2 or pair[0] > pair[1]:
+            raise ConfigError(f"data.{name}={pair}: give a (low, high) pair with low <= high")
+    return pairs
 
 
 AUGMENTS = {"none": None, "flip": Flip, "cifar": CifarCrop, "imagenet": InceptionCrop,
@@ -363,6 +374,7 @@ def _check(data_cfg) -> None:
         raise ConfigError(f"data.augment={data_cfg.augment!r} is not a subclass of "
                           "lib.data.pipeline.Augment")
     view_groups(data_cfg)
+    crop_ranges(data_cfg)
 
 
 def _image_shape(data_cfg, split: sources.Split) -> tuple[int, int, int]:

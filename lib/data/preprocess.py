@@ -85,35 +85,90 @@ def resize(image: np.ndarray, size: tuple[int, int], box=None) -> np.ndarray:
     return np.stack(channels, -1)
 
 
-def _crop_box(h: int, w: int, rng: np.random.Generator, scale=CROP_SCALE
-              ) -> tuple[int, int, int, int]:
-    """(top, left, height, width) of an Inception-style crop; a center crop when sampling fails."""
-    log_ratio = np.log(CROP_RATIO)
+def crop_box(h: int, w: int, rng: np.random.Generator, scale=CROP_SCALE, ratio=CROP_RATIO, *,
+             centred: bool = False, area=None) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of a random-resized-crop box (torchvision's sampling): the
+    area fraction from `area(rng)` (default uniform over `scale`), the aspect w/h log-uniform
+    over `ratio`, the position uniform (centred: the box's centre on the image's); after
+    CROP_TRIES boxes that do not fit, the whole image with its aspect clamped to `ratio`,
+    centred."""
+    log_ratio = np.log(ratio)
     for _ in range(CROP_TRIES):
-        area = h * w * rng.uniform(*scale)
+        fraction = rng.uniform(*scale) if area is None else area(rng)
         aspect = math.exp(rng.uniform(*log_ratio))
-        cw = round(math.sqrt(area * aspect))
-        ch = round(math.sqrt(area / aspect))
+        cw = round(math.sqrt(h * w * fraction * aspect))
+        ch = round(math.sqrt(h * w * fraction / aspect))
         if 0 < cw <= w and 0 < ch <= h:
+            if centred:
+                return (h - ch) // 2, (w - cw) // 2, ch, cw
             return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw
-    # Whole image with the aspect ratio clamped to CROP_RATIO, centred.
     aspect = w / h
-    if aspect < CROP_RATIO[0]:
-        cw, ch = w, round(w / CROP_RATIO[0])
-    elif aspect > CROP_RATIO[1]:
-        ch, cw = h, round(h * CROP_RATIO[1])
+    if aspect < ratio[0]:
+        cw, ch = w, round(w / ratio[0])
+    elif aspect > ratio[1]:
+        ch, cw = h, round(h * ratio[1])
     else:
         ch, cw = h, w
     return (h - ch) // 2, (w - cw) // 2, ch, cw
 
 
 def random_resized_crop(arrays: dict, rng: np.random.Generator, size: int,
-                        scale: tuple[float, float] = CROP_SCALE) -> dict:
-    """Inception-style crop (area fraction in `scale`, aspect CROP_RATIO) resized to
-    size x size."""
-    top, left, ch, cw = _crop_box(*arrays["image"].shape[:2], rng, scale)
+                        scale: tuple[float, float] = CROP_SCALE,
+                        ratio: tuple[float, float] = CROP_RATIO, *, centred: bool = False,
+                        area=None) -> dict:
+    """A crop_box (area fraction in `scale`, aspect in `ratio`) resized to size x size."""
+    top, left, ch, cw = crop_box(*arrays["image"].shape[:2], rng, scale, ratio,
+                                 centred=centred, area=area)
     return {k: resize(v, (size, size), box=(left, top, left + cw, top + ch))
             for k, v in arrays.items()}
+
+
+def random_crop(arrays: dict, rng: np.random.Generator, size: int) -> dict:
+    """A size x size crop at a uniform position (torchvision's RandomCrop, no padding)."""
+    h, w = arrays["image"].shape[:2]
+    if size > min(h, w):
+        raise ValueError(f"random crop of {size} px from a {h}x{w} image")
+    top, left = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    return {k: v[top:top + size, left:left + size] for k, v in arrays.items()}
+
+
+def shift(images: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """[..., H, W, C] images moved right by dx and down by dy whole pixels (negative: left,
+    up), zero where nothing comes in."""
+    out = np.zeros_like(images)
+    h, w = images.shape[-3:-1]
+    if abs(dx) < w and abs(dy) < h:
+        out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0), :] = \
+            images[..., max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0), :]
+    return out
+
+
+def random_translate(arrays: dict, rng: np.random.Generator, fraction: float) -> dict:
+    """torchvision's RandomAffine(0, translate=(f, f)) with zero fill: shifts by
+    round(U(−f·W, f·W)) and round(U(−f·H, f·H)) whole pixels (it rounds them, so the bilinear
+    warp is an exact pixel shift)."""
+    h, w = arrays["image"].shape[:2]
+    dx = round(rng.uniform(-fraction * w, fraction * w))
+    dy = round(rng.uniform(-fraction * h, fraction * h))
+    return {k: shift(v, dx, dy) for k, v in arrays.items()}
+
+
+def resize_shorter(image: np.ndarray, side: int) -> np.ndarray:
+    """torchvision's Resize(side): the shorter side to `side`, the longer one in proportion
+    (truncated)."""
+    h, w = image.shape[:2]
+    if h <= w:
+        return resize(image, (side, int(side * w / h)))
+    return resize(image, (int(side * h / w), side))
+
+
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The central size x size (torchvision's rounding of the offsets)."""
+    h, w = image.shape[:2]
+    if size > min(h, w):
+        raise ValueError(f"center crop of {size} px from a {h}x{w} image")
+    top, left = round((h - size) / 2), round((w - size) / 2)
+    return image[top:top + size, left:left + size]
 
 
 def resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -121,9 +176,7 @@ def resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:
     h, w = image.shape[:2]
     scale = round(size * EVAL_RESIZE_RATIO) / min(h, w)
     rh, rw = max(size, round(h * scale)), max(size, round(w * scale))
-    resized = resize(image, (rh, rw))
-    top, left = round((rh - size) / 2), round((rw - size) / 2)
-    return resized[top : top + size, left : left + size]
+    return center_crop(resize(image, (rh, rw)), size)
 
 
 def normalizer(scale: float, mean, std):
