@@ -26,6 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0                       # model init, trainable-subset choice, data order, dropout
     c.task = "lib.task:Classification"  # "module:Name" of the Task that defines loss and metrics
+    c.label_smoothing = 0.0          # Classification: train targets (1 − ε)·one-hot + ε/K (Inception, timm / DeiT); 0 = plain cross-entropy
     c.total_steps = 1000             # optimizer steps of the whole run
     c.log_every = 50                 # steps between metric fetches / console lines (0: end only)
     c.eval_every = 0                 # steps between evaluations (0: only at the end)
@@ -64,6 +65,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.num_heads = 6            # vit: attention heads (must divide width)
     c.model.mlp_dim = 1536           # vit: hidden size of the MLP in each block
     c.model.pool = "cls"             # vit: cls (learned token) | gap (mean over patch tokens)
+    c.model.gelu = "tanh"            # vit MLP activation: tanh (big_vision's approximation) | exact (erf: timm, PyTorch)
 
     c.data = ml_collections.ConfigDict()
     c.data.name = "fashion_mnist"    # fashion_mnist | digits | tiny_imagenet | tiny_imagenet_c (user files) | "module:function" source | any TFDS name (cifar10, imagenet2012, ...)
@@ -185,6 +187,7 @@ def get_config() -> ml_collections.ConfigDict:
 RULES = {
     "seed": SEED,
     "task": module_spec(optional=False),
+    "label_smoothing": in_range(0, 1, high_open=True),
     "total_steps": at_least(1),
     "log_every": STEPS,
     "eval_every": STEPS,

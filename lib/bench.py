@@ -529,15 +529,79 @@ def pgd_throughput(depth: int, batch: int, steps: int, pgd_steps: int = 10) -> d
     return out
 
 
+RESNET18_GFLOPS_224 = 1.82  # multiply-adds ×2 of one ResNet-18 forward at 224 px (He et al.)
+
+
+def invariance_throughput(size: int, batch: int, batches: int, chunk: int) -> dict:
+    """Images/s of the invariance measurement (invariance.md §4): every lib.perturb kind at
+    its 10 magnitudes (130 transforms) of a batch through an ImageNet ResNet-18's GAP, batched
+    (lib.features.transformed: one jitted call per batch, `chunk` transforms per model call)
+    against a loop of one transform at a time (a jitted transform, the jitted model, a host
+    fetch each), at `size` px on synthetic pixels. Counts transformed images (130 per image)."""
+    import types
+
+    from lib import features, perturb
+
+    config = _config(20, batch, 1)
+    config.model.name, config.model.depth, config.model.width = "imagenet_resnet", 18, 64
+    info = data.DatasetInfo("synthetic", (size, size, 3), 1000, 1, 1)
+    setup = train.build(config, info)
+    mesh = sharding.make_mesh(config.mesh)
+    trainer = types.SimpleNamespace(setup=setup, batch_sharding=sharding.batch_sharding(mesh))
+    state = jax.device_put(setup.init_state)
+    names = [(kind, k) for kind in perturb.KINDS for k in range(10)]
+    transforms = {f"{kind}_k{k}": (lambda x, kind=kind, k=k: perturb.perturb(x, kind, k))
+                  for kind, k in names}
+    rng = np.random.default_rng(0)
+    host = [{"image": rng.uniform(size=(batch, size, size, 3)).astype(np.float32),
+             "mask": np.ones(batch, np.float32)} for _ in range(batches)]
+
+    def embed(model, b):
+        return model(b["image"], train=False, features=True)[1]["pool"]
+
+    def batched(bs):
+        for z in features.transformed(trainer, state, embed, transforms, bs, chunk):
+            assert z.shape[:2] == (len(names), batch)
+
+    model_call = jax.jit(lambda st, x: embed(setup.model(st), {"image": x}))
+    perturb_calls = {n: jax.jit(fn) for n, fn in transforms.items()}
+
+    def looped(bs):
+        for b in bs:
+            x = jax.device_put(b["image"])
+            for name in transforms:
+                np.asarray(jax.device_get(model_call(state, perturb_calls[name](x))))
+
+    out = {"model": "imagenet_resnet18 GAP", "input": f"{size}x{size}x3", "batch": batch,
+           "transforms": len(names), "chunk": chunk}
+    for label, fn in (("batched", batched), ("loop", looped)):
+        t0 = time.perf_counter()
+        fn(host[:1])  # compiles, on one batch
+        out[f"{label}_first_batch_s"] = round(time.perf_counter() - t0, 1)
+        t0 = time.perf_counter()
+        fn(host)
+        out[f"{label}_images_per_s"] = round(
+            len(names) * batch * batches / (time.perf_counter() - t0), 1)
+    out["speedup"] = round(out["batched_images_per_s"] / out["loop_images_per_s"], 2)
+    gflop = RESNET18_GFLOPS_224 * (size / 224) ** 2
+    out["cpu_gflop_per_s"] = round(out["batched_images_per_s"] * gflop, 1)
+    out["paper_forwards"] = 9_600 * (len(names) + 1)  # spec §3: 300 batches of 32, + clean
+    out["paper_tflop"] = round(out["paper_forwards"] * RESNET18_GFLOPS_224 / 1e3, 1)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the overhead test")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--models", default="20,56", help="CIFAR ResNet depths")
+    parser.add_argument("--size", type=int, default=64, help="invariance: image side")
+    parser.add_argument("--chunk", type=int, default=10, help="invariance: transforms per "
+                        "model call in the batched measurement")
     parser.add_argument("--only", default="", help="comma-separated subset of: train_step, "
                         "trainer_overhead, topology, checkpoint, masked_step, imp_level, "
-                        "state_carrying, ssl_steps, pgd, step_profile, conv_ops")
+                        "state_carrying, ssl_steps, pgd, step_profile, conv_ops, invariance")
     parser.add_argument("--compare", choices=["torch"], help="time ResNet-20 in our train step "
                         "against a plain PyTorch loop (needs the [bench] extra) and print ratios")
     parser.add_argument("--topology_worker", help=argparse.SUPPRESS)
@@ -571,6 +635,7 @@ def main() -> None:
         "pgd": lambda: pgd_throughput(depths[0], args.batch, max(1, args.steps // 4)),
         "step_profile": lambda: step_profile(depths[0], args.batch),
         "conv_ops": lambda: bench_ops.conv_op_times(args.batch),
+        "invariance": lambda: invariance_throughput(args.size, 32, 2, args.chunk),
     }
     chosen = args.only.split(",") if args.only else list(benches)
     unknown = set(chosen) - set(benches)

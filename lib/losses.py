@@ -11,6 +11,15 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return -jnp.take_along_axis(log_probs, labels[:, None].astype(jnp.int32), axis=-1)[:, 0]
 
 
+def smoothed_cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float
+                           ) -> jax.Array:
+    """Per-example cross-entropy against (1 − ε)·one-hot + ε/K over the K classes (the
+    Inception / timm form: the target class gets 1 − ε + ε/K)."""
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    nll = -jnp.take_along_axis(log_probs, labels[:, None].astype(jnp.int32), axis=-1)[:, 0]
+    return (1.0 - smoothing) * nll - smoothing * jnp.mean(log_probs, axis=-1)
+
+
 def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
     """Per-example 1.0 if the label is among the k largest logits (ties: lowest index first)."""
     _, top = jax.lax.top_k(logits.astype(jnp.float32), k)

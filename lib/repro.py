@@ -38,7 +38,9 @@ class PaperClaim:
     """A number the paper reports, and how a finished run of `config` is compared with it.
 
     `config` is "path/to/file.py:arg". With `versus` (another config) the measured value is
-    metric(config) − metric(versus), each averaged over the runs given to `check`. A claim
+    metric(config) − metric(versus), each averaged over the runs given to `check`; with
+    `denominator` (a third config) it is divided by metric(denominator) − metric(versus) (or
+    by metric(denominator) alone): "recovers most of the gain" ratios. A claim
     without config (e.g. a trend over a whole sweep) is listed but not decided. A value passes
     when |measured − expected| ≤ tolerance, or when low ≤ measured ≤ high if `bounds` is set.
     """
@@ -54,6 +56,7 @@ class PaperClaim:
     bounds: tuple[float, float] | None = None
     hard: bool = True
     versus: str | None = None
+    denominator: str | None = None
 
     def passes(self, measured: float) -> bool:
         if self.bounds is not None:
@@ -276,14 +279,23 @@ def _check_claim(claims_module, claim: PaperClaim, runs: list[FinishedRun]) -> R
         return None
     value = _mean_metric(claims_module, mine, claim.metric)
     what = f"{len(mine)} run(s)"
-    if claim.versus is not None and value is not None:
-        others = [r for r in runs if _matches(claim.versus, r.config)]
-        if not others:
+    other = 0.0
+    for role, spec in (("versus", claim.versus), ("denominator", claim.denominator)):
+        if spec is None or value is None:
+            continue
+        theirs = [r for r in runs if _matches(spec, r.config)]
+        if not theirs:
             return Row(claim.id, claim.description, claim.expected_text(),
-                       f"needs a run of {claim.versus}", None, claim.hard)
-        other = _mean_metric(claims_module, others, claim.metric)
-        value = None if other is None else value - other
-        what += f" vs {len(others)}"
+                       f"needs a run of {spec}", None, claim.hard)
+        their = _mean_metric(claims_module, theirs, claim.metric)
+        what += f" {'vs' if role == 'versus' else 'over'} {len(theirs)}"
+        if their is None:
+            value = None
+        elif role == "versus":
+            value, other = value - their, their
+        else:
+            scale = their - other
+            value = value / scale if scale else math.nan
     if value is None:  # cannot be decided from these runs
         return Row(claim.id, claim.description, claim.expected_text(),
                    f"missing {claim.metric}", None, claim.hard)
@@ -338,7 +350,8 @@ def list_claims() -> None:
             print(f"  {c.id} [{'hard' if c.hard else 'soft'}, {c.confidence}] {c.description}: "
                   f"{c.expected_text()} ({c.metric}) — {c.source}; "
                   f"config: {c.config or 'a whole sweep (not decided by check)'}"
-                  + (f" vs {c.versus}" if c.versus else ""))
+                  + (f" vs {c.versus}" if c.versus else "")
+                  + (f", over {c.denominator}" if c.denominator else ""))
         print("Small scale (python -m lib.repro verify " + slug + "):")
         for c in claims.SMALL_CLAIMS:
             print(f"  {c.id} [{'hard' if c.hard else 'soft'}] {c.description}: {c.expected}")

@@ -61,6 +61,7 @@ class Classification:
 
     def __init__(self, config) -> None:
         self.top_k = config.eval.top_k
+        self.smoothing = config.label_smoothing
 
     def check_data(self, info) -> None:
         if info.views:
@@ -74,7 +75,10 @@ class Classification:
     def train_loss(self, model, batch, rng, step):
         del rng, step
         logits = model(batch["image"], train=True)
-        loss = losses.softmax_cross_entropy(logits, batch["label"]).mean()
+        if self.smoothing:
+            loss = losses.smoothed_cross_entropy(logits, batch["label"], self.smoothing).mean()
+        else:
+            loss = losses.softmax_cross_entropy(logits, batch["label"]).mean()
         accuracy = losses.topk_correct(logits, batch["label"], 1).mean()
         return loss, {"loss": loss, "accuracy": accuracy}
 

@@ -68,6 +68,8 @@ EXTRA_ARGS = {  # by "slug/file.py"
                              "pretrain=subsample,fraction=0.2"],
     "background_aug/spurious.py": ["quick,method=moco,variant=bg_swaps",
                                    "method=byol,variant=bg_random,seed=1"],
+    "invariance/imagenet.py": ["quick,model=vit_b16", "recipe=standard",
+                               "train=False,space=normalized", "quick,variant=TS,train=False"],
     "class_selectivity/fashion_mnist.py": ["data=digits,alpha=-2", "alpha=2,seed=4"],
     "class_selectivity/cifar10.py": ["alpha=-30,seed=2", "quick,alpha=2", "corruptions=on_the_fly"],
     "pruning_stability/digits.py": ["data=fashion_mnist,target=scratch", "lr=0.001,score=EBN",

@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from experiments.invariance import claims, metric, procedure, search, shifted
+from experiments.invariance import claims, measure, metric, procedure, search, shifted
 from lib import config as config_lib
-from lib.data import fashion_mnist
+from lib import data
+from lib.data import fashion_mnist, preprocess
 from tests.helpers import REPO
 
 CONFIG = REPO / "experiments/invariance/configs/shifted.py"
@@ -113,16 +114,18 @@ def test_random_position_moves_the_item_uniformly():
     assert abs(rows.mean() - 7) < 3 * np.sqrt((15**2 - 1) / 12 / 600)
 
 
-def test_translate_shifts_by_whole_pixels_with_zero_fill():
+def test_shifts_by_whole_pixels_with_zero_fill_on_host_and_device():
     x = np.arange(2 * 3 * 4).reshape(2, 3, 4, 1).astype(np.float32) + 1
-    out = procedure.translate(x, 1)
+    out = preprocess.shift(x, 1, 0)
     np.testing.assert_array_equal(out[:, :, 0], 0)
     np.testing.assert_array_equal(out[:, :, 1:], x[:, :, :3])
-    np.testing.assert_array_equal(procedure.translate(x, 0), x)
-    left_up = procedure.translate(x, -2, -1)  # by hand: out[r, c] = x[r + 1, c + 2]
+    np.testing.assert_array_equal(preprocess.shift(x, 0, 0), x)
+    left_up = preprocess.shift(x, -2, -1)  # by hand: out[r, c] = x[r + 1, c + 2]
     expected = np.zeros_like(x)
     expected[:, :2, :2] = x[:, 1:, 2:]
     np.testing.assert_array_equal(left_up, expected)
+    for k in (0, 1, 3, 4):
+        np.testing.assert_array_equal(measure._shift(x, k), preprocess.shift(x, k, 0))
 
 
 def _config(variant, **overrides):
@@ -134,19 +137,79 @@ def test_untrained_model_measures_b_over_b_plus_eps_at_k_zero_and_less_elsewhere
     """At k = 0, d_i = 0, so inv_i = b_i / (b_i + 1e-8): the smallest b_i bounds the minimum."""
     results = procedure.run(_config("untrained"), tmp_path / "run")
     assert not (tmp_path / "run" / "train").exists()
-    b = results["inv/baseline_min_k0"]
-    assert results["inv/min_k0"] == pytest.approx(b / (b + 1e-8), abs=1e-7)
-    assert results["inv/max_k0"] <= 1
-    assert results["inv/median_k2"] < 1
+    b = results["inv/baseline_min/shift0"]
+    assert results["inv/min/shift0"] == pytest.approx(b / (b + 1e-8), abs=1e-7)
+    assert results["inv/max/shift0"] <= 1
+    assert results["inv/median/shift2"] < 1
+    assert "inv_l2/median/shift2" in results
     saved = json.loads((tmp_path / "run" / "invariance.json").read_text())
-    assert saved["values"]["inv/median_k2"] == results["inv/median_k2"]
+    assert saved["values"]["inv/median/shift2"] == results["inv/median/shift2"]
+    assert len(saved["values"]["inv/percentiles/shift2"]) == 100
+    samples = np.load(tmp_path / "run" / "invariance_samples.npz")
+    assert samples["inv/shift2"].shape == (1000,)
+    assert np.median(samples["inv/shift2"]) == pytest.approx(results["inv/median/shift2"],
+                                                             abs=1e-6)
+
+
+def test_batched_measurement_equals_a_loop_over_transforms_on_the_host(tmp_path):
+    """The engine (all transforms in one jitted call per batch, partners scored as their
+    batch comes) against the plain way: embed every transformed image set, then
+    metric.scores. Registry kinds and whole-pixel shifts, cosine and L2, and the gap."""
+    from lib import features, perturb, train
+    from lib.data import pipeline
+
+    kinds, magnitudes = ("rotate", "contrast_decrease"), (0, 3, 4, 5, 6, 7)
+    config = _config("untrained", **{
+        "invariance.kinds": kinds, "invariance.magnitudes": magnitudes,
+        "invariance.shifts": (0, 3), "invariance.examples": 60, "invariance.batch_size": 16,
+        "invariance.untrained_reference": True, "invariance.untrained_seed": 5,
+        "invariance.chunk": 4})
+    results = procedure.run(config, tmp_path / "run")
+    trainer = train.Trainer(config)
+    images = np.concatenate([b["image"][b["mask"] > 0] for b in data.eval_batches(
+        procedure.measurement_data(config))])
+    assert len(images) == 60
+    perm = metric.permutation(60, 0)
+
+    def embed(state, x):
+        padded = np.concatenate([x, np.zeros_like(x[:4])])  # 64 = 4 batches of 16
+        mask = (np.arange(64) < 60).astype(np.float32)
+        batches = [{"image": padded[i:i + 16], "mask": mask[i:i + 16]} for i in range(0, 64, 16)]
+        return features.extract(trainer, state, lambda m, b: m(
+            b["image"], train=False, features=True)[1]["pool"], batches)["features"]
+
+    seeded = train.Trainer(config_lib.updated(config, {"seed": 5})).initial_state()
+    medians = {}
+    for prefix, state in (("", trainer.starting_state()[0]), ("untrained/", seeded)):
+        z = embed(state, images)
+        moved = {f"shift{p}": preprocess.shift(images, p, 0) for p in (0, 3)}
+        moved.update({f"{kind}_k{k}": np.asarray(perturb.perturb(images, kind, k))
+                      for kind in kinds for k in magnitudes})
+        for name, x in moved.items():
+            for dist, key in (("cosine", "inv"), ("l2", "inv_l2")):
+                inv = metric.scores(z, embed(state, x), perm, dist)
+                got = results[f"{prefix}{key}/median/{name}"]
+                assert got == pytest.approx(np.median(inv), abs=2e-5), (prefix, name, dist)
+            medians[prefix, name] = results[f"{prefix}inv/median/{name}"]
+    for kind in kinds:
+        gap = np.mean([medians["", f"{kind}_k{k}"] - medians["untrained/", f"{kind}_k{k}"]
+                       for k in range(3, 8)])
+        assert results[f"gap/{kind}"] == pytest.approx(gap, abs=1e-7)
+    assert pipeline.normalization_stats(config.data)[0].tolist() == [0.0]  # pixels as trained
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"invariance.distance": "cos"}, "invariance.distance='cos'; valid choices: cosine, l2"),
+    ({"invariance.distances": ("cos",)}, "invariance.distances=\\('cos',\\); valid choices: "
+                                         "cosine, l2"),
     ({"invariance.feature": "gap"}, "invariance.feature='gap': the model has the features "
                                     "conv0, conv1, conv2, pool"),
     ({"invariance.shifts": (0, 28)}, "reach past the images' width 28"),
+    ({"invariance.kinds": ("rotate", "blur")}, "unknown transformation 'blur'; valid choices: "
+                                               "translateX"),
+    ({"invariance.kinds": ("rotate",), "invariance.magnitudes": (3, 10)},
+     "magnitude index 10 for rotate: it must be an integer in 0–9"),
+    ({"invariance.space": "lab"}, "invariance.space='lab'; valid choices: pixel, normalized"),
+    ({"invariance.shifts": (), "invariance.kinds": ("",)}, "nothing to measure"),
 ])
 def test_bad_measurement_settings_are_refused_before_anything_is_written(tmp_path, overrides,
                                                                          message):
@@ -179,3 +242,86 @@ def test_the_exact_search_test_of_spec_section_6():
     outcome = claims.search_test()
     assert outcome["first"] == "translateX-3" and outcome["proportion_boosted"] == 1.0
     assert outcome["order"].index("translateX-3") == 0 and len(outcome["order"]) == 16
+
+
+# The claims: the small-scale ones on hand-built measurements, the paper-scale ones through
+# `lib.repro check` on finished runs written here.
+
+def _small_fixture():
+    def run(mid, top1=None, k0=(0.9999999, 1.0)):
+        r = {f"inv/median/shift{k}": mid - 0.01 * k for k in range(0, 20, 2)}
+        r["inv/median/shift4"] = 1.0
+        r["inv/min/shift0"], r["inv/max/shift0"] = k0
+        if top1 is not None:
+            r["eval/accuracy"] = top1
+        return r
+
+    m = {"centred": [run(0.6, 0.42) for _ in range(3)], "data": [run(0.95, 0.65)] * 3,
+         "aug": [run(0.95, 0.65)] * 3, "untrained": [run(0.3)] * 3}
+    for variant, acc in (("None", 0.60), ("T", 0.65), ("S", 0.61), ("TS", 0.68)):
+        m[f"scaled_{variant}"] = [{"eval/accuracy": acc}] * 3
+    m["search"] = {"first": "translateX-3", "order": ["translateX-3", "a", "b"],
+                   "proportion_boosted": 1.0}
+    return m
+
+
+def _statuses(m):
+    from lib import repro
+    return {r.id: r.passed for r in repro.evaluate_small(claims, m)}
+
+
+def test_every_small_claim_passes_on_a_passing_fixture_and_fails_where_false():
+    assert all(_statuses(_small_fixture()).values()), _statuses(_small_fixture())
+    cases = {  # mutation -> the claims that must fail
+        "identity": (lambda m: m["data"].__setitem__(0, {**m["data"][0],
+                                                         "inv/min/shift0": 0.99999}),
+                     "shifted: inv = 1 ± 1e-6 at k = 0"),
+        "data close to centred": (lambda m: m.__setitem__("data", [
+            {k: v - 0.22 if "median/shift" in k and k != "inv/median/shift4" else v
+             for k, v in r.items()} for r in m["data"]]), "data ≥ centred + 0.15"),
+        "aug top-1": (lambda m: m.__setitem__("aug", [{**r, "eval/accuracy": 0.5}
+                                                      for r in m["aug"]]), "aug ≥ centred + 0.10"),
+        "search": (lambda m: m["search"].__setitem__("proportion_boosted", 0.99),
+                   "search: translateX"),
+        "T recovers little": (lambda m: m.__setitem__("scaled_T", [{"eval/accuracy": 0.63}] * 3),
+                              "Section-2 analogue"),
+        "TS adds nothing": (lambda m: m.__setitem__("scaled_TS", [{"eval/accuracy": 0.59}] * 3),
+                            "Section-2 analogue"),
+    }
+    for name, (mutate, failing) in cases.items():
+        m = _small_fixture()
+        mutate(m)
+        failed = [i for i, ok in _statuses(m).items() if not ok]
+        assert len(failed) == 1 and failing in failed[0], (name, failed)
+
+
+def _finished(tmp_path, name, arg, results):
+    config = config_lib.load_file(REPO / claims.IMAGENET, arg)
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "config.json").write_text(config.to_json_best_effort())
+    (folder / "results.json").write_text(json.dumps(results))
+    return folder
+
+
+def test_paper_claims_are_decided_from_finished_runs(tmp_path, capsys):
+    from lib import repro
+
+    def medians(level, prefix=""):
+        return {f"{prefix}inv/median/{kind}_k{k}": level
+                for kind in claims.MID_GEOMETRIC for k in range(10)}
+
+    runs = [_finished(tmp_path, v, f"model=resnet18,variant={v}",
+                      {"eval/accuracy": acc, **medians(m), **medians(0.2, "untrained/"),
+                       **{f"gap/{kind}": m - 0.2 for kind in claims.MID_GEOMETRIC}})
+            for v, acc, m in (("None", 0.60, 0.5), ("T", 0.64, 0.55), ("HC", 0.66, 0.6),
+                              ("CC", 0.62, 0.55))]
+    assert repro.check(runs) == 0
+    out = capsys.readouterr().out
+    assert "| I1 |" in out and "0.6667 (1 run(s) vs 1 over 1)" in out  # (0.64 − 0.6)/(0.06)
+    assert "| I4 |" in out and "| I5 |" in out and "| I2 |" in out
+    runs[1] = _finished(tmp_path, "T2", "model=resnet18,variant=T",
+                        {"eval/accuracy": 0.62, **medians(0.1), **medians(0.2, "untrained/")})
+    assert repro.check(runs) == 1  # I1 = 1/3 < 0.5: a hard claim fails
+    assert "0.3333" in capsys.readouterr().out
+    assert claims.run_metrics(runs[1])["agg/gap_min_k1_5"] == pytest.approx(-0.1)

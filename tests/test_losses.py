@@ -20,6 +20,15 @@ def test_cross_entropy_large_logits_finite():
     np.testing.assert_allclose(ce, [1000.0], rtol=1e-6)
 
 
+def test_smoothed_cross_entropy_by_hand():
+    # softmax([0, ln 3]) = [1/4, 3/4]; ε = 0.2 over K = 2: targets 0.9 / 0.1
+    logits = jnp.array([[0.0, math.log(3.0)]])
+    got = losses.smoothed_cross_entropy(logits, jnp.array([1]), 0.2)
+    np.testing.assert_allclose(got, [-(0.9 * math.log(0.75) + 0.1 * math.log(0.25))], rtol=1e-6)
+    np.testing.assert_allclose(losses.smoothed_cross_entropy(logits, jnp.array([1]), 0.0),
+                               losses.softmax_cross_entropy(logits, jnp.array([1])), rtol=1e-6)
+
+
 def test_topk_correct():
     logits = jnp.array([[0.1, 0.5, 0.2, 0.9], [3.0, 2.0, 1.0, 0.0]])
     labels = jnp.array([1, 3])

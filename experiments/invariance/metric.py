@@ -55,8 +55,13 @@ def scores(z: np.ndarray, z_t: np.ndarray, perm: np.ndarray, kind: str = "cosine
     perm = np.asarray(perm)
     if sorted(perm.tolist()) != list(range(len(z))):
         raise ValueError(f"perm must be a permutation of 0..{len(z) - 1}")
-    d = distance(z, z_t, kind)
-    b = distance(z, z_t[perm], kind)
+    return from_distances(distance(z, z_t, kind), distance(z, z_t[perm], kind))
+
+
+def from_distances(d: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """inv_i = (b_i − d_i) / (b_i + 1e-8) from the distances to the own and the baseline
+    partner's transformed embedding."""
+    d, b = np.asarray(d, np.float64), np.asarray(b, np.float64)
     return (b - d) / (b + EPS)
 
 

@@ -1,50 +1,69 @@
-"""Train (or not), then measure invariance to translation on a fixed set of images.
+"""Train (or not), then measure the model's invariance (invariance.md §2.2) on a fixed set of
+images.
 
-    workdir/train/             lib.train.run (absent for invariance.untrained)
-    workdir/invariance.json    the measurement, with the settings it used
-    workdir/config.json, results.json   the config; eval top-1 and the measurement
+    workdir/train/                  lib.train.run (absent where invariance.train is False)
+    workdir/invariance.json         the measurement with the settings it used: per transform
+                                    and distance the median, min, max, 0–99 percentiles
+    workdir/invariance_samples.npz  the per-sample scores, by 'inv/<transform>' (float32)
+    workdir/invariance_vs_magnitude.png   medians and percentile bands per lib.perturb kind
+    workdir/config.json, results.json   the config; eval top-1, the medians, min, max and
+                                    smallest baseline distance per transform, the gaps
 
-The measurement (invariance.md §6): the images of data.name's split invariance.split, each
-shifted right by every k of invariance.shifts pixels (zero fill, no interpolation); the
-embedding is the model's features=True output invariance.feature (the GAP 'pool'); per k the
-per-sample scores of metric.scores against the seeded baseline permutation. Results:
-inv/median_k<k> per k; inv/min_k0, inv/max_k0 (the identity's extremes) and
-inv/baseline_min_k0 (the smallest b_i there, which bounds how near 1 they can be). The untrained
-model is the seeded initialisation, the same for every variant of one seed.
+The images: invariance.split of data.name at the eval preprocessing (ImageNet: resize 256 →
+centre crop 224), unnormalised, invariance.examples of them (seeded, stratified); the
+transforms (measure.py) act on them on device, then they are normalised as in training. The
+embedding is the model's features=True output invariance.feature. With
+invariance.untrained_reference the model at its seeded init (invariance.untrained_seed) is
+measured too ('untrained/' keys) and gap/<kind> = mean over k = 3..7 of median(trained) −
+median(untrained). A finished measurement is read back unless its settings changed.
 """
 
 from __future__ import annotations
+
+import io
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments.invariance import metric
+from experiments.invariance import analysis, measure, metric
 from lib import config as config_lib
-from lib import features, files, procedure, train
-from lib.data import sources
+from lib import data, files, perturb, procedure, sharding, train
+from lib.data import pipeline, sources
 
 
-def check(config: ml_collections.ConfigDict) -> None:
+def measurement_data(config) -> ml_collections.ConfigDict:
+    """The data config of the measured images: invariance.split as the eval split,
+    unnormalised (the transforms act in [0, 1] or normalise first, as invariance.space says)."""
     cfg = config.invariance
-    if cfg.distance not in metric.DISTANCES:
-        raise config_lib.ConfigError(f"invariance.distance={cfg.distance!r}; valid choices: "
-                                     f"{', '.join(metric.DISTANCES)}")
-    image_shape = sources.open_split(config.data, "eval", cfg.split).image_shape
-    if max(cfg.shifts) >= image_shape[1]:
+    return config_lib.updated(config.data, {
+        "eval_split": cfg.split, "eval_examples": cfg.examples, "normalization": "none",
+        "eval_batch_size": cfg.batch_size or config.data.eval_batch_size})
+
+
+def check(config: ml_collections.ConfigDict) -> list[str]:
+    """Every setting checked before anything runs; returns the transform names."""
+    cfg = config.invariance
+    unknown = [d for d in cfg.distances if d not in metric.DISTANCES]
+    if unknown or not cfg.distances:
+        raise config_lib.ConfigError(f"invariance.distances={tuple(cfg.distances)}; valid "
+                                     f"choices: {', '.join(metric.DISTANCES)}")
+    if cfg.space not in perturb.SPACES:
+        raise config_lib.ConfigError(f"invariance.space={cfg.space!r}; valid choices: "
+                                     f"{', '.join(perturb.SPACES)}")
+    try:
+        names = measure.transform_names(cfg)
+    except ValueError as e:
+        raise config_lib.ConfigError(f"invariance.kinds / magnitudes: {e}") from e
+    if not names:
+        raise config_lib.ConfigError("nothing to measure: set invariance.shifts or "
+                                     "invariance.kinds")
+    image_shape = sources.open_split(measurement_data(config), "eval").image_shape
+    if cfg.shifts and max(cfg.shifts) >= (config.data.image_size or image_shape[1]):
         raise config_lib.ConfigError(f"invariance.shifts={tuple(cfg.shifts)} reach past the "
                                      f"images' width {image_shape[1]}")
-
-
-def translate(images: np.ndarray, dx: int, dy: int = 0) -> np.ndarray:
-    """[N, H, W, C] images shifted by whole pixels, right by dx and down by dy (negative: left,
-    up), zero fill where nothing comes in."""
-    out = np.zeros_like(images)
-    h, w = images.shape[1:3]
-    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        images[:, max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
-    return out
+    return names
 
 
 def check_feature(trainer, name: str) -> None:
@@ -58,51 +77,69 @@ def check_feature(trainer, name: str) -> None:
 
 
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
-    check(config)
+    names = check(config)
     workdir = files.as_path(workdir)
     trainer = train.Trainer(config)
     check_feature(trainer, config.invariance.feature)
+    sharding.check_batch_divides(trainer.mesh, measurement_data(config).eval_batch_size,
+                                 what="invariance.batch_size")
     workdir.mkdir(parents=True, exist_ok=True)
-    if config.invariance.untrained:
+    if not config.invariance.train:
         state, results = trainer.starting_state()[0], {}
     else:
         results = train.run(config, workdir / "train")
         _, _, state = train.load_final(workdir / "train")
-    state = trainer.place(state)
+    states = {"": trainer.place(state)}
+    if config.invariance.untrained_reference:
+        seeded = train.Trainer(config_lib.updated(config, {
+            "seed": config.invariance.untrained_seed, "init.workdir": ""}))
+        states["untrained/"] = seeded.initial_state()
     values = procedure.evaluation(workdir / "invariance.json", config.invariance,
-                                  lambda: measure(trainer, state, config))
-    return procedure.finish(workdir, config, {**results, **values})
+                                  lambda: measure_states(trainer, states, names, config, workdir))
+    scalars = {k: v for k, v in values.items() if "/percentiles/" not in k}
+    if jax.process_index() == 0 and any(k for k in config.invariance.kinds):
+        analysis.plot([(config.model.name, values)], workdir / "invariance_vs_magnitude.png")
+    return procedure.finish(workdir, config, {**results, **scalars})
 
 
-def measure(trainer, state, config) -> dict:
+def measure_states(trainer, states: dict, names: list[str], config, workdir) -> dict:
+    """The measurement of every state (prefix: state), the gaps, the per-sample scores."""
     cfg = config.invariance
-    images = sources.open_split(config.data, "eval", cfg.split).records.images
+    batches = data.eval_batches(measurement_data(config), process_index=jax.process_index(),
+                                process_count=jax.process_count())
+    normalise = measure.normaliser(*pipeline.normalization_stats(config.data))
+    transforms = measure.device_transforms(names, cfg.space, normalise)
+    count = sum(int(b["mask"].sum()) for b in batches)
+    perm = metric.permutation(count * jax.process_count(), cfg.perm_seed)
     feature = cfg.feature
-    size = config.data.eval_batch_size
 
-    def embed(x):
-        return features.extract(trainer, state, lambda model, batch: model(
-            batch["image"], train=False, features=True)[1][feature], _batches(x, size))["features"]
+    def embed(model, batch):
+        return model(batch["image"], train=False, features=True)[1][feature]
 
-    perm = metric.permutation(len(images), cfg.perm_seed)
-    z = embed(images)
-    values = {}
-    for k in cfg.shifts:
-        inv = metric.scores(z, embed(translate(images, k)), perm, cfg.distance)
-        values[f"inv/median_k{k}"] = metric.summary(inv)["median"]
-        if k == 0:  # inv_i = b_i / (b_i + 1e-8) here: within 1e-6 of 1 only where b_i ≳ 0.01
-            values["inv/min_k0"], values["inv/max_k0"] = float(inv.min()), float(inv.max())
-            values["inv/baseline_min_k0"] = float(metric.distance(
-                z, z[perm], cfg.distance).min())
-    return {k: float(np.round(v, 8)) for k, v in values.items()}
+    full, samples = {}, {}
+    for prefix, state in states.items():
+        dists = measure.distances(trainer, state, embed, normalise, transforms, batches, perm,
+                                  cfg.distances, cfg.chunk)
+        _, values, per_sample = measure.summaries(names, dists, cfg.distances[0])
+        full.update({prefix + k: v for k, v in values.items()})
+        samples.update({prefix + k: v for k, v in per_sample.items()})
+    if "untrained/" in states:
+        full.update(gaps(full, names))
+    if jax.process_index() == 0:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **samples)
+        files.write_bytes_atomic(workdir / "invariance_samples.npz", buffer.getvalue())
+    return {k: v if isinstance(v, list) else float(np.round(v, 8)) for k, v in full.items()}
 
 
-def _batches(images: np.ndarray, size: int):
-    """Eval-style batches of `size` (the last padded, 'mask' marking the real images)."""
-    for start in range(0, len(images), size):
-        chunk = images[start:start + size]
-        mask = np.zeros(size, np.float32)
-        mask[:len(chunk)] = 1
-        padded = np.zeros((size, *images.shape[1:]), images.dtype)
-        padded[:len(chunk)] = chunk
-        yield {"image": padded, "mask": mask}
+def gaps(values: dict, names: list[str]) -> dict:
+    """gap/<kind> (primary distance) for every kind measured at all of k = 3..7."""
+    out = {}
+    kinds = {n.rpartition("_k")[0] for n in names if "_k" in n}
+    for kind in sorted(kinds):
+        medians = [{int(n.rpartition("_k")[2]): values[f"{p}inv/median/{n}"]
+                    for n in names if n.rpartition("_k")[0] == kind} for p in ("", "untrained/")]
+        if all(k in medians[0] for k in metric.GAP_MAGNITUDES):
+            out[f"gap/{kind}"] = metric.invariance_gap(*medians)
+    return out
+

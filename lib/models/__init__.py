@@ -102,7 +102,7 @@ def _build_vit(model_cfg, num_classes, in_channels, image_size, rngs):
         shape = VARIANTS[model_cfg.variant]
     return ViT(image_size=image_size, patch_size=model_cfg.patch_size, **shape,
                num_classes=num_classes, in_channels=in_channels, pool=model_cfg.pool,
-               dtype=model_cfg.dtype, rngs=rngs)
+               dtype=model_cfg.dtype, gelu=model_cfg.gelu, rngs=rngs)
 
 
 _SUFFIX = {nnx.BatchNorm: {"scale": "bn_scale", "bias": "bn_bias"},

@@ -9,8 +9,9 @@ Initialisation follows big_vision rather than the open_lth defaults of the conv 
 model.kernel_init / bn_* config keys do not apply): patch embedding LeCun-normal with zero bias,
 attention and MLP kernels Xavier-uniform, attention biases zero, MLP biases N(0, 1e-6),
 position embedding N(0, 0.02), cls token zero, LayerNorm γ=1 β=0 (ε=1e-6), head zero.
-There is no dropout (rate 0 throughout), so `train` changes nothing; it is accepted so every
-model is called the same way.
+The MLP's GELU is big_vision's tanh approximation by default; gelu='exact' (erf) is timm's and
+PyTorch's, for weights converted from timm (lib.convert). There is no dropout (rate 0
+throughout), so `train` changes nothing; it is accepted so every model is called the same way.
 
 Parameter paths: 'embedding' (conv), 'pos_embedding', 'cls' (pool='cls' only),
 'block{j}/{norm1,attention/{query,key,value,out},norm2,mlp/{fc1,fc2}}' (blocks count from 0),
@@ -34,6 +35,7 @@ VARIANTS = {
     "L": {"width": 1024, "depth": 24, "num_heads": 16, "mlp_dim": 4096},
 }
 POOLS = ("cls", "gap")
+GELUS = ("tanh", "exact")  # tanh: big_vision's approximation; exact: erf (timm, PyTorch)
 LN_EPSILON = 1e-6
 
 _xavier = jax.nn.initializers.xavier_uniform()
@@ -62,9 +64,12 @@ class SelfAttention(nnx.Module):
 
 
 class Mlp(nnx.Module):
-    """Linear(width → mlp_dim), GELU (tanh approximation, as big_vision), Linear back."""
+    """Linear(width → mlp_dim), GELU (gelu='tanh': big_vision's approximation; 'exact': erf),
+    Linear back."""
 
-    def __init__(self, width: int, mlp_dim: int, *, dtype, rngs: nnx.Rngs):
+    def __init__(self, width: int, mlp_dim: int, *, dtype, gelu: str = "tanh",
+                 rngs: nnx.Rngs):
+        self.approximate = gelu == "tanh"
         bias_init = jax.nn.initializers.normal(1e-6)
         self.fc1 = nnx.Linear(width, mlp_dim, dtype=dtype, kernel_init=_xavier,
                               bias_init=bias_init, rngs=rngs)
@@ -72,17 +77,18 @@ class Mlp(nnx.Module):
                               bias_init=bias_init, rngs=rngs)
 
     def __call__(self, x):
-        return self.fc2(jax.nn.gelu(self.fc1(x)))
+        return self.fc2(jax.nn.gelu(self.fc1(x), approximate=self.approximate))
 
 
 class EncoderBlock(nnx.Module):
     """Pre-LN block: x + attention(LN(x)), then x + MLP(LN(x))."""
 
-    def __init__(self, width: int, num_heads: int, mlp_dim: int, *, dtype, rngs: nnx.Rngs):
+    def __init__(self, width: int, num_heads: int, mlp_dim: int, *, dtype, gelu: str = "tanh",
+                 rngs: nnx.Rngs):
         self.norm1 = nnx.LayerNorm(width, epsilon=LN_EPSILON, dtype=dtype, rngs=rngs)
         self.attention = SelfAttention(width, num_heads, dtype=dtype, rngs=rngs)
         self.norm2 = nnx.LayerNorm(width, epsilon=LN_EPSILON, dtype=dtype, rngs=rngs)
-        self.mlp = Mlp(width, mlp_dim, dtype=dtype, rngs=rngs)
+        self.mlp = Mlp(width, mlp_dim, dtype=dtype, gelu=gelu, rngs=rngs)
 
     def __call__(self, x):
         x = x + self.attention(self.norm1(x))
@@ -104,12 +110,13 @@ class ViT(nnx.Module):
     pool: 'cls' (a learned token prepended to the patches; its final state feeds the head) or
     'gap' (no cls token; the mean over the patch tokens feeds the head).
     dtype: compute dtype ('float32' or 'bfloat16'); parameters stay float32, logits are float32.
+    gelu: the MLP's activation, 'tanh' (big_vision's approximation) or 'exact' (erf: timm).
     """
 
     def __init__(self, *, image_size, patch_size: int = 16, width: int = 384, depth: int = 12,
                  num_heads: int = 6, mlp_dim: int = 1536, num_classes: int,
                  in_channels: int = 3, pool: str = "cls", dtype: str = "float32",
-                 rngs: nnx.Rngs):
+                 gelu: str = "tanh", rngs: nnx.Rngs):
         height, wide = _pair("image_size", image_size)
         if not isinstance(patch_size, int) or patch_size < 1:
             raise ValueError(f"vit patch_size must be a positive integer, got {patch_size!r}")
@@ -124,6 +131,9 @@ class ViT(nnx.Module):
             raise ValueError(f"vit width {width} is not divisible by num_heads {num_heads}")
         if pool not in POOLS:
             raise ValueError(f"unknown vit pool {pool!r}; valid choices: {', '.join(POOLS)}")
+        if gelu not in GELUS:
+            raise ValueError(f"unknown vit gelu {gelu!r}; valid choices: {', '.join(GELUS)} "
+                             "(tanh: big_vision's approximation; exact: erf, as timm)")
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; valid choices: {', '.join(DTYPES)}")
         compute = jnp.dtype(dtype)
@@ -139,7 +149,8 @@ class ViT(nnx.Module):
             jax.nn.initializers.normal(0.02)(rngs.params(), (1, tokens, width)))
         for j in range(depth):
             setattr(self, f"block{j}",
-                    EncoderBlock(width, num_heads, mlp_dim, dtype=compute, rngs=rngs))
+                    EncoderBlock(width, num_heads, mlp_dim, dtype=compute, gelu=gelu,
+                                 rngs=rngs))
         self.encoder_norm = nnx.LayerNorm(width, epsilon=LN_EPSILON, dtype=compute, rngs=rngs)
         self.head = nnx.Linear(width, num_classes, dtype=compute, kernel_init=_zeros,
                                bias_init=_zeros, rngs=rngs)

@@ -30,7 +30,7 @@ VARIANTS = {
     "data": {"data.train_split": "train_data"},
     "aug": {"data.train_split": "train_centred",
             "data.augment": "experiments.invariance.shifted:RandomPosition"},
-    "untrained": {"data.train_split": "train_centred", "invariance.untrained": True},
+    "untrained": {"data.train_split": "train_centred", "invariance.train": False},
 }
 
 
