@@ -75,6 +75,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.train_examples = 0        # stratified subset of the train split (0 = all)
     c.data.eval_examples = 0         # stratified subset of the eval split (0 = all)
     c.data.validation_examples = 0   # held out of the train split (seeded, stratified) as split "validation" (0 = none; datasets with their own validation split leave 0)
+    c.data.subset_mode = "stratified"  # train/eval_examples subsets: stratified (reads every label: a full decode pass over a TFDS split) | uniform (a seeded draw that reads nothing)
     c.data.subset_seed = 0           # seed of the subsets and of the digits train/test split
     c.data.test_fraction = 0.3       # digits only: held-out fraction
     c.data.pool = 1                  # average-pool factor applied to images (2: 28×28 → 14×14)
@@ -88,7 +89,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.labels = "true"           # true | random (each train label redrawn once, seeded) | rotation (image rotated r·90°, label r, 4 classes)
     c.data.blur = 0                  # down- then up-sample every image by this factor (0/1 = off; early_phase blur pretraining)
     c.data.image_size = 0            # imagenet: output size; views: eval center-crop size (0 = native size)
-    c.data.normalization = "dataset"  # dataset (train mean/std) | imagenet | cifar10 | cifar10_kuangliu | cifar100 | none
+    c.data.normalization = "dataset"  # dataset (train mean/std) | imagenet | inception (0.5, 0.5: timm's ViT weights) | cifar10 | cifar10_kuangliu | cifar100 | none
     c.data.batch_size = 128          # global train batch
     c.data.eval_batch_size = 512     # global eval batch (the last one is padded and masked)
     c.data.num_workers = 0           # Grain worker processes (0 = in the main process)
@@ -148,6 +149,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.robustness.corruption_data = "cifar10_corrupted"  # released: dataset whose variants <name>_<severity> copy the eval split (TFDS cifar10_corrupted | tiny_imagenet_c)
     c.robustness.corruption_split = "test"  # released: its split (cifar10_corrupted: test; tiny_imagenet_c: validation)
     c.robustness.corruption_dir = ""  # released: its data_dir (TFDS data_dir; tiny_imagenet_c: the unpacked folder)
+    c.robustness.perturbations = ("",)  # lib.perturb transformations as 'kind:k' (e.g. 'rotate:3', 'contrast_decrease:5'; '' ignored): accuracy and representation change under each
     c.robustness.fgsm_eps = (0.01, 0.03, 0.05)  # FGSM ε (L∞, pixel units)
     c.robustness.pgd_eps = (0.0,)    # PGD ε (L∞, random start, step 2.5ε/steps; 0s ignored)
     c.robustness.pgd_steps = 20

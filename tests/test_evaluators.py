@@ -191,6 +191,36 @@ def test_released_corruption_sets_pair_up_only_when_aligned(caplog):
                             released=lambda name, s: sets[f"{name}_{s}"])
 
 
+def test_perturbations_of_the_shared_registry_by_hand():
+    """robustness.perturbations: accuracy on lib.perturb's transforms; a brightness of 0 (k = 9
+    of brightness_decrease) makes every image black, so a linear model predicts its bias."""
+    from configs.base import get_config
+    from lib.evaluators import robustness
+
+    rng = np.random.default_rng(0)
+    w, b = jnp.asarray(rng.normal(size=(6, 3))), jnp.asarray([0.0, 1.0, 0.0])
+
+    def apply(x):
+        logits = x.reshape(len(x), -1) @ w + b
+        return logits, {"logits": logits}
+
+    images = rng.uniform(size=(8, 1, 6, 1))
+    labels = rng.integers(0, 3, size=8)
+    batch = {"image": jnp.asarray(images, jnp.float32), "label": jnp.asarray(labels),
+             "mask": jnp.ones(8)}
+    cfg = get_config().robustness
+    cfg.update({"fgsm_eps": (), "noise_sigmas": (),
+                "perturbations": ("brightness_decrease:9", "translateX:0")})
+    out = robustness.evaluate(apply, [batch], cfg, ("logits",), 3)
+    assert out["accuracy/brightness_decrease_k9"] == pytest.approx(np.mean(labels == 1))
+    assert out["accuracy/translateX_k0"] == pytest.approx(out["clean_accuracy"])
+    for bad, message in (("rotate", "write 'kind:k'"), ("blur:2", "unknown transformation"),
+                         ("rotate:12", "magnitude index 12")):
+        cfg.perturbations = (bad,)
+        with pytest.raises(ValueError, match=message):
+            robustness.evaluate(apply, [batch], cfg, ("logits",), 3)
+
+
 def test_unit_gradient_norms_and_variability_by_hand():
     """a_u(x) = relu(x·w_u): ∂a_u/∂x = w_u where x·w_u > 0, else 0, so the norms are ‖w_u‖ or 0
     per example; their coefficient of variation over units and real examples by numpy."""

@@ -325,3 +325,21 @@ def test_paper_claims_are_decided_from_finished_runs(tmp_path, capsys):
     assert repro.check(runs) == 1  # I1 = 1/3 < 0.5: a hard claim fails
     assert "0.3333" in capsys.readouterr().out
     assert claims.run_metrics(runs[1])["agg/gap_min_k1_5"] == pytest.approx(-0.1)
+
+
+def test_given_weights_are_measured_again_when_they_change(tmp_path):
+    """invariance.json is read back only while the weights it measured stay the same: another
+    seed (or init.workdir) in the same workdir measures again."""
+    first = procedure.run(_config("untrained"), tmp_path / "run")
+    again = procedure.run(_config("untrained"), tmp_path / "run")
+    other = procedure.run(_config("untrained", seed=1), tmp_path / "run")
+    assert again["inv/median/shift2"] == first["inv/median/shift2"]
+    assert other["inv/median/shift2"] != first["inv/median/shift2"]
+    assert "eval/accuracy" in first  # the starting state's top-1
+
+
+def test_measuring_the_seeded_init_against_itself_is_refused(tmp_path):
+    with pytest.raises(config_lib.ConfigError, match="every gap would be 0"):
+        procedure.run(_config("untrained", **{"invariance.untrained_reference": True}),
+                      tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -134,6 +134,8 @@ def test_none_is_resize_then_centre_crop(photo):
     resized = preprocess.resize(photo, (37, 48))  # R = round(32 · 256/224) = 37, 52·37/40 → 48
     np.testing.assert_array_equal(run_variant("None", photo), resized[2:34, 8:40])
     np.testing.assert_array_equal(run_variant("None", photo, seed=1), run_variant("None", photo))
+    np.testing.assert_array_equal(run_variant("None", photo),
+                                  preprocess.resize_center_crop(photo, 32))  # = eval
 
 
 def test_translation_only_moves_the_centre_crop(photo):

@@ -394,3 +394,14 @@ def test_a_missing_search_file_exits_2_before_anything_is_written(tmp_path):
     assert "per_class_search" in out.stderr and "no such file" in out.stderr
     assert "run the similarity search first" in out.stderr
     assert not workdir.exists()
+
+
+def test_sampled_rescale_magnitudes_stay_on_their_side_of_one():
+    """With per_class_sample_magnitude a searched zoom-in stays a zoom-in (or the identity):
+    Rescale_7 (×2.25) draws among levels 0, 6, 7 only; other ops draw in [0, index]."""
+    rng = np.random.default_rng(0)
+    draws = [augment._sampled_index("Rescale", 7, rng) for _ in range(900)]
+    assert set(draws) == {0, 6, 7}
+    assert all(abs(draws.count(i) / 900 - 1 / 3) < 0.06 for i in (0, 6, 7))
+    assert set(augment._sampled_index("Rescale", 3, rng) for _ in range(200)) == {0, 1, 2, 3}
+    assert set(augment._sampled_index("Solarize", 2, rng) for _ in range(200)) == {0, 1, 2}

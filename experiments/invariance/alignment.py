@@ -1,8 +1,9 @@
 """Alignment of the learned invariances with the data's factors of variation (invariance.md §2.5).
 
 1. Rank vs gap. The similarity search (§2.4, search.json) scores every AutoAugment candidate
-   `f"{op}_{index}"` per class. Per class, the candidates at magnitude indices 3–7 (and the
-   magnitude-free ones: AutoContrast, Equalize, Invert) are ranked by a statistic
+   `f"{op}_{index}"` per class. Per class, the candidates at magnitude indices 3–7 are ranked
+   by a statistic (magnitude-free ops, AutoContrast, Equalize, Invert, count where their
+   policy index lies there, as in the paper's code; named without an index they always count)
    (default: proportion_boosted, ties broken by mean_delta, as the search ranks them); each
    candidate is mapped to the invariance families of lib.perturb it stands for; a family's
    rank is the mean over its candidates in a class ("averaged per family"), then the mean over
@@ -139,8 +140,8 @@ def families(op: str, index: int | None, mapping: str = "spec") -> tuple[str, ..
 
 def class_ranks(per_candidate: dict[str, dict], rank_by=search.RANK_KEYS,
                 magnitudes=RANK_MAGNITUDES) -> dict[str, int]:
-    """{candidate: rank} of one class's candidates at `magnitudes` (and the magnitude-free
-    ones): 1 + the number of candidates with a smaller statistic tuple `rank_by`."""
+    """{candidate: rank} of one class's candidates at `magnitudes` (and those named without
+    an index): 1 + the number of candidates with a smaller statistic tuple `rank_by`."""
     pool = {name: tuple(_statistic(stats, k, name) for k in rank_by)
             for name, stats in per_candidate.items()
             if parse_candidate(name)[1] in (None, *magnitudes)}

@@ -125,6 +125,9 @@ def check(data_cfg) -> None:
         raise ConfigError(f"data.invaug.inv_scale={tuple(cfg.inv_scale)}: give (low, high) "
                           "with 1 <= low <= high (the crop side shrinks by 1/U(low, high))")
     pipeline.crop_ranges(data_cfg)
+    if cfg.variant == "R" and cfg.crop_size > 256:
+        raise ConfigError(f"data.invaug.crop_size={cfg.crop_size}: R crops from the image "
+                          "resized to 256 (at image_size 224), so at most 256")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,16 +251,28 @@ def _probabilities(kept: list[str], per: dict, cfg) -> list[float]:
     return (e / e.sum()).tolist()
 
 
+def _sampled_index(op: str, index: int, rng: np.random.Generator) -> int:
+    if op == "Rescale":
+        zoom_in = autoaugment.RESCALE_LEVELS[index] > 1
+        side = [i for i in range(index + 1)
+                if i == 0 or (autoaugment.RESCALE_LEVELS[i] > 1) == zoom_in]
+        return side[int(rng.integers(len(side)))]
+    return int(rng.integers(index + 1))
+
+
 def apply_ops(image: np.ndarray, ops, rng: np.random.Generator, sample_magnitude: bool,
               max_value: float) -> np.ndarray:
     """Each (op, index, p) of `ops` in turn with probability p (the sign of a signed op drawn
-    from rng); with sample_magnitude the index is uniform in [0, index] at each use. The ops
-    act on uint8 pixels (raw values of full intensity max_value scaled to 255 and back)."""
+    from rng); with sample_magnitude the index is uniform in [0, index] at each use (the
+    paper's code), except that Rescale draws among the levels on its own side of 1 (the
+    identity at 0 included): its table zooms out at 1–5 and in at 6–9, so the code's draw
+    would turn a searched zoom-in into a zoom-out 5 times in 8. The ops act on uint8 pixels
+    (raw values of full intensity max_value scaled to 255 and back)."""
     pixels = None
     for op, index, p in ops:
         if rng.random() < p:
             if index is not None and sample_magnitude:
-                index = int(rng.integers(index + 1))
+                index = _sampled_index(op, index, rng)
             if pixels is None:
                 pixels = to_uint8(image, max_value)
             pixels = autoaugment.apply(pixels, op, index, rng=rng)

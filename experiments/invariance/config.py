@@ -6,7 +6,7 @@ import ml_collections
 
 from configs import base
 from lib import config as config_lib
-from lib.config_rules import at_least, each, greater_than, in_range
+from lib.config_rules import at_least, each, equal_to, greater_than, in_range
 
 
 def declare(c: ml_collections.ConfigDict) -> None:
@@ -74,7 +74,7 @@ RULES = {
     "invariance.shifts": each(at_least(0)),
     "invariance.magnitudes": each(in_range(0, 9)),
     "invariance.perm_seed": at_least(0),
-    "invariance.examples": at_least(0),
+    "invariance.examples": equal_to(0) | at_least(2),
     "invariance.batch_size": at_least(0),
     "invariance.chunk": at_least(1),
     "invariance.untrained_seed": at_least(0),

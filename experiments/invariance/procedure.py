@@ -38,8 +38,8 @@ def measurement_data(config) -> ml_collections.ConfigDict:
     unnormalised (the transforms act in [0, 1] or normalise first, as invariance.space says)."""
     cfg = config.invariance
     return config_lib.updated(config.data, {
-        "eval_split": cfg.split, "eval_examples": cfg.examples, "normalization": "none",
-        "eval_batch_size": cfg.batch_size or config.data.eval_batch_size})
+        "eval_split": cfg.split, "eval_examples": cfg.examples, "subset_mode": "uniform",
+        "normalization": "none", "eval_batch_size": cfg.batch_size or config.data.eval_batch_size})
 
 
 def check(config: ml_collections.ConfigDict) -> list[str]:
@@ -59,21 +59,34 @@ def check(config: ml_collections.ConfigDict) -> list[str]:
     if not names:
         raise config_lib.ConfigError("nothing to measure: set invariance.shifts or "
                                      "invariance.kinds")
-    image_shape = sources.open_split(measurement_data(config), "eval").image_shape
-    if cfg.shifts and max(cfg.shifts) >= (config.data.image_size or image_shape[1]):
+    measured = sources.open_split(measurement_data(config), "eval")
+    width = config.data.image_size or measured.image_shape[1]
+    if cfg.shifts and max(cfg.shifts) >= width:
         raise config_lib.ConfigError(f"invariance.shifts={tuple(cfg.shifts)} reach past the "
-                                     f"images' width {image_shape[1]}")
+                                     f"images' width {width}")
+    if len(measured.records) < 2:
+        raise config_lib.ConfigError(f"invariance.split={cfg.split!r} gives "
+                                     f"{len(measured.records)} image(s); the baseline "
+                                     "permutation needs at least 2")
+    if (not cfg.train and not config.init.workdir and cfg.untrained_reference
+            and config.seed == cfg.untrained_seed):
+        raise config_lib.ConfigError(
+            "invariance.train=False measures the starting state, here the seeded init, which "
+            "is also the untrained reference (seed == invariance.untrained_seed): every gap "
+            "would be 0. Give weights with --config.init.workdir=DIR (a run, or weights "
+            "converted with python -m lib.convert), or another seed")
     return names
 
 
-def check_feature(trainer, name: str) -> None:
-    """The model has a features=True output `name` (traced, no compute)."""
+def check_feature(trainer, name: str, key: str = "invariance.feature") -> None:
+    """The model has a features=True output `name` (traced, no compute); `key` is the config
+    key that named it."""
     shape = (1, *trainer.setup.info.image_shape)
     names = jax.eval_shape(lambda state: trainer.setup.model(state)(
         jnp.zeros(shape), train=False, features=True)[1], trainer.setup.init_state)
     if name not in names:
-        raise config_lib.ConfigError(f"invariance.feature={name!r}: the model has the "
-                                     f"features {', '.join(names)}")
+        raise config_lib.ConfigError(f"{key}={name!r}: the model has the features "
+                                     f"{', '.join(names)}")
 
 
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
@@ -84,8 +97,9 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     sharding.check_batch_divides(trainer.mesh, measurement_data(config).eval_batch_size,
                                  what="invariance.batch_size")
     workdir.mkdir(parents=True, exist_ok=True)
-    if not config.invariance.train:
-        state, results = trainer.starting_state()[0], {}
+    if not config.invariance.train:  # its top-1 checks that given weights loaded right
+        state = trainer.starting_state()[0]
+        results = trainer.evaluate(state)
     else:
         results = train.run(config, workdir / "train")
         _, _, state = train.load_final(workdir / "train")
@@ -94,12 +108,22 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
         seeded = train.Trainer(config_lib.updated(config, {
             "seed": config.invariance.untrained_seed, "init.workdir": ""}))
         states["untrained/"] = seeded.initial_state()
-    values = procedure.evaluation(workdir / "invariance.json", config.invariance,
+    values = procedure.evaluation(workdir / "invariance.json", settings(config),
                                   lambda: measure_states(trainer, states, names, config, workdir))
     scalars = {k: v for k, v in values.items() if "/percentiles/" not in k}
     if jax.process_index() == 0 and any(k for k in config.invariance.kinds):
         analysis.plot([(config.model.name, values)], workdir / "invariance_vs_magnitude.png")
     return procedure.finish(workdir, config, {**results, **scalars})
+
+
+def settings(config) -> ml_collections.ConfigDict:
+    """What a measurement depends on: invariance.json is read back only while these hold (the
+    weights measured come from the model, seed and init keys where nothing is trained here)."""
+    return ml_collections.ConfigDict({
+        "invariance": config.invariance.to_dict(), "model": config.model.to_dict(),
+        "init": config.init.to_dict(), "seed": config.seed,
+        "data": {k: config.data[k] for k in ("name", "data_dir", "normalization", "image_size",
+                                             "pool", "subset_seed")}})
 
 
 def measure_states(trainer, states: dict, names: list[str], config, workdir) -> dict:
@@ -109,8 +133,8 @@ def measure_states(trainer, states: dict, names: list[str], config, workdir) -> 
                                 process_count=jax.process_count())
     normalise = measure.normaliser(*pipeline.normalization_stats(config.data))
     transforms = measure.device_transforms(names, cfg.space, normalise)
-    count = sum(int(b["mask"].sum()) for b in batches)
-    perm = metric.permutation(count * jax.process_count(), cfg.perm_seed)
+    count = len(sources.open_split(measurement_data(config), "eval").records)
+    perm = metric.permutation(count, cfg.perm_seed)
     feature = cfg.feature
 
     def embed(model, batch):

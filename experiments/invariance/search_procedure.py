@@ -59,6 +59,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from experiments.invariance import augment, search
+from experiments.invariance.procedure import check_feature
 from lib import analysis, files, procedure, sharding, train
 from lib import config as config_lib
 from lib.data import autoaugment, pipeline, preprocess, sources
@@ -197,7 +198,7 @@ class Plan:
             raise config_lib.ConfigError(f"search.top_k={cfg.top_k} exceeds the "
                                          f"{len(self.candidates)} candidates")
         self.trainer = train.Trainer(config)
-        check_feature(self.trainer, cfg.feature)
+        check_feature(self.trainer, cfg.feature, "search.feature")
         sharding.check_batch_divides(self.trainer.mesh, cfg.batch_size, what="search.batch_size")
         split_name = cfg.split or config.data.train_split
         split = sources.open_split(config.data, "eval", split_name)
@@ -230,16 +231,6 @@ class Plan:
         self.scale, self.shift = preprocess.normalizer(255.0, mean, std)
 
 
-def check_feature(trainer, name: str) -> None:
-    """The model has a features=True output `name` (traced, no compute)."""
-    shape = (1, *trainer.setup.info.image_shape)
-    names = jax.eval_shape(lambda state: trainer.setup.model(state)(
-        jnp.zeros(shape), train=False, features=True)[1], trainer.setup.init_state)
-    if name not in names:
-        raise config_lib.ConfigError(f"search.feature={name!r}: the model has the features "
-                                     f"{', '.join(names)}")
-
-
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
     plan = Plan(config)
     workdir = files.as_path(workdir)
@@ -247,8 +238,9 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     if config.search.train:
         results = train.run(config, workdir / "train")
         state = plan.trainer.place(train.load_final(workdir / "train")[2])
-    else:
-        state, results = plan.trainer.starting_state()[0], {}
+    else:  # the embedder's top-1: a check that given (e.g. converted) weights loaded right
+        state = plan.trainer.starting_state()[0]
+        results = plan.trainer.evaluate(state)
     cfg, k = config.search, config.search.top_k
     values = procedure.evaluation(workdir / "search.json", search_settings(config),
                                   lambda: compute(plan, state, config, workdir))

@@ -12,6 +12,7 @@ from PIL import Image
 # Per-channel mean and std of [0, 1]-scaled pixels.
 NORMALIZATION = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # pixels to [−1, 1]: timm's ViT weights
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     # The std of many public CIFAR repositories (kuangliu's), used by the GST code.
     "cifar10_kuangliu": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
@@ -172,11 +173,8 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """ImageNet eval: shorter side to round(size * 256/224), then the central size x size."""
-    h, w = image.shape[:2]
-    scale = round(size * EVAL_RESIZE_RATIO) / min(h, w)
-    rh, rw = max(size, round(h * scale)), max(size, round(w * scale))
-    return center_crop(resize(image, (rh, rw)), size)
+    """ImageNet eval, torchvision's Resize(round(size · 256/224)) then CenterCrop(size)."""
+    return center_crop(resize_shorter(image, round(size * EVAL_RESIZE_RATIO)), size)
 
 
 def normalizer(scale: float, mean, std):

@@ -106,9 +106,11 @@ def stratified_subset(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate([m[:q] for m, q in zip(members, quota)]))
 
 
-def subset_indices(records: Records, count: int, seed: int) -> np.ndarray:
-    """`count` examples: stratified where the split has labels, else a seeded uniform draw."""
-    labels = records.all_labels()
+def subset_indices(records: Records, count: int, seed: int, stratified: bool = True
+                   ) -> np.ndarray:
+    """`count` examples: stratified where the split has labels (and `stratified`), else a
+    seeded uniform draw, which reads no record (all_labels decodes a TFDS split whole)."""
+    labels = records.all_labels() if stratified else None
     if labels is not None:
         return stratified_subset(labels, count, seed)
     if count > len(records):

@@ -197,6 +197,7 @@ def source(name: str):
 
 
 LABELS = ("true", "random", "rotation")
+SUBSET_MODES = ("stratified", "uniform")
 
 
 class RelabeledRecords:
@@ -260,8 +261,12 @@ def open_split(data_cfg, which: str, split_name: str | None = None) -> Split:
         raise ConfigError(f"data.{which}_examples={count}, but the {split_name!r} split of "
                           f"{data_cfg.name} has only {len(split.records)} examples")
     if count > 0:
-        keep = subset_indices(split.records, count, data_cfg.subset_seed)
+        keep = subset_indices(split.records, count, data_cfg.subset_seed,
+                              stratified=data_cfg.subset_mode == "stratified")
         split = dataclasses.replace(split, records=split.records.subset(keep))
+    if data_cfg.subset_mode not in SUBSET_MODES:
+        raise ConfigError(f"data.subset_mode={data_cfg.subset_mode!r}; valid choices: "
+                          f"{', '.join(SUBSET_MODES)}")
     if data_cfg.labels not in LABELS:
         raise ConfigError(f"data.labels={data_cfg.labels!r}; valid choices: {', '.join(LABELS)}")
     if data_cfg.labels == "rotation":

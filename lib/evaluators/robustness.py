@@ -1,6 +1,7 @@
 """Robustness and representation evaluation of a trained classifier on an eval split
 (class_selectivity.md §2, §4): clean accuracy; accuracy under Gaussian noise, the common
-corruptions at each severity, FGSM and PGD; class selectivity per layer over the whole split;
+corruptions at each severity, FGSM and PGD, and lib.perturb's transformations (the invariance
+paper's registry, robustness.perturbations); class selectivity per layer over the whole split;
 PCA dimensionality per layer of the clean activations and of the changes Δ = f(x̃) − f(x) that
 noise, corruptions and attacks cause; optionally the variability of the units' input gradients
 (lib.evaluators.gradients).
@@ -22,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lib import losses
+from lib import losses, perturb
 from lib.evaluators import adversarial, corruptions, dimensionality, gradients, selectivity
 
 SOURCES = ("on_the_fly", "released")
@@ -53,10 +54,26 @@ def _corruption_sets(cfg, released) -> list:
 
 def check(cfg, released: Callable | None = None) -> None:
     """Raises ValueError for settings `evaluate` would refuse: an unknown corruption source or
-    name, a severity or ε out of range, a released corrupted set that cannot be opened."""
+    name, a severity or ε out of range, a released corrupted set that cannot be opened, a
+    perturbation that lib.perturb does not have."""
     _corruption_sets(cfg, released)
     for eps in (*cfg.fgsm_eps, *(e for e in cfg.pgd_eps if e)):
         adversarial.check(eps)
+    perturbations(cfg.perturbations)
+
+
+def perturbations(entries) -> list[tuple[str, int]]:
+    """(kind, magnitude index) of each 'kind:k' entry of robustness.perturbations ('' ignored):
+    lib.perturb's transformations (invariance.md §2.3) on [0, 1] pixels."""
+    out = []
+    for entry in (e for e in entries if e):
+        kind, _, k = entry.partition(":")
+        if not k.isdigit():
+            raise ValueError(f"robustness.perturbations entry {entry!r}: write 'kind:k', e.g. "
+                             f"'rotate:3' (kinds: {', '.join(perturb.KINDS)}; k in 0–9)")
+        perturb.check(kind, int(k))
+        out.append((kind, int(k)))
+    return out
 
 
 def evaluate(apply: Callable, batches: Iterable[dict], cfg, layers, num_classes: int,
@@ -77,6 +94,7 @@ def evaluate(apply: Callable, batches: Iterable[dict], cfg, layers, num_classes:
                              f"split {len(batches)}: it must be a corrupted copy of the split")
     for eps in (*cfg.fgsm_eps, *pgd_eps):
         adversarial.check(eps)
+    transforms = perturbations(cfg.perturbations)
 
     def loss(x, y):
         return losses.softmax_cross_entropy(apply(x)[0], y).mean()
@@ -100,6 +118,8 @@ def evaluate(apply: Callable, batches: Iterable[dict], cfg, layers, num_classes:
         for i, sigma in enumerate(cfg.noise_sigmas):
             noise = sigma * jax.random.normal(jax.random.fold_in(key, i), x.shape)
             perturbed[f"noise_{sigma:g}"] = jnp.clip(x + noise, 0.0, 1.0)
+        for kind, k in transforms:
+            perturbed[f"{kind}_k{k}"] = perturb.perturb(x, kind, k, "pixel")
         for eps in cfg.fgsm_eps:
             perturbed[f"fgsm_{eps:g}"] = adversarial.fgsm(loss, x, y, eps)
         for eps in pgd_eps:

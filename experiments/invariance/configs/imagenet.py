@@ -29,6 +29,10 @@ User weights (torchvision resnet18 / timm vit_base_patch16_224), measured withou
     python -m lib.main \\
       --config=experiments/invariance/configs/imagenet.py:model=resnet18,train=False \\
       --workdir=$WORKDIR/inv_r18_torchvision --config.init.workdir=W --config.data.data_dir=D
+timm's ViT weights expect pixels scaled to [−1, 1]: add --config.data.normalization=inception
+to both commands for them. With train=False the run reports the weights' top-1 on the
+validation split (torchvision's ResNet-18: 69.76 %), a check that they loaded right; measuring
+the seeded init against itself (train=False without init.workdir) is refused.
 Args: model (resnet18 | vit_b16), variant (the §2.1 table; default HC), recipe (code |
 standard for resnet18; deit for vit_b16), train (False: measure the starting state, the
 seeded init or init.workdir's weights), space (pixel | normalized), seed, quick (the same code

@@ -17,9 +17,8 @@ Hardware: a 2-core CPU. Expected wall time: 5–10 s per run, about a minute for
 12 runs.
 """
 
-from configs import common
-from experiments.invariance import config as paper_config
 from experiments.invariance import shifted
+from experiments.invariance.configs import shifted as shifted_config
 from lib.config import parse_arg
 
 
@@ -28,29 +27,13 @@ def get_config(arg=None):
     if a.variant not in shifted.CANVAS_VARIANTS:
         raise ValueError(f"variant={a.variant!r}; valid choices: "
                          f"{', '.join(shifted.CANVAS_VARIANTS)}")
-    c = paper_config.get_config()
-    c.seed = a.seed
-    c.model.name = "strided_convnet"
-    c.model.widths, c.model.strides = (16, 32, 64), (2, 2, 1)
-    c.model.kernel_init, c.model.bias_init = "lecun_normal", "zeros"
-    c.model.conv_padding = "same"
-    c.data.name = "experiments.invariance.shifted:source"
+    c = shifted_config.small_scale(a.seed, epochs=20, items=shifted.SCALED_ITEMS,
+                                   quick=a.quick)
     c.data.train_split, c.data.eval_split = "train_scaled", "test_scaled"
-    c.data.normalization = "none"
     c.data.augment = "experiments.invariance.shifted:CanvasJitter"
     c.data.invaug.variant = a.variant
-    c.data.batch_size, c.data.eval_batch_size = 128, 512
-    c.optim.name, c.optim.lr, c.optim.weight_decay = "adam", 1e-3, 0.0
-    c.optim.schedule = "constant"
-    c.total_steps = 20 * common.steps_per_epoch(shifted.SCALED_ITEMS, c.data.batch_size)
-    c.log_every, c.eval_every, c.checkpoint_every = 100, 0, 1000
-    c.progress = False
-    c.eval.top_k = 0
-    if a.quick:
-        c.total_steps = 4
-        c.data.eval_examples = 512
+    c.log_every = 100
     return c
-
 
 def get_sweep(arg=None):
     """Every variant × seeds."""

@@ -38,26 +38,32 @@ def get_config(arg=None):
     a = parse_arg(arg, variant="data", seed=0, quick=False)
     if a.variant not in VARIANTS:
         raise ValueError(f"variant={a.variant!r}; valid choices: {', '.join(VARIANTS)}")
-    c = paper_config.get_config()
-    c.seed = a.seed
+    c = small_scale(a.seed, epochs=6, items=shifted.TRAIN_ITEMS, quick=a.quick)
     c.procedure = "experiments.invariance.procedure:run"
+    c.data.eval_split = "test_random"
+    c.data.augment = "none"
+    c.update_from_flattened_dict(VARIANTS[a.variant])
+    return c
+
+
+def small_scale(seed: int, *, epochs: int, items: int, quick: bool):
+    """The spec §6 net and training on the shifted-items source (also configs/scaled.py)."""
+    c = paper_config.get_config()
+    c.seed = seed
     c.model.name = "strided_convnet"
     c.model.widths, c.model.strides = (16, 32, 64), (2, 2, 1)
     c.model.kernel_init, c.model.bias_init = "lecun_normal", "zeros"  # Flax's defaults
     c.model.conv_padding = "same"  # the spec's SAME: stride-2 convs pad only the end
     c.data.name = "experiments.invariance.shifted:source"
-    c.data.eval_split = "test_random"
     c.data.normalization = "none"
-    c.data.augment = "none"
     c.data.batch_size, c.data.eval_batch_size = 128, 512
     c.optim.name, c.optim.lr, c.optim.weight_decay = "adam", 1e-3, 0.0
     c.optim.schedule = "constant"
-    c.total_steps = 6 * common.steps_per_epoch(shifted.TRAIN_ITEMS, c.data.batch_size)
+    c.total_steps = epochs * common.steps_per_epoch(items, c.data.batch_size)
     c.log_every, c.eval_every, c.checkpoint_every = 50, 0, 1000
     c.progress = False
     c.eval.top_k = 0
-    c.update_from_flattened_dict(VARIANTS[a.variant])
-    if a.quick:
+    if quick:
         c.total_steps = 4
         c.data.eval_examples = 512
     return c
