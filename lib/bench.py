@@ -20,6 +20,8 @@
   records/s against the supervised step of the same ResNet-18 (`--only ssl_steps`);
 - PGD-10 (L∞, random start) throughput in images/s on a CIFAR ResNet at batch 128, and the
   clean forward pass for reference;
+- the invariance measurement (130 transforms of each image through ResNet-18's GAP) batched
+  in one jitted call per batch against a loop over transforms (`--only invariance --size S`);
 - where the step's time goes: XLA's per-op profile of the ResNet train step, and each
   ResNet-20 convolution's forward, input and weight gradient alone (lib.bench_ops).
 
