@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from experiments.invariance import claims, measure, metric, procedure, search, shifted
+from experiments.invariance import alignment, claims, measure, metric, procedure, search, shifted
 from lib import config as config_lib
 from lib import data
 from lib.data import fashion_mnist, preprocess
@@ -163,7 +163,7 @@ def test_batched_measurement_equals_a_loop_over_transforms_on_the_host(tmp_path)
         "invariance.kinds": kinds, "invariance.magnitudes": magnitudes,
         "invariance.shifts": (0, 3), "invariance.examples": 60, "invariance.batch_size": 16,
         "invariance.untrained_reference": True, "invariance.untrained_seed": 5,
-        "invariance.chunk": 4})
+        "invariance.chunk": 4, "invariance.equivariance_examples": 40})
     results = procedure.run(config, tmp_path / "run")
     trainer = train.Trainer(config)
     images = np.concatenate([b["image"][b["mask"] > 0] for b in data.eval_batches(
@@ -186,6 +186,9 @@ def test_batched_measurement_equals_a_loop_over_transforms_on_the_host(tmp_path)
         moved.update({f"{kind}_k{k}": np.asarray(perturb.perturb(images, kind, k))
                       for kind in kinds for k in magnitudes})
         for name, x in moved.items():
+            z_t = embed(state, x)
+            equi = np.median(alignment.equivariance(z[:40], z_t[:40], 0))
+            assert results[f"{prefix}equi/median/{name}"] == pytest.approx(equi, abs=2e-5)
             for dist, key in (("cosine", "inv"), ("l2", "inv_l2")):
                 inv = metric.scores(z, embed(state, x), perm, dist)
                 got = results[f"{prefix}{key}/median/{name}"]

@@ -34,6 +34,7 @@ def declare(c: ml_collections.ConfigDict) -> None:
     c.invariance.feature = "pool"    # the embedding: the model's features=True output of this name (ResNet GAP 'pool', ViT CLS after the final LayerNorm 'pre_logits')
     c.invariance.chunk = 1           # transformed batches per model call on device (more: faster, more memory)
     c.invariance.untrained_reference = False  # also measure the model at its seeded init (untrained_seed) and report the invariance gap per kind
+    c.invariance.equivariance_examples = 0  # the first this many measured images also give the equivariance alignment per transform (spec §2.5: 10,000; 0 = off; holds T × N × D floats)
     c.invariance.untrained_seed = 0  # the untrained reference's init seed
     c.data.invaug.per_class_search = ""  # PerClass (experiments.invariance.augment:PerClass): a search.json of experiments.invariance.search_procedure whose per-class ranking picks the ops
     c.data.invaug.per_class_top = 25  # PerClass: each class's top this many candidates by proportion_boosted (spec §2.6 and the paper's code: 25)
@@ -77,6 +78,7 @@ RULES = {
     "invariance.examples": equal_to(0) | at_least(2),
     "invariance.batch_size": at_least(0),
     "invariance.chunk": at_least(1),
+    "invariance.equivariance_examples": at_least(0),
     "invariance.untrained_seed": at_least(0),
     "data.invaug.per_class_top": at_least(1),
     "data.invaug.per_class_min_boost": in_range(0, 1),

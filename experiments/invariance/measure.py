@@ -63,11 +63,13 @@ def device_transforms(names: list[str], space: str, normalise) -> dict:
 
 
 def distances(trainer, state, embed, normalise, transforms: dict, batches, perm: np.ndarray,
-              kinds=metric.DISTANCES, chunk: int = 1, log=print) -> dict:
-    """{distance: (d, b)}, each [T, N]: d[t, i] = dist(z_i, z_i^t), b[t, i] = dist(z_i,
-    z_π(i)^t), z_i the embedding of normalise(x_i). `embed(model, batch)` embeds normalised
-    images; `batches` yields unnormalised ones (the real examples in a fixed order, the same
-    in both passes)."""
+              kinds=metric.DISTANCES, chunk: int = 1, keep: int = 0, log=print
+              ) -> tuple[dict, tuple | None]:
+    """({distance: (d, b)}, each [T, N]: d[t, i] = dist(z_i, z_i^t), b[t, i] = dist(z_i,
+    z_π(i)^t), z_i the embedding of normalise(x_i); and with keep > 0 the embeddings of the
+    first `keep` images, (z [keep, D], z^t [T, keep, D] float32), for the equivariance
+    alignment). `embed(model, batch)` embeds normalised images; `batches` yields unnormalised
+    ones (the real examples in a fixed order, the same in both passes)."""
     z = np.concatenate([f[0] for f in features.transformed(
         trainer, state, embed, {"clean": normalise}, batches)]).astype(np.float64)
     n, t = len(z), len(transforms)
@@ -75,10 +77,15 @@ def distances(trainer, state, embed, normalise, transforms: dict, batches, perm:
         raise ValueError(f"perm must be a permutation of the {n} images")
     inverse = np.argsort(perm)
     out = {kind: (np.empty((t, n)), np.empty((t, n))) for kind in kinds}
+    keep = min(keep, n)
+    kept = np.empty((t, keep, z.shape[1]), np.float32)
     start, t0 = 0, time.perf_counter()
     for z_t in features.transformed(trainer, state, embed, transforms, batches, chunk):
         rows = np.arange(start, start + z_t.shape[1])
         partners = inverse[rows]  # the images whose baseline partner is in this batch
+        if start < keep:
+            stop = min(keep, start + len(rows))
+            kept[:, start:stop] = z_t[:, :stop - start]
         for kind, (d, b) in out.items():
             for i in range(t):
                 d[i, rows] = metric.distance(z[rows], z_t[i], kind)
@@ -87,7 +94,7 @@ def distances(trainer, state, embed, normalise, transforms: dict, batches, perm:
         elapsed = time.perf_counter() - t0
         log(f"invariance: {start}/{n} images × {t} transforms, {start / elapsed:.1f} images/s, "
             f"ETA {elapsed / start * (n - start):.0f} s")
-    return out
+    return out, ((z[:keep], kept) if keep else None)
 
 
 def summaries(names: list[str], dists: dict, primary: str) -> tuple[dict, dict, dict]:

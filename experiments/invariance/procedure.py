@@ -15,7 +15,9 @@ transforms (measure.py) act on them on device, then they are normalised as in tr
 embedding is the model's features=True output invariance.feature. With
 invariance.untrained_reference the model at its seeded init (invariance.untrained_seed) is
 measured too ('untrained/' keys) and gap/<kind> = mean over k = 3..7 of median(trained) −
-median(untrained). A finished measurement is read back unless its settings changed.
+median(untrained). With invariance.equivariance_examples > 0 the first that many images also
+give the equivariance alignment of §2.5 per transform (equi/ keys). A finished measurement is
+read back unless its settings changed.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments.invariance import analysis, measure, metric
+from experiments.invariance import alignment, analysis, measure, metric
 from lib import config as config_lib
 from lib import data, files, perturb, procedure, sharding, train
 from lib.data import pipeline, sources
@@ -142,9 +144,12 @@ def measure_states(trainer, states: dict, names: list[str], config, workdir) -> 
 
     full, samples = {}, {}
     for prefix, state in states.items():
-        dists = measure.distances(trainer, state, embed, normalise, transforms, batches, perm,
-                                  cfg.distances, cfg.chunk)
+        dists, kept = measure.distances(trainer, state, embed, normalise, transforms, batches,
+                                        perm, cfg.distances, cfg.chunk,
+                                        cfg.equivariance_examples)
         _, values, per_sample = measure.summaries(names, dists, cfg.distances[0])
+        if kept is not None:
+            values.update(equivariance(names, *kept, cfg.perm_seed))
         full.update({prefix + k: v for k, v in values.items()})
         samples.update({prefix + k: v for k, v in per_sample.items()})
     if "untrained/" in states:
@@ -154,6 +159,17 @@ def measure_states(trainer, states: dict, names: list[str], config, workdir) -> 
         np.savez_compressed(buffer, **samples)
         files.write_bytes_atomic(workdir / "invariance_samples.npz", buffer.getvalue())
     return {k: v if isinstance(v, list) else float(np.round(v, 8)) for k, v in full.items()}
+
+
+def equivariance(names: list[str], z: np.ndarray, z_t: np.ndarray, seed: int) -> dict:
+    """equi/median/<transform> and equi/percentiles/<transform>: the equivariance alignment
+    (spec §2.5) of the kept images under each transform (alignment.equivariance)."""
+    out = {}
+    for name, moved in zip(names, z_t):
+        summary = metric.summary(alignment.equivariance(z, moved, seed))
+        out[f"equi/median/{name}"] = summary["median"]
+        out[f"equi/percentiles/{name}"] = summary["percentiles"]
+    return out
 
 
 def gaps(values: dict, names: list[str]) -> dict:
