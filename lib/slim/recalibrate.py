@@ -1,0 +1,44 @@
+"""BatchNorm recalibration before a sub-network is evaluated (joslim.md §2): statistics shared
+across widths fit no single width, so the paper's code resets them and takes their cumulative
+average over training data in train mode, without gradients (CIFAR: the whole training set;
+ImageNet: 2 batches of 1,024). Here: every BatchNorm's running mean and variance become the
+average over `batches` of that batch's statistics (each batch weighs the same, as PyTorch's
+momentum=None does), for the channels the masks leave active; inactive ones stay put."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def recalibrate(model: nnx.Module, batches, masks: dict | None = None) -> nnx.Module:
+    """`model` with its BatchNorm statistics recomputed over `batches` (dicts with 'image')
+    at the width `masks` gives (None: the full width); returns the model, updated in place."""
+    norms = [m for _, m in nnx.iter_modules(model) if isinstance(m, nnx.BatchNorm)]
+    if not norms:
+        raise ValueError("recalibrate: the model has no BatchNorm")
+    before = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # running statistics ← this batch's
+    try:
+        graphdef, params, stats, rest = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+
+        @jax.jit
+        def batch_statistics(params, stats, rest, images, masks):
+            m = nnx.merge(graphdef, params, stats, rest)
+            m(images, train=True, **({} if masks is None else {"masks": masks}))
+            return nnx.state(m, nnx.BatchStat)
+
+        total, count = None, 0
+        for batch in batches:
+            new = batch_statistics(params, stats, rest, jnp.asarray(batch["image"]), masks)
+            total = new if total is None else jax.tree.map(jnp.add, total, new)
+            count += 1
+        if not count:
+            raise ValueError("recalibrate: no batches")
+        nnx.update(model, jax.tree.map(lambda v: v / count, total))
+    finally:
+        for m, momentum in zip(norms, before):
+            m.momentum = momentum
+    return model
