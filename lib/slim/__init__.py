@@ -1,3 +1,4 @@
-"""Width machinery of slimmable networks (joslim, width_transfer): width spaces and their
-decoding, the conv cost counter, channel masks and slicing, BatchNorm recalibration, Pareto
-utilities."""
+"""Width machinery for slimmable networks, shared by the joslim and width_transfer papers: the
+width space of a network (fused dimensions, decoding, the residual chain rule), its
+convolutions for cost counting, the cost counter, channel masks and slicing, BN
+recalibration and Pareto utilities."""
