@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from lib.models import slimmable
-from lib.slim import masking, pareto, recalibrate
+from lib.slim import masking, pareto, recalibrate, space
 
 # a ResNet-8 ([1, 1, 1], widths 8/16/32): the later residuals at least the earlier ones
 SUB = {"stage1/residual": 5, "stage1/block0": 3, "stage2/residual": 9, "stage2/block0": 11,
@@ -125,3 +125,19 @@ def test_front_and_area_by_hand():
     assert pareto.area(costs, accs, 0.1, 1.0) == pytest.approx(expected)
     with pytest.raises(ValueError, match="low < high"):
         pareto.area(costs, accs, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("stem", slimmable.STEMS)
+def test_the_model_has_the_convolutions_its_cost_is_counted_over(stem):
+    """Every conv of lib.slim.space.cifar_resnet is a kernel of the NNX model of that shape
+    (at full width), and the model has no other conv: the cost counts what runs."""
+    model = build(stem)
+    arch = space.cifar_resnet(8, 10, widths=(8, 16, 32), image=8, stem=stem)
+    channels = arch.space.full_channels
+    kernels = {"/".join(map(str, path[:-1])): v.value.shape
+               for path, v in nnx.to_flat_state(nnx.state(model, nnx.Param))
+               if path[-1] == "kernel"}
+    expected = {c.name: (c.kernel, c.kernel, channels[c.cin], channels[c.cout])
+                for c in arch.convs}
+    assert kernels == expected
+    assert model.dims() == list(arch.space.names)

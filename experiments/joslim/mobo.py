@@ -88,8 +88,9 @@ def search_lambda(objective: Callable[[float], int], ratio: Callable[[int], floa
     """(index of the chosen candidate, its cost ratio, steps taken): the binary search on λ
     toward a cost target. `objective(λ)` is the index minimising T_λ; `ratio(i)` its exact
     cost ratio."""
-    lam, lo, hi = 0.5, 0.0, 1.0
-    for step in range(1, LAMBDA_STEPS + 1):
+    lam, lo, hi, steps = 0.5, 0.0, 1.0, 0
+    while steps < LAMBDA_STEPS:
+        steps += 1
         best = objective(lam)
         r = ratio(best)
         if abs(r - target) <= TOLERANCE:
@@ -98,7 +99,7 @@ def search_lambda(objective: Callable[[float], int], ratio: Callable[[int], floa
             hi, lam = lam, (lam + lo) / 2
         else:
             lo, lam = lam, (lam + hi) / 2
-    return best, r, step
+    return best, r, steps
 
 
 def uniform_target(lower: float, rng: np.random.Generator) -> float:

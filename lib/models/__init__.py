@@ -14,12 +14,13 @@ from lib.models.convnet import ConvNet
 from lib.models.layers import BN_INITS, DTYPES, KERNEL_INITS, LayerSpec
 from lib.models.mlp import MLP
 from lib.models.resnet import CifarResNet, ImageNetResNet
+from lib.models.slimmable import SlimCifarResNet
 from lib.models.strided import StridedConvNet
 from lib.models.vgg import CifarVGG
 from lib.models.vit import VARIANTS, ViT
 
 MODELS = ("cifar_resnet", "imagenet_resnet", "cifar_vgg", "convnet", "strided_convnet", "mlp",
-          "vit")
+          "vit", "slim_cifar_resnet")
 ROLES = ("bn_scale", "bn_bias", "ln_scale", "ln_bias", "head_kernel", "head_bias", "conv_kernel",
          "conv_bias", "linear_kernel", "linear_bias", "other")
 
@@ -34,6 +35,7 @@ __all__ = [
     "CifarVGG",
     "ConvNet",
     "ImageNetResNet",
+    "SlimCifarResNet",
     "LayerSpec",
     "MLP",
     "StridedConvNet",
@@ -74,6 +76,9 @@ def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
     if model_cfg.name == "imagenet_resnet":
         return ImageNetResNet(model_cfg.depth, model_cfg.width, stem=model_cfg.stem or "imagenet",
                               **residual, **common)
+    if model_cfg.name == "slim_cifar_resnet":
+        return SlimCifarResNet(model_cfg.depth, model_cfg.width, stem=model_cfg.stem or "1x1",
+                               **common)
     if model_cfg.name == "cifar_vgg":
         return CifarVGG(model_cfg.depth, final_pool=model_cfg.final_pool, **common)
     if model_cfg.name == "convnet":
