@@ -7,7 +7,8 @@
     workdir/config.json, results.json
 
 The candidates: Joslim's history without its last 2 entries, peeled (lib.slim.pareto.peel)
-on (calibrated loss, cost); Slim's: joslim.eval_grid uniform widths; both with the smallest
+on (calibrated loss, cost); TwoStage's: the same from a search after training
+(`search_after_training`); Slim's: joslim.eval_grid uniform widths; each with the smallest
 and the full width. Each is evaluated after BN recalibration on the train split (its first
 joslim.recalibration_batches batches; 0 = all). The front is chosen on the validation split
 (the paper's code chose it on the test set: it had no other), and reported on the test split:
@@ -120,9 +121,9 @@ def candidates(task, extra: dict) -> list[np.ndarray]:
     space, cfg = task.arch.space, task.cfg
     size = int(extra["history/size"])
     out = []
-    if cfg.method == "joslim":
+    if cfg.method in ("joslim", "twostage"):
         keep = max(size - EXCLUDED_LAST, 0)
-        alphas = np.asarray(extra["history/alpha"][:keep], np.float64)
+        alphas = task_lib.stored(task.arch, extra["history/alpha"][:keep])
         taken = pareto.peel(extra["history/loss"][:keep], extra["history/cost"][:keep])
         out = list(alphas[taken])
     else:
@@ -131,9 +132,28 @@ def candidates(task, extra: dict) -> list[np.ndarray]:
     return out + [np.asarray(space.smallest()), np.asarray(space.full())]
 
 
+def search_after_training(evaluator: Evaluator, state, extra: dict) -> dict:
+    """TwoStage's second stage: a history of as many configurations as Joslim visits, chosen
+    by the same sampler (uniform widths, the full width, then MOBO) on the trained weights,
+    each scored by its loss on the first validation batch (the weights no longer change, so
+    no calibration is needed)."""
+    task = evaluator.task
+    out = {k: np.array(v) for k, v in extra.items()}
+    for size in range(task.capacity):
+        rng = np.random.default_rng([evaluator.config.seed, size, 1])
+        alpha, target = task.next_config(out, size, rng, method="joslim")
+        out["history/alpha"][size], out["history/target"][size] = alpha, target
+        out["history/cost"][size] = cost_lib.cost(task.arch, alpha, task.cfg.cost)
+        out["history/loss"][size] = task.calibrated(evaluator.trainer, state, 0, [alpha])[0]
+    out["history/size"] = np.asarray(task.capacity, np.int32)
+    return out
+
+
 def front(evaluator: Evaluator, state, start: tuple, config) -> dict:
     task, cfg = evaluator.task, config.joslim
     extra = {k: np.asarray(v) for k, v in jax.device_get(state["extra"]).items()}
+    if cfg.method == "twostage":
+        extra = search_after_training(evaluator, state, extra)
     points = []
     for alpha in candidates(task, extra):
         calibrated = evaluator.recalibrated(state, alpha)
@@ -150,6 +170,10 @@ def front(evaluator: Evaluator, state, start: tuple, config) -> dict:
     end = evaluator.losses(state)
     smallest = np.asarray(task.arch.space.smallest())
     shared, _ = evaluator.accuracy(state, smallest, evaluator.test)
+    recalibrated = evaluator.recalibrated(state, smallest)
+    changed = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(
+        jax.tree.leaves(jax.device_get(state["batch_stats"])),
+        jax.tree.leaves(jax.device_get(recalibrated["batch_stats"]))))
     size = int(extra["history/size"])
     history_costs = extra["history/cost"][:size]
     targets = extra["history/target"][:size]
@@ -162,6 +186,7 @@ def front(evaluator: Evaluator, state, start: tuple, config) -> dict:
         "joslim/full_test_top1": points[-1]["test_top1"],
         "joslim/smallest_test_top1": points[-2]["test_top1"],
         "joslim/smallest_test_top1_shared_bn": shared,
+        "joslim/recalibration_changed": changed,
         "joslim/loss_full_start": start[0], "joslim/loss_full_end": end[0],
         "joslim/loss_smallest_start": start[1], "joslim/loss_smallest_end": end[1],
         "joslim/history_size": size,

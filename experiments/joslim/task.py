@@ -13,7 +13,8 @@ starts a new round on the host:
 3. the smallest configuration l·1 joins the round's set (not the history).
 Slim (joslim.method=slim): f·1 with f ~ U(l, u) every round (the sandwich rule: the full and
 the smallest net every step too). TwoStage (twostage): α ~ U(l, u)^D per round, random
-layer-wise widths; its search comes after training.
+layer-wise widths; after training, experiments.joslim.procedure searches its widths with the
+same MOBO sampler on the trained weights' validation losses.
 
 The round's configurations live in the model as channel counts (`WidthSamples`, [M + 1, D]),
 so the compiled step serves every round; the history lives in state["extra"] (checkpointed):
@@ -60,10 +61,17 @@ def arch_of(config, info) -> space_lib.Arch:
                           arch.convs, arch.counted)
 
 
-def counts(arch: space_lib.Arch, alphas: np.ndarray) -> np.ndarray:
+def stored(arch: space_lib.Arch, alphas) -> np.ndarray:
+    """Configurations read back from the history (float32 on device: 0.42 comes back as
+    0.41999998), clipped to the space's bounds."""
+    return np.clip(np.asarray(alphas, np.float64), arch.space.low, arch.space.high)
+
+
+def counts(arch: space_lib.Arch, alphas) -> np.ndarray:
     """[N, D] int32 decoded channel counts of [N, D] configurations, in the space's order."""
     names = arch.space.names
-    return np.array([[arch.space.decode(a)[n] for n in names] for a in alphas], np.int32)
+    return np.array([[arch.space.decode(a)[n] for n in names] for a in stored(arch, alphas)],
+                    np.int32)
 
 
 def masks_of(model, row: jax.Array) -> dict:
@@ -159,19 +167,20 @@ class Joslim(Classification):
         values = {f"joslim/cost_{i}": float(r) for i, r in enumerate(ratios)}
         return trainer.place({**state, "extra": extra, "model_state": model_state}), values
 
-    def next_config(self, extra, size: int, rng) -> tuple[np.ndarray, float]:
-        """(α, cost target or nan) of the next configuration of this run's method."""
-        space, cfg = self.arch.space, self.cfg
-        if cfg.method == "slim" or (cfg.method == "joslim" and size < cfg.prior):
+    def next_config(self, extra, size: int, rng, method: str = "") -> tuple[np.ndarray, float]:
+        """(α, cost target or nan) of the next configuration of `method` (default: the
+        run's): history in `extra`, its first `size` entries filled."""
+        space, cfg, method = self.arch.space, self.cfg, method or self.cfg.method
+        if method == "slim" or (method == "joslim" and size < cfg.prior):
             return space.uniform(rng.uniform(cfg.low, cfg.high)), np.nan
-        if cfg.method == "twostage":
+        if method == "twostage":
             return rng.uniform(cfg.low, cfg.high, space.size), np.nan
         if size == cfg.prior:
             return space.full(), np.nan
         h = slice(0, size)
         full_loss = extra["history/loss"][h][np.argmax(extra["history/cost"][h])]
         out = mobo.sample(
-            extra["history/alpha"][h].astype(np.float64),
+            stored(self.arch, extra["history/alpha"][h]),
             extra["history/loss"][h].astype(np.float64),
             extra["history/cost"][h].astype(np.float64), low=cfg.low, high=cfg.high,
             cost_of=lambda a: np.array([cost_lib.cost(self.arch, x, cfg.cost) for x in a]),
