@@ -20,6 +20,9 @@
   records/s against the supervised step of the same ResNet-18 (`--only ssl_steps`);
 - PGD-10 (L∞, random start) throughput in images/s on a CIFAR ResNet at batch 128, and the
   clean forward pass for reference;
+- the Joslim step (full width + 2 sampled + the smallest sub-network) against the plain step
+  of the slimmable ResNet, and a 0.42-width sub-network masked against sliced
+  (`--only slimmable`);
 - the invariance measurement (130 transforms of each image through ResNet-18's GAP) batched
   in one jitted call per batch against a loop over transforms (`--only invariance --size S`);
 - where the step's time goes: XLA's per-op profile of the ResNet train step, and each
@@ -531,6 +534,68 @@ def pgd_throughput(depth: int, batch: int, steps: int, pgd_steps: int = 10) -> d
     return out
 
 
+def _steps_per_s(fn, args, steps: int) -> float:
+    out = _block(fn(*args))  # compile
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        out = fn(*args)
+    _block(out)
+    del out
+    return steps / (time.perf_counter() - t0)
+
+
+def slimmable_steps(depth: int, batch: int, steps: int) -> dict:
+    """The Joslim step (the full width, 2 sampled sub-networks and the smallest by in-place
+    distillation: experiments.joslim.task) against the plain step of the same slimmable CIFAR
+    ResNet (full width only), in steps/s; and one sub-network at width 0.42 trained masked (the
+    full convolutions, inactive channels zeroed) against sliced (a narrow network of its own),
+    as forward + backward passes per second."""
+    from lib.models import slimmable
+    from lib.slim import masking, space
+
+    config = _config(depth, batch, steps)
+    config.model.name, config.model.stem = "slim_cifar_resnet", "1x1"
+    plain = train.build(config, info=SYNTHETIC_CIFAR)
+    config = config_lib.add_sections(config, "experiments.joslim.config")
+    config.task = "experiments.joslim.task:Joslim"
+    joslim = train.build(config, info=SYNTHETIC_CIFAR)
+    out = {"model": f"slim_cifar_resnet_{depth}", "batch": batch, "input": "32x32x3"}
+    for name, setup in (("plain", plain), ("joslim", joslim)):
+        compiled, state, device_batch, _ = compiled_step(setup, batch)
+        state, m = _block(compiled(state, device_batch))  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            state, m = compiled(state, device_batch)
+        _block(m)
+        out[f"{name}_steps_per_s"] = round(steps / (time.perf_counter() - t0), 3)
+    out["joslim_vs_plain"] = round(out["plain_steps_per_s"] / out["joslim_steps_per_s"], 2)
+
+    arch = space.cifar_resnet(depth, 10)
+    channels = arch.space.decode(arch.space.smallest())
+    full = slimmable.SlimCifarResNet(depth, num_classes=10, rngs=nnx.Rngs(0))
+    narrow = slimmable.SlimCifarResNet(depth, num_classes=10, channels={
+        k: channels[k] for k in full.channels}, rngs=nnx.Rngs(0))
+    masks = {k: jax.device_put(v) for k, v in masking.masks(
+        {k: channels[k] for k in full.channels}, full.channels).items()}
+    x = jax.device_put(synthetic_batch(SYNTHETIC_CIFAR, batch)["image"])
+
+    def grad_fn(model, **kwargs):
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+        def loss(p, r):
+            m = nnx.merge(graphdef, p, r)
+            return m(x, train=True, **kwargs).sum()
+
+        return jax.jit(jax.grad(loss)), (nnx.as_pure(params), nnx.as_pure(rest))
+
+    for name, (fn, args) in (("masked", grad_fn(full, masks=masks)),
+                             ("sliced", grad_fn(narrow))):
+        out[f"{name}_0.42_steps_per_s"] = round(_steps_per_s(fn, args, steps), 3)
+    out["masked_vs_sliced"] = round(out["sliced_0.42_steps_per_s"]
+                                    / out["masked_0.42_steps_per_s"], 2)
+    return out
+
+
 RESNET18_GFLOPS_224 = 1.82  # multiply-adds ×2 of one ResNet-18 forward at 224 px (He et al.)
 
 
@@ -603,7 +668,8 @@ def main() -> None:
                         "model call in the batched measurement")
     parser.add_argument("--only", default="", help="comma-separated subset of: train_step, "
                         "trainer_overhead, topology, checkpoint, masked_step, imp_level, "
-                        "state_carrying, ssl_steps, pgd, step_profile, conv_ops, invariance")
+                        "state_carrying, ssl_steps, pgd, step_profile, conv_ops, invariance, "
+                        "slimmable")
     parser.add_argument("--compare", choices=["torch"], help="time ResNet-20 in our train step "
                         "against a plain PyTorch loop (needs the [bench] extra) and print ratios")
     parser.add_argument("--topology_worker", help=argparse.SUPPRESS)
@@ -638,6 +704,7 @@ def main() -> None:
         "step_profile": lambda: step_profile(depths[0], args.batch),
         "conv_ops": lambda: bench_ops.conv_op_times(args.batch),
         "invariance": lambda: invariance_throughput(args.size, 32, 2, args.chunk),
+        "slimmable": lambda: slimmable_steps(depths[0], args.batch, args.steps),
     }
     chosen = args.only.split(",") if args.only else list(benches)
     unknown = set(chosen) - set(benches)
