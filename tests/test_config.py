@@ -68,6 +68,8 @@ EXTRA_ARGS = {  # by "slug/file.py"
                              "pretrain=subsample,fraction=0.2"],
     "background_aug/spurious.py": ["quick,method=moco,variant=bg_swaps",
                                    "method=byol,variant=bg_random,seed=1"],
+    "joslim/cifar.py": ["epochs=300,dataset=cifar10,wd_gamma=none", "quick,method=slim"],
+    "joslim/digits.py": ["method=twostage,wd_gamma=all", "target=area,seed=2"],
     "invariance/imagenet.py": ["quick,model=vit_b16", "recipe=standard",
                                "train=False,space=normalized", "quick,variant=TS,train=False"],
     "class_selectivity/fashion_mnist.py": ["data=digits,alpha=-2", "alpha=2,seed=4"],

@@ -46,15 +46,26 @@ class WidthSamples(nnx.Variable):
 
 
 def arch_of(config, info) -> space_lib.Arch:
-    """The width space and convolutions of the configured slimmable model."""
+    """The width space and convolutions of the configured slimmable model, at the data's
+    image size (the height: the cost counter takes square inputs), channels and classes."""
     m = config.model
-    if m.name != "slim_cifar_resnet":
-        raise ConfigError(f"joslim needs a slimmable model (model.name=slim_cifar_resnet); "
-                          f"got {m.name!r}: it has no width dimensions to sample")
-    h, w, c = info.image_shape
-    arch = space_lib.cifar_resnet(m.depth, info.num_classes, (m.width, 2 * m.width,
-                                                               4 * m.width), h,
-                                  m.stem or "1x1", in_channels=c)
+    h, _, c = info.image_shape
+    builders = {
+        "slim_cifar_resnet": lambda: space_lib.cifar_resnet(
+            m.depth, info.num_classes, (m.width, 2 * m.width, 4 * m.width), h,
+            m.stem or "1x1", in_channels=c),
+        "slim_imagenet_resnet": lambda: space_lib.imagenet_resnet(
+            m.depth, info.num_classes, h, in_channels=c),
+        "slim_mobilenet_v2": lambda: space_lib.mobilenet_v2(info.num_classes, h,
+                                                           in_channels=c),
+        "slim_mobilenet_v3": lambda: space_lib.mobilenet_v3(
+            m.mobilenet_kind, info.num_classes, h, in_channels=c),
+    }
+    if m.name not in builders:
+        raise ConfigError(f"joslim needs a slimmable model (model.name: "
+                          f"{' | '.join(builders)}); got {m.name!r}: it has no width "
+                          "dimensions to sample")
+    arch = builders[m.name]()
     cfg = config.joslim
     return space_lib.Arch(space_lib.WidthSpace(arch.space.dims, arch.space.chains, cfg.low,
                                                cfg.high, arch.space.fixed, arch.space.name),
