@@ -39,7 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.sections = ("",)               # modules declaring a paper's own config sections (experiments.<slug>.config; their get_config sets it)
 
     c.model = ml_collections.ConfigDict()
-    c.model.name = "cifar_resnet"    # cifar_resnet | imagenet_resnet | cifar_vgg | convnet | strided_convnet | mlp | vit | slim_cifar_resnet (lib.models.slimmable)
+    c.model.name = "cifar_resnet"    # cifar_resnet | imagenet_resnet | cifar_vgg | convnet | strided_convnet | mlp | vit | slim_cifar_resnet | slim_imagenet_resnet | slim_mobilenet_v2 | slim_mobilenet_v3 (lib.models.slimmable)
     c.model.depth = 20               # 6n+2 for cifar_resnet; 18/34/50/101/152/200; 11/13/16/19 for vgg; vit: encoder blocks
     c.model.width = 16               # first-stage width (cifar_resnet W; imagenet_resnet 64); vit: hidden size
     c.model.bn_init = "uniform"      # uniform: γ~U[0,1), β=0 | fixed: 1,0 | oneone: 1,1 | positivenegative: γ~U[-1,1)
@@ -58,6 +58,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.conv_padding = "symmetric"  # strided_convnet: symmetric (1 px each side, PyTorch) | same (XLA/TF SAME)
     c.model.shortcut = "projection"  # cifar_resnet: projection (1x1 conv + BN) | zero_pad (option A, parameter-free)
     c.model.stem = ""                # imagenet_resnet: imagenet (7x7/2 + max-pool) | cifar (3x3/1, no pool) ('' = imagenet); slim_cifar_resnet: 1x1 (the joslim code's quirk) | 3x3 ('' = 1x1)
+    c.model.mobilenet_kind = "large"  # slim_mobilenet_v3: large | small (MobileNetV3 Tables 1 and 2)
     c.model.final_pool = "avg"       # cifar_vgg: avg | max over the last feature map
     c.model.mask_pruned_residual = False  # resnets: channels whose last block BN has γ = β = 0 (filter-pruned) stay 0 after the residual add
     c.model.variant = ""             # vit preset Ti | S | B | L: sets width, depth, num_heads, mlp_dim ("" = use those keys)

@@ -14,13 +14,19 @@ from lib.models.convnet import ConvNet
 from lib.models.layers import BN_INITS, DTYPES, KERNEL_INITS, LayerSpec
 from lib.models.mlp import MLP
 from lib.models.resnet import CifarResNet, ImageNetResNet
-from lib.models.slimmable import SlimCifarResNet
+from lib.models.slimmable import (
+    SlimCifarResNet,
+    SlimImageNetResNet,
+    SlimMobileNetV2,
+    SlimMobileNetV3,
+)
 from lib.models.strided import StridedConvNet
 from lib.models.vgg import CifarVGG
 from lib.models.vit import VARIANTS, ViT
 
 MODELS = ("cifar_resnet", "imagenet_resnet", "cifar_vgg", "convnet", "strided_convnet", "mlp",
-          "vit", "slim_cifar_resnet")
+          "vit", "slim_cifar_resnet", "slim_imagenet_resnet", "slim_mobilenet_v2",
+          "slim_mobilenet_v3")
 ROLES = ("bn_scale", "bn_bias", "ln_scale", "ln_bias", "head_kernel", "head_bias", "conv_kernel",
          "conv_bias", "linear_kernel", "linear_bias", "other")
 
@@ -36,6 +42,9 @@ __all__ = [
     "ConvNet",
     "ImageNetResNet",
     "SlimCifarResNet",
+    "SlimImageNetResNet",
+    "SlimMobileNetV2",
+    "SlimMobileNetV3",
     "LayerSpec",
     "MLP",
     "StridedConvNet",
@@ -54,6 +63,9 @@ def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
     needed by 'vit' and 'mlp' only; the conv nets accept any input size and ignore it. For
     'vit' a non-empty model.variant (Ti, S, B, L) sets width, depth, num_heads and mlp_dim;
     the kernel_init and bn_* keys do not apply (big_vision initialisation, no BatchNorm).
+    The slimmable ImageNet ResNet (model.depth 18/34/50) and MobileNets (V3:
+    model.mobilenet_kind) have the paper's code's fixed base widths (model.width does not
+    apply) and their classes' default dropout (MobileNetV2 0.5, V3 0).
     """
     if registry.is_spec(model_cfg.name):
         factory = registry.resolve(model_cfg.name, "model.name")
@@ -79,6 +91,12 @@ def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
     if model_cfg.name == "slim_cifar_resnet":
         return SlimCifarResNet(model_cfg.depth, model_cfg.width, stem=model_cfg.stem or "1x1",
                                **common)
+    if model_cfg.name == "slim_imagenet_resnet":
+        return SlimImageNetResNet(model_cfg.depth, **common)
+    if model_cfg.name == "slim_mobilenet_v2":
+        return SlimMobileNetV2(**common)
+    if model_cfg.name == "slim_mobilenet_v3":
+        return SlimMobileNetV3(model_cfg.mobilenet_kind, **common)
     if model_cfg.name == "cifar_vgg":
         return CifarVGG(model_cfg.depth, final_pool=model_cfg.final_pool, **common)
     if model_cfg.name == "convnet":

@@ -150,11 +150,13 @@ class LayerSpec:
         return torch_bias_init(fan_in) if self.bias_init == "torch" else \
             jax.nn.initializers.zeros
 
-    def conv(self, cin, cout, kernel, stride=1, *, padding, use_bias=False, rngs):
-        bias_init = self._bias(cin * kernel * kernel)
+    def conv(self, cin, cout, kernel, stride=1, *, padding, use_bias=False, groups=1, rngs):
+        """A kernel×kernel conv; `groups` splits the channels into that many groups (groups =
+        cin = cout: a depthwise conv, kernel [k, k, 1, cout])."""
+        bias_init = self._bias(cin // groups * kernel * kernel)
         return nnx.Conv(
             cin, cout, (kernel, kernel), (stride, stride), padding=padding,
-            use_bias=use_bias, dtype=self.compute_dtype,
+            use_bias=use_bias, feature_group_count=groups, dtype=self.compute_dtype,
             kernel_init=kernel_initializer(self.kernel_init), bias_init=bias_init,
             conv_general_dilated=conv_lib.conv_function(self.conv_weight_grad), rngs=rngs,
         )

@@ -270,7 +270,8 @@ IMAGENET_RESNETS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
                     50: ("bottleneck", (3, 4, 6, 3))}
 
 
-def imagenet_resnet(depth: int, num_classes: int = 1000, image: int = 224) -> Arch:
+def imagenet_resnet(depth: int, num_classes: int = 1000, image: int = 224,
+                    in_channels: int = 3) -> Arch:
     """The code's ImageNet ResNet-18/34/50: 7×7/2 stem, 3×3/2 max-pool, stages at widths
     64/128/256/512 (Bottleneck outputs ×4, stride on its 3×3 conv), 1×1-conv + BN downsample
     where a block changes stride or width, global pool and a 1×1-conv classifier. Dims per
@@ -284,6 +285,7 @@ def imagenet_resnet(depth: int, num_classes: int = 1000, image: int = 224) -> Ar
                          f"{', '.join(map(str, IMAGENET_RESNETS))}")
     _positive("num_classes", num_classes)
     _positive("image", image)
+    _positive("in_channels", in_channels)
     block, layout = IMAGENET_RESNETS[depth]
     expansion = 4 if block == "bottleneck" else 1
     dims = [Dim("stem", 64)] if block == "bottleneck" else []
@@ -311,7 +313,7 @@ def imagenet_resnet(depth: int, num_classes: int = 1000, image: int = 224) -> Ar
             cin, cin_base = _residual(s), out
     convs.append(Conv("head", cin, "classes", 1, 1, 1))
     space = WidthSpace(tuple(dims), (tuple(_residual(s) for s in (1, 2, 3, 4)),),
-                       fixed={"image": 3, "classes": num_classes},
+                       fixed={"image": in_channels, "classes": num_classes},
                        name=f"ResNet-{depth}")
     return Arch(space, tuple(convs), counted=(
         "conv MACs: the 7×7 stem, every conv of every block, the 1×1 downsample convs and the "
@@ -336,7 +338,7 @@ MOBILENET_V2 = ((6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 
                 (6, 320, 1, 1))
 
 
-def mobilenet_v2(num_classes: int = 1000, image: int = 224) -> Arch:
+def mobilenet_v2(num_classes: int = 1000, image: int = 224, in_channels: int = 3) -> Arch:
     """The code's MobileNetV2: 3×3/2 stem → 32, depthwise-separable block 32→16 (stage 1),
     inverted-residual stages 2–7 of MOBILENET_V2, 1×1 conv → 1280 (fixed), global pool,
     Linear classifier. Dims: `stem`, `stage1/residual`, then per stage `stage{s}/residual`
@@ -346,6 +348,7 @@ def mobilenet_v2(num_classes: int = 1000, image: int = 224) -> Arch:
     every block's expansion, depthwise and projection convs, the 1×1 → 1280 conv."""
     _positive("num_classes", num_classes)
     _positive("image", image)
+    _positive("in_channels", in_channels)
     size = _side(image, 2)
     dims = [Dim("stem", 32), Dim(_residual(1), 16)]
     convs = [Conv("stem", "image", "stem", 3, 2, size)]
@@ -363,7 +366,7 @@ def mobilenet_v2(num_classes: int = 1000, image: int = 224) -> Arch:
             cin, cin_base = _residual(s), c
     convs.append(Conv("last", cin, "last", 1, 1, size))
     space = WidthSpace(tuple(dims), (tuple(_residual(s) for s in range(2, 8)),),
-                       fixed={"image": 3, "last": 1280, "classes": num_classes},
+                       fixed={"image": in_channels, "last": 1280, "classes": num_classes},
                        name="MobileNetV2")
     return Arch(space, tuple(convs), counted=(
         "conv MACs: the stem, every depthwise (one group per active channel) and pointwise "
@@ -390,7 +393,7 @@ MOBILENET_V3_LAST = {"large": 960, "small": 576}
 
 
 def mobilenet_v3(kind: str = "large", num_classes: int = 1000, image: int = 224,
-                 reference_code: bool = False) -> Arch:
+                 reference_code: bool = False, in_channels: int = 3) -> Arch:
     """MobileNetV3-Large/Small with the code's dims: 3×3/2 stem → 16, a depthwise-separable
     first block (stage 1), inverted-residual stages (a new stage where the output width
     changes), 1×1 conv → 960 (Large) / 576 (Small), fixed; global pool, 1×1 conv → 1280,
@@ -410,11 +413,12 @@ def mobilenet_v3(kind: str = "large", num_classes: int = 1000, image: int = 224,
                          f"{', '.join(MOBILENET_V3_KINDS)}")
     _positive("num_classes", num_classes)
     _positive("image", image)
+    _positive("in_channels", in_channels)
     rows = MOBILENET_V3[kind]
     size = _side(image, 2)
     dims = [Dim("stem", 16)]
     convs = [Conv("stem", "image", "stem", 3, 2, size)]
-    fixed = {"image": 3, "last": MOBILENET_V3_LAST[kind], "head": 1280,
+    fixed = {"image": in_channels, "last": MOBILENET_V3_LAST[kind], "head": 1280,
              "classes": num_classes}
     chains = []
     k, _, c, se, stride = rows[0]
