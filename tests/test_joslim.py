@@ -145,3 +145,18 @@ def test_every_claim_passes_on_a_passing_fixture_and_fails_where_false():
         failed = _failing(m)
         assert len(failed) == 1 and next(iter(failed)).startswith(prefix), (prefix, failed)
     assert all(not r.passed for r in repro.evaluate_small(claims, {}))
+
+
+def test_gain_at_matched_cost_by_hand():
+    from experiments.joslim import analysis
+
+    def values(points):
+        return {"points": [{"cost": c, "test_top1": a} for c, a in points],
+                "front": list(range(len(points)))}
+
+    runs = [("joslim", values([(0.2, 0.6), (0.5, 0.8), (1.0, 0.9)])),
+            ("slim", values([(0.3, 0.5), (1.0, 0.9)]))]
+    budgets, gain = analysis.gains(runs, grid=3)  # budgets 0.3, 0.65, 1.0
+    np.testing.assert_allclose(budgets, [0.3, 0.65, 1.0])
+    np.testing.assert_allclose(gain, [0.6 - 0.5, 0.8 - 0.5, 0.0])
+    assert np.isnan(analysis.best_at(np.array([0.4]), np.array([0.7]), 0.3))
