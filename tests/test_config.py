@@ -69,6 +69,7 @@ EXTRA_ARGS = {  # by "slug/file.py"
     "background_aug/spurious.py": ["quick,method=moco,variant=bg_swaps",
                                    "method=byol,variant=bg_random,seed=1"],
     "joslim/cifar.py": ["epochs=300,dataset=cifar10,wd_gamma=none", "quick,method=slim"],
+    "joslim/imagenet.py": ["quick,model=mobilenet_v3", "model=resnet18,cost=memory,wd_gamma=none"],
     "joslim/digits.py": ["method=twostage,wd_gamma=all", "target=area,seed=2"],
     "invariance/imagenet.py": ["quick,model=vit_b16", "recipe=standard",
                                "train=False,space=normalized", "quick,variant=TS,train=False"],

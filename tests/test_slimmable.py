@@ -116,6 +116,13 @@ def test_peeling_takes_layers_until_the_cost_stop():
     assert taken.tolist() == [1, 1, 1, 0, 1, 1]
 
 
+def test_peeling_ends_where_a_taken_point_stays_non_dominated():
+    """Losses above 1: the taken (0.33) point moved to (1, 1) dominates the full net
+    (3.81, 1.0) and stays non-dominated, so the code's loop would take it forever."""
+    taken = pareto.peel([3.85, 3.54, 3.81], [0.64, 0.33, 1.0])
+    assert taken.tolist() == [True, True, False]
+
+
 def test_front_and_area_by_hand():
     costs, accs = [0.2, 0.5, 0.4, 1.0, 0.6], [0.5, 0.7, 0.6, 0.8, 0.55]
     c, a = pareto.front(costs, accs)

@@ -22,6 +22,8 @@ samples land within 0.02 of their cost targets (soft).
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -86,6 +88,7 @@ class Evaluator:
                     / jnp.sum(mask) for x in (full, smallest)]
 
         self._sums, self._losses = jax.jit(sums), jax.jit(batch_losses)
+        self._recalibrate = recalibrate.Recalibrator()
 
     def row(self, alpha) -> np.ndarray:
         return task_lib.counts(self.arch, [alpha])[0]
@@ -101,8 +104,8 @@ class Evaluator:
         setup, limit = self.trainer.setup, self.config.joslim.recalibration_batches
         model = setup.model(state)
         masks = task_lib.masks_of(model, jnp.asarray(self.row(alpha)))
-        batches = [b for i, b in enumerate(self.train_split) if not limit or i < limit]
-        recalibrate.recalibrate(model, batches, masks)
+        batches = itertools.islice(self.train_split, limit or None)
+        self._recalibrate(model, batches, masks)
         return self.trainer.place({**state, **setup.variables(model)})
 
     def accuracy(self, state, alpha, batches) -> tuple[float, float]:

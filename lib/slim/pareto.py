@@ -26,13 +26,14 @@ def peel(losses, costs, stop: float = 0.9) -> np.ndarray:
     paper's code selects the sub-networks to evaluate: take the non-dominated set among the
     points whose cost is at least the largest cost taken so far, move those points to (1, 1)
     so the next round finds the layer beneath them, and repeat until that largest cost
-    reaches `stop` or no point is left."""
+    reaches `stop` or no new point is found. A point taken once is not taken again: at
+    (1, 1) it can stay non-dominated, and the code's loop then never ends."""
     losses, costs = np.asarray(losses, np.float64), np.asarray(costs, np.float64)
     work = np.stack([losses, costs], axis=1)
     taken = np.zeros(len(work), bool)
     largest = 0.0
     while largest < stop:
-        mask = efficient(work) & (costs >= largest)
+        mask = efficient(work) & (costs >= largest) & ~taken
         if not mask.any():
             break
         largest = float(costs[mask].max())

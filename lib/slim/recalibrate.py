@@ -7,38 +7,55 @@ momentum=None does), for the channels the masks leave active; inactive ones stay
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 
+def _batch_statistics(graphdef, params, stats, rest, images, masks):
+    """One batch's BatchNorm statistics (momentum 0: the running values become the batch's)."""
+    m = nnx.merge(graphdef, params, stats, rest)
+    m(images, train=True, **({} if masks is None else {"masks": masks}))
+    return nnx.state(m, nnx.BatchStat)
+
+
+class Recalibrator:
+    """recalibrate() with its compiled step kept across calls on models of one architecture
+    (evaluating many sub-networks of one trained net compiles once)."""
+
+    def __init__(self):
+        self._graphdef, self._step = None, None
+
+    def __call__(self, model: nnx.Module, batches, masks: dict | None = None) -> nnx.Module:
+        """`model` with its BatchNorm statistics recomputed over `batches` (dicts with
+        'image') at the width `masks` gives (None: the full width); updated in place."""
+        norms = [m for _, m in nnx.iter_modules(model) if isinstance(m, nnx.BatchNorm)]
+        if not norms:
+            raise ValueError("recalibrate: the model has no BatchNorm")
+        before = [m.momentum for m in norms]
+        for m in norms:
+            m.momentum = 0.0  # running statistics ← this batch's
+        try:
+            graphdef, params, stats, rest = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+            if self._step is None or graphdef != self._graphdef:
+                self._graphdef = graphdef
+                self._step = jax.jit(functools.partial(_batch_statistics, graphdef))
+            total, count = None, 0
+            for batch in batches:
+                new = self._step(params, stats, rest, jnp.asarray(batch["image"]), masks)
+                total = new if total is None else jax.tree.map(jnp.add, total, new)
+                count += 1
+            if not count:
+                raise ValueError("recalibrate: no batches")
+            nnx.update(model, jax.tree.map(lambda v: v / count, total))
+        finally:
+            for m, momentum in zip(norms, before):
+                m.momentum = momentum
+        return model
+
+
 def recalibrate(model: nnx.Module, batches, masks: dict | None = None) -> nnx.Module:
-    """`model` with its BatchNorm statistics recomputed over `batches` (dicts with 'image')
-    at the width `masks` gives (None: the full width); returns the model, updated in place."""
-    norms = [m for _, m in nnx.iter_modules(model) if isinstance(m, nnx.BatchNorm)]
-    if not norms:
-        raise ValueError("recalibrate: the model has no BatchNorm")
-    before = [m.momentum for m in norms]
-    for m in norms:
-        m.momentum = 0.0  # running statistics ← this batch's
-    try:
-        graphdef, params, stats, rest = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
-
-        @jax.jit
-        def batch_statistics(params, stats, rest, images, masks):
-            m = nnx.merge(graphdef, params, stats, rest)
-            m(images, train=True, **({} if masks is None else {"masks": masks}))
-            return nnx.state(m, nnx.BatchStat)
-
-        total, count = None, 0
-        for batch in batches:
-            new = batch_statistics(params, stats, rest, jnp.asarray(batch["image"]), masks)
-            total = new if total is None else jax.tree.map(jnp.add, total, new)
-            count += 1
-        if not count:
-            raise ValueError("recalibrate: no batches")
-        nnx.update(model, jax.tree.map(lambda v: v / count, total))
-    finally:
-        for m, momentum in zip(norms, before):
-            m.momentum = momentum
-    return model
+    """One recalibration (Recalibrator for many)."""
+    return Recalibrator()(model, batches, masks)
