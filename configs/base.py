@@ -83,6 +83,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.augment = "none"          # none | flip | cifar (pad-4 crop + flip) | imagenet (inception crop + flip) | views (multi-crop) | "module:Name" (a lib.data.pipeline.Augment)
     c.data.crop_scale = (0.1, 1.0)   # imagenet augment (and papers' random resized crops): area fraction range (torchvision: (0.08, 1.0))
     c.data.crop_ratio = (0.8, 1.25)  # their aspect ratio w/h range, log-uniform (torchvision: (3/4, 4/3))
+    c.data.color_jitter = 0.0        # imagenet augment: torchvision ColorJitter brightness = contrast = saturation strength after the crop (0 = off; 8-bit images)
+    c.data.lighting = 0.0            # imagenet augment: AlexNet PCA lighting noise std after the jitter (0 = off; 8-bit RGB images)
     c.data.views = (0,)              # augment=views: crops per group, e.g. (2,) or (2, 6) for 2 global + 6 local (0s ignored)
     c.data.view_sizes = (0,)         # augment=views: side of each group's crops
     c.data.view_min_scale = (0.08,)  # augment=views: smallest area fraction of each group's crops
@@ -214,6 +216,8 @@ RULES = {
     "data.validation_examples": at_least(0),
     "data.crop_scale": each(in_range(0, 1, low_open=True)),
     "data.crop_ratio": each(greater_than(0)),
+    "data.color_jitter": at_least(0),
+    "data.lighting": at_least(0),
     "data.views": each(at_least(0)),
     "data.view_sizes": each(at_least(0)),
     "data.view_min_scale": each(in_range(0, 1, low_open=True)),

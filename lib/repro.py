@@ -40,7 +40,10 @@ class PaperClaim:
     `config` is "path/to/file.py:arg". With `versus` (another config) the measured value is
     metric(config) − metric(versus), each averaged over the runs given to `check`; with
     `denominator` (a third config) it is divided by metric(denominator) − metric(versus) (or
-    by metric(denominator) alone): "recovers most of the gain" ratios. A claim
+    by metric(denominator) alone): "recovers most of the gain" ratios. With `pairwise` (the
+    name of a function of the paper's claims module) and `versus`, the measured value is
+    pairwise(workdirs of config, workdirs of versus) instead: a comparison that needs both
+    sets of runs whole, e.g. the largest gain between two accuracy-vs-cost fronts. A claim
     without config (e.g. a trend over a whole sweep) is listed but not decided. A value passes
     when |measured − expected| ≤ tolerance, or when low ≤ measured ≤ high if `bounds` is set.
     """
@@ -57,6 +60,7 @@ class PaperClaim:
     hard: bool = True
     versus: str | None = None
     denominator: str | None = None
+    pairwise: str | None = None
 
     def passes(self, measured: float) -> bool:
         if self.bounds is not None:
@@ -277,6 +281,8 @@ def _check_claim(claims_module, claim: PaperClaim, runs: list[FinishedRun]) -> R
     mine = [r for r in runs if _matches(claim.config, r.config)]
     if not mine:
         return None
+    if claim.pairwise:
+        return _check_pairwise(claims_module, claim, mine, runs)
     value = _mean_metric(claims_module, mine, claim.metric)
     what = f"{len(mine)} run(s)"
     other = 0.0
@@ -302,6 +308,19 @@ def _check_claim(claims_module, claim: PaperClaim, runs: list[FinishedRun]) -> R
     passed = claim.passes(value) if math.isfinite(value) else False
     return Row(claim.id, claim.description, claim.expected_text(), f"{value:.4g} ({what})",
                passed, claim.hard)
+
+
+def _check_pairwise(claims_module, claim: PaperClaim, mine: list[FinishedRun],
+                    runs: list[FinishedRun]) -> Row:
+    theirs = [r for r in runs if _matches(claim.versus, r.config)]
+    if not theirs:
+        return Row(claim.id, claim.description, claim.expected_text(),
+                   f"needs a run of {claim.versus}", None, claim.hard)
+    compare = getattr(claims_module, claim.pairwise)
+    value = compare([r.workdir for r in mine], [r.workdir for r in theirs])
+    passed = claim.passes(value) if math.isfinite(value) else False
+    return Row(claim.id, claim.description, claim.expected_text(),
+               f"{value:.4g} ({len(mine)} run(s) vs {len(theirs)})", passed, claim.hard)
 
 
 def check(workdirs: list) -> int:
@@ -351,6 +370,7 @@ def list_claims() -> None:
                   f"{c.expected_text()} ({c.metric}) — {c.source}; "
                   f"config: {c.config or 'a whole sweep (not decided by check)'}"
                   + (f" vs {c.versus}" if c.versus else "")
+                  + (f" by {c.pairwise}" if c.pairwise else "")
                   + (f", over {c.denominator}" if c.denominator else ""))
         print("Small scale (python -m lib.repro verify " + slug + "):")
         for c in claims.SMALL_CLAIMS:

@@ -2,6 +2,7 @@
 procedure in quick mode, the small-scale claims on hand-built measurements, bad input."""
 
 import json
+import sys
 
 import jax
 import numpy as np
@@ -92,10 +93,19 @@ def test_slim_samples_uniform_widths(tmp_path):
 @pytest.mark.parametrize("overrides, message", [
     ({"joslim.method": "nas"}, "joslim.method='nas'; valid choices: joslim, slim, twostage"),
     ({"model.name": "cifar_resnet"}, "needs a slimmable model"),
+    ({"joslim.surrogate": "bohb"}, "joslim.surrogate='bohb'; valid choices: fixed, fitted"),
+    ({"joslim.acquisition": "restarts"}, "needs joslim.cost_model=gp and joslim.surrogate"),
 ])
 def test_bad_settings_are_refused_before_anything_is_written(tmp_path, overrides, message):
     with pytest.raises(config_lib.ConfigError, match=message):
         procedure.run(_config(**overrides), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_fitted_surrogate_without_tinygp_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tinygp", None)
+    with pytest.raises(config_lib.ConfigError, match=r"pip install -e '\.\[gp\]'"):
+        procedure.run(_config(**{"joslim.surrogate": "fitted"}), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
@@ -160,3 +170,43 @@ def test_gain_at_matched_cost_by_hand():
     np.testing.assert_allclose(budgets, [0.3, 0.65, 1.0])
     np.testing.assert_allclose(gain, [0.6 - 0.5, 0.8 - 0.5, 0.0])
     assert np.isnan(analysis.best_at(np.array([0.4]), np.array([0.7]), 0.3))
+
+
+def _finished_imagenet(tmp_path, name, arg, points):
+    """A finished run of configs/imagenet.py as `check` reads it: config, results, front."""
+    folder = tmp_path / name
+    folder.mkdir()
+    config = config_lib.load_file(REPO / claims.IMAGENET, arg)
+    (folder / "config.json").write_text(config.to_json_best_effort())
+    (folder / "results.json").write_text(json.dumps({"eval/accuracy": points[-1][1]}))
+    front = {"points": [{"cost": c, "test_top1": a} for c, a in points],
+             "front": list(range(len(points)))}
+    (folder / "front.json").write_text(json.dumps({"settings": {}, "values": front}))
+    return folder
+
+
+def test_imagenet_gains_are_decided_by_check_from_the_fronts(tmp_path, capsys):
+    """J1 from two seeds of Joslim and one of Slim: mean fronts (0.70, 0.745, 0.75) and
+    (0.69, 0.73, 0.75) at costs 0.3 / 0.6 / 1.0; the largest gain is at budgets in
+    [0.6, 1): 0.745 − 0.73 = 1.5 points, within 1.7 ± 0.5. Equal fronts: 0 points, FAIL."""
+    mbv2 = "model=mobilenet_v2"
+    runs = [
+        _finished_imagenet(tmp_path, "j0", f"{mbv2},method=joslim,seed=0",
+                           [(0.3, 0.70), (0.6, 0.74), (1.0, 0.75)]),
+        _finished_imagenet(tmp_path, "j1", f"{mbv2},method=joslim,seed=1",
+                           [(0.3, 0.70), (0.6, 0.75), (1.0, 0.75)]),
+        _finished_imagenet(tmp_path, "s0", f"{mbv2},method=slim",
+                           [(0.3, 0.69), (0.6, 0.73), (1.0, 0.75)]),
+    ]
+    assert claims.largest_gain(runs[:2], runs[2:]) == pytest.approx(1.5)
+    assert repro.check(runs) == 0
+    out = capsys.readouterr().out
+    assert "| J1 |" in out and "1.5 (2 run(s) vs 1)" in out and "| J2 |" not in out
+    slim_equal = _finished_imagenet(tmp_path, "s1", f"{mbv2},method=slim",
+                                    [(0.3, 0.70), (0.6, 0.745), (1.0, 0.75)])
+    assert claims.largest_gain(runs[:2], [slim_equal]) == pytest.approx(0.0)
+    repro.check([*runs[:2], slim_equal])
+    row = next(line for line in capsys.readouterr().out.splitlines() if "| J1 |" in line)
+    assert "FAIL" in row
+    repro.check(runs[:2])
+    assert "needs a run of" in capsys.readouterr().out

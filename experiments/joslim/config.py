@@ -21,6 +21,9 @@ def declare(c: ml_collections.ConfigDict) -> None:
     c.joslim.beta = 0.1              # UCB: mean + √β·std
     c.joslim.cost = "macs"           # the cost C(α): macs (conv MACs, lib.slim.cost) | memory (weights + activations: our reading)
     c.joslim.cost_model = "exact"    # exact (the counter) | gp (a GP surrogate, as the paper's code)
+    c.joslim.surrogate = "fixed"     # fixed (spec §6: Matérn-5/2, lengthscale 0.5, no fitting) | fitted (spec §2: priors, MAP, additive cost kernel; tinygp, the [gp] extra)
+    c.joslim.ard = True              # fitted loss GP: one lengthscale per dimension (BoTorch's SingleTaskGP; the spec is silent)
+    c.joslim.acquisition = "candidates"  # candidates (T_λ minimised over mobo.candidates) | restarts (then L-BFGS-B from the 5 best, BoTorch's way; needs cost_model=gp, surrogate=fitted)
     c.joslim.target = "uniform"      # cost targets: uniform over linspace(lower, 1, 50) | area (PareCO's area-weighted histogram)
     c.joslim.eval_grid = 10          # slim: uniform widths evaluated after training (linspace(l, u, this))
     c.joslim.recalibration_batches = 0  # BN recalibration before evaluating a sub-network: train batches (0 = the whole train split; ImageNet: 2 of 1,024)

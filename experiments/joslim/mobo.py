@@ -14,11 +14,13 @@ cost ratios:
 
   T_λ(α) = max((1−λ)(U_L − b), λ(U_C − b)) + ρ[(1−λ)(U_L − b) + λ(U_C − b)],  b = −3, ρ = 1e-6
 
-The GP here is the spec §6 small-scale surrogate: exact, Matérn-5/2 with fixed
-hyperparameters (lengthscale 0.5, output scale 1, noise 1e-4) on inputs scaled to [0, 1]^D
-and standardised targets. The acquisition is minimised over a finite candidate set
-(`candidates`: uniform random configurations, uniform widths, and Gaussian perturbations of
-the current front's members) instead of BoTorch's gradient restarts.
+The GPs see inputs scaled to [0, 1]^D and standardised targets. surrogate=fixed is spec §6's
+small-scale GP: exact, Matérn-5/2 with fixed hyperparameters (lengthscale 0.5, output scale 1,
+noise 1e-4). surrogate=fitted is spec §2's (experiments.joslim.fitted_gp, on tinygp): priors,
+MAP hyperparameters, an additive kernel for the cost. acquisition=candidates minimises T_λ over
+a finite set (`candidates`: uniform random configurations, uniform widths, and Gaussian
+perturbations of the current front's members); acquisition=restarts refines that set's best
+by L-BFGS-B on the GPs' UCBs, as BoTorch's optimize_acqf did.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from lib.slim import pareto
@@ -77,16 +81,18 @@ def ucb(mean: np.ndarray, std: np.ndarray, beta: float) -> np.ndarray:
     return mean + np.sqrt(beta) * std
 
 
-def tchebyshev(loss: np.ndarray, cost: np.ndarray, lam: float) -> np.ndarray:
-    """The augmented Tchebyshev scalarisation T_λ of standardised loss and cost."""
-    a, c = (1 - lam) * (np.asarray(loss) - REFERENCE), lam * (np.asarray(cost) - REFERENCE)
-    return np.maximum(a, c) + RHO * (a + c)
+def tchebyshev(loss, cost, lam):
+    """The augmented Tchebyshev scalarisation T_λ of standardised loss and cost (numpy or
+    jnp arrays, so the gradient restarts can differentiate it)."""
+    a, c = (1 - lam) * (loss - REFERENCE), lam * (cost - REFERENCE)
+    xp = jnp if isinstance(a, jax.Array) or isinstance(c, jax.Array) else np
+    return xp.maximum(a, c) + RHO * (a + c)
 
 
-def search_lambda(objective: Callable[[float], int], ratio: Callable[[int], float],
-                  target: float) -> tuple[int, float, int]:
-    """(index of the chosen candidate, its cost ratio, steps taken): the binary search on λ
-    toward a cost target. `objective(λ)` is the index minimising T_λ; `ratio(i)` its exact
+def search_lambda(objective: Callable[[float], object], ratio: Callable[[object], float],
+                  target: float) -> tuple[object, float, int]:
+    """(the chosen configuration, its cost ratio, steps taken): the binary search on λ toward
+    a cost target. `objective(λ)` is the configuration minimising T_λ; `ratio(α)` its exact
     cost ratio."""
     lam, lo, hi, steps = 0.5, 0.0, 1.0, 0
     while steps < LAMBDA_STEPS:
@@ -144,32 +150,85 @@ def candidates(history: np.ndarray, losses: np.ndarray, costs: np.ndarray, low: 
     return np.clip(np.concatenate(parts), low, high)
 
 
+SURROGATES = ("fixed", "fitted")
+COST_MODELS = ("exact", "gp")
+TARGET_RULES = ("uniform", "area")
+ACQUISITIONS = ("candidates", "restarts")
+RESTARTS = 5
+
+
+def surrogates(kind: str, ard: bool = True) -> tuple:
+    """(loss GP, cost GP): spec §6's fixed Matern52GP for both, or spec §2's fitted GPs
+    (experiments.joslim.fitted_gp: ARD Matérn for the loss, additive for the cost)."""
+    if kind == "fixed":
+        return Matern52GP(), Matern52GP()
+    if kind == "fitted":
+        from experiments.joslim import fitted_gp
+        fitted_gp.tinygp()
+        return fitted_gp.FittedGP("ard", ard=ard), fitted_gp.FittedGP("additive")
+    raise ValueError(f"surrogate {kind!r}; valid choices: {', '.join(SURROGATES)}")
+
+
+def restarts_search(loss_posterior, cost_posterior, u_loss, u_cost, pool_scaled, beta):
+    """objective(λ) for search_lambda by gradient restarts: the RESTARTS best candidates under
+    T_λ start L-BFGS-B on T_λ of the two GPs' UCBs over [0, 1]^D (scaled configurations)."""
+    from experiments.joslim import fitted_gp
+
+    def scalarised(z, lam):
+        loss = ucb(*loss_posterior.jax(z), beta)
+        cost = ucb(*cost_posterior.jax(z), beta)
+        return tchebyshev(loss, cost, lam)[0]
+
+    minimise = fitted_gp.minimiser(scalarised)
+
+    def objective(lam):
+        order = np.argsort(tchebyshev(u_loss, u_cost, lam))[:RESTARTS]
+        return minimise(pool_scaled[order], lam)
+
+    return objective
+
+
 def sample(history: np.ndarray, losses: np.ndarray, costs: np.ndarray, *, low: float,
            high: float, cost_of: Callable[[np.ndarray], np.ndarray], lower: float,
            rng: np.random.Generator, beta: float = 0.1, cost_model: str = "exact",
            target_rule: str = "uniform", full_loss: float | None = None,
-           gp: Matern52GP = Matern52GP()) -> dict:
+           surrogate: str = "fixed", acquisition: str = "candidates", ard: bool = True
+           ) -> dict:
     """One MOBO sample: {'alpha', 'target', 'ratio', 'steps'} (spec §2 MOBO_sample).
-    `cost_of(configs) -> exact cost ratios` of [N, D] configurations."""
+    `cost_of(configs) -> exact cost ratios` of [N, D] configurations. acquisition=restarts
+    refines the candidates by gradient (BoTorch's way) and needs cost_model=gp and
+    surrogate=fitted: the exact counter has no gradient."""
+    if acquisition not in ACQUISITIONS:
+        raise ValueError(f"acquisition {acquisition!r}; valid choices: {', '.join(ACQUISITIONS)}")
+    if acquisition == "restarts" and (cost_model, surrogate) != ("gp", "fitted"):
+        raise ValueError("acquisition=restarts needs cost_model=gp and surrogate=fitted "
+                         f"(got cost_model={cost_model!r}, surrogate={surrogate!r})")
     scale = lambda a: (np.asarray(a) - low) / (high - low)  # noqa: E731
+    loss_gp, cost_gp = surrogates(surrogate, ard)
     pool = candidates(history, losses, costs, low, high, rng)
-    exact = cost_of(pool)
     y_loss, _, _ = standardise(losses)
-    u_loss = ucb(*gp.fit(scale(history), y_loss)(scale(pool)), beta)
+    loss_posterior = loss_gp.fit(scale(history), y_loss)
+    u_loss = ucb(*loss_posterior(scale(pool)), beta)
     y_cost, mean, std = standardise(costs)
     if cost_model == "gp":
-        u_cost = ucb(*gp.fit(scale(history), y_cost)(scale(pool)), beta)
+        cost_posterior = cost_gp.fit(scale(history), y_cost)
+        u_cost = ucb(*cost_posterior(scale(pool)), beta)
     elif cost_model == "exact":
-        u_cost = (exact - mean) / std
+        u_cost = (cost_of(pool) - mean) / std
     else:
-        raise ValueError(f"cost_model {cost_model!r}; valid choices: exact, gp")
+        raise ValueError(f"cost_model {cost_model!r}; valid choices: {', '.join(COST_MODELS)}")
     if target_rule == "uniform":
         target = uniform_target(lower, rng)
     elif target_rule == "area":
         target = area_target(losses, costs, lower, full_loss, rng)
     else:
-        raise ValueError(f"target_rule {target_rule!r}; valid choices: uniform, area")
-    best, r, steps = search_lambda(
-        lambda lam: int(np.argmin(tchebyshev(u_loss, u_cost, lam))),
-        lambda i: float(exact[i]), target)
-    return {"alpha": pool[best], "target": target, "ratio": r, "steps": steps}
+        raise ValueError(f"target_rule {target_rule!r}; valid choices: "
+                         f"{', '.join(TARGET_RULES)}")
+    if acquisition == "candidates":
+        objective = lambda lam: pool[int(np.argmin(tchebyshev(u_loss, u_cost, lam)))]  # noqa: E731
+    else:
+        search = restarts_search(loss_posterior, cost_posterior, u_loss, u_cost, scale(pool),
+                                 beta)
+        objective = lambda lam: low + (high - low) * search(lam)  # noqa: E731
+    alpha, r, steps = search_lambda(objective, lambda a: float(cost_of(a[None])[0]), target)
+    return {"alpha": alpha, "target": target, "ratio": r, "steps": steps}

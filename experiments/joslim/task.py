@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from experiments.joslim import mobo
+from experiments.joslim import fitted_gp, mobo
 from lib import data, losses, models, sharding
 from lib.config import ConfigError
 from lib.slim import cost as cost_lib
@@ -107,6 +107,20 @@ class Joslim(Classification):
         if self.cfg.method not in METHODS:
             raise ConfigError(f"joslim.method={self.cfg.method!r}; valid choices: "
                               f"{', '.join(METHODS)}")
+        for key, valid in (("surrogate", mobo.SURROGATES), ("acquisition", mobo.ACQUISITIONS),
+                           ("cost_model", mobo.COST_MODELS), ("target", mobo.TARGET_RULES)):
+            if self.cfg[key] not in valid:
+                raise ConfigError(f"joslim.{key}={self.cfg[key]!r}; valid choices: "
+                                  f"{', '.join(valid)}")
+        if self.cfg.acquisition == "restarts" and (self.cfg.cost_model, self.cfg.surrogate) \
+                != ("gp", "fitted"):
+            raise ConfigError("joslim.acquisition=restarts differentiates both GPs: it needs "
+                              "joslim.cost_model=gp and joslim.surrogate=fitted")
+        if self.cfg.surrogate == "fitted":
+            try:
+                fitted_gp.tinygp()
+            except ImportError as error:
+                raise ConfigError(str(error)) from None
         if not 0 < self.cfg.low <= self.cfg.high <= 1:
             raise ConfigError(f"joslim.low={self.cfg.low}, high={self.cfg.high}: need "
                               "0 < low <= high <= 1")
@@ -197,7 +211,8 @@ class Joslim(Classification):
             cost_of=lambda a: np.array([cost_lib.cost(self.arch, x, cfg.cost) for x in a]),
             lower=cost_lib.cost(self.arch, space.smallest(), cfg.cost), rng=rng,
             beta=cfg.beta, cost_model=cfg.cost_model, target_rule=cfg.target,
-            full_loss=float(full_loss))
+            full_loss=float(full_loss), surrogate=cfg.surrogate,
+            acquisition=cfg.acquisition, ard=cfg.ard)
         return out["alpha"], out["target"]
 
     # --- calibration ------------------------------------------------------------------------

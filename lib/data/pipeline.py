@@ -107,13 +107,21 @@ class CifarCrop(Augment):
 
 class InceptionCrop(Augment):
     """Inception-style random resized crop to data.image_size (area fraction in
-    data.crop_scale, aspect in data.crop_ratio), then a flip."""
+    data.crop_scale, aspect in data.crop_ratio), then a flip; then, where set, colour jitter
+    (data.color_jitter) and PCA lighting (data.lighting) of the image, in that order."""
 
     resizes = True
 
     def transform(self, arrays, rng):
-        return preprocess.flip(preprocess.random_resized_crop(
+        arrays = preprocess.flip(preprocess.random_resized_crop(
             arrays, rng, self.size, *crop_ranges(self.data_cfg)), rng)
+        jitter, lighting = self.data_cfg.color_jitter, self.data_cfg.lighting
+        if jitter:
+            arrays["image"] = preprocess.color_jitter(arrays["image"], rng, jitter, jitter,
+                                                      jitter)
+        if lighting:
+            arrays["image"] = preprocess.pca_lighting(arrays["image"], rng, lighting)
+        return arrays
 
 
 class Views(Augment):
@@ -481,7 +489,24 @@ def get_info(data_cfg) -> DatasetInfo:
     )
 
 
+def _check_color(data_cfg, split: sources.Split) -> None:
+    """Colour jitter and lighting act on 8-bit pixels (lighting: RGB) after the imagenet crop."""
+    if not (data_cfg.color_jitter or data_cfg.lighting):
+        return
+    if _augment_class(data_cfg) is not InceptionCrop:
+        raise ConfigError(f"data.color_jitter and data.lighting follow the imagenet crop; "
+                          f"data.augment={data_cfg.augment!r} ignores them: set "
+                          "data.augment='imagenet' or leave them at 0")
+    if split.max_value != 255:
+        raise ConfigError(f"data.color_jitter and data.lighting need 8-bit pixels; "
+                          f"{data_cfg.name}'s go to {split.max_value}: leave them at 0")
+    if data_cfg.lighting and split.image_shape[-1] != 3:
+        raise ConfigError(f"data.lighting (PCA lighting) needs RGB images; {data_cfg.name} "
+                          f"has {split.image_shape[-1]} channel(s): set data.lighting=0")
+
+
 def _train_transform(data_cfg, split: sources.Split, size: int):
+    _check_color(data_cfg, split)
     augment_class = _augment_class(data_cfg)
     if augment_class is None:
         return _Prepare(data_cfg.pool, 0, data_cfg.blur, split.spatial)

@@ -177,6 +177,49 @@ def resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:
     return center_crop(resize_shorter(image, round(size * EVAL_RESIZE_RATIO)), size)
 
 
+# AlexNet's PCA of ImageNet's RGB pixels in [0, 1] (eigenvalues, eigenvectors as columns), as
+# the ImageNet recipes with "PCA lighting" use them.
+LIGHTING_EIGVAL = np.array([0.2175, 0.0188, 0.0045])
+LIGHTING_EIGVEC = np.array([[-0.5675, 0.7192, 0.4009],
+                            [-0.5808, -0.0045, -0.8140],
+                            [-0.5836, -0.6948, 0.4203]])
+
+
+def color_jitter(image: np.ndarray, rng: np.random.Generator, brightness: float,
+                 contrast: float, saturation: float) -> np.ndarray:
+    """torchvision's ColorJitter on an 8-bit image (PIL's enhancers, as torchvision applies
+    them to PIL images): factors U[max(0, 1 − s), 1 + s] for brightness (blend with black),
+    contrast (with the mean grey level) and saturation (with the greyscale image), in a random
+    order. A one-channel image's saturation is a no-op, as in PIL."""
+    from PIL import ImageEnhance
+
+    gray = image.shape[-1] == 1
+    pixels = image if image.dtype == np.uint8 else np.clip(np.rint(image), 0, 255).astype(
+        np.uint8)
+    pil = Image.fromarray(pixels[..., 0] if gray else pixels)
+    enhancers = [(ImageEnhance.Brightness, brightness), (ImageEnhance.Contrast, contrast),
+                 (ImageEnhance.Color, saturation)]
+    for i in rng.permutation(len(enhancers)):
+        enhancer, strength = enhancers[i]
+        if strength > 0:
+            pil = enhancer(pil).enhance(rng.uniform(max(0.0, 1 - strength), 1 + strength))
+    out = np.asarray(pil)
+    return out[..., None] if gray else out
+
+
+def pca_lighting(image: np.ndarray, rng: np.random.Generator, std: float,
+                 max_value: float = 255.0) -> np.ndarray:
+    """AlexNet's PCA lighting noise: α ~ N(0, std²) per principal component, and the offset
+    Σ_j α_j λ_j v_j (in [0, 1] units, times max_value) added to every pixel of an RGB image;
+    float32, not clipped (the recipes add it to the tensor before normalising)."""
+    if image.shape[-1] != 3:
+        raise ValueError(f"PCA lighting needs RGB images; this one has {image.shape[-1]} "
+                         "channel(s)")
+    alpha = rng.normal(0.0, std, 3)
+    offset = LIGHTING_EIGVEC @ (alpha * LIGHTING_EIGVAL) * max_value
+    return image.astype(np.float32) + offset.astype(np.float32)
+
+
 def normalizer(scale: float, mean, std):
     """(a, b) float32 per channel so that a * raw + b = (raw / scale - mean) / std."""
     mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)

@@ -9,8 +9,10 @@ normalisation (the code's, for CIFAR too); M = 2, P = 20, l = 0.42, b = −3, UC
 τ such that about 500 rounds run (the code: 235 for 300 epochs). The paper trained 200 epochs
 (the README says 300: `epochs=300`). The code calibrated and selected the front on the test
 split; here 5,000 training images are held out as the validation split for both.
-The paper-scale MOBO uses a fitted GP in the code (BoTorch); this config uses the spec §6
-fixed-hyperparameter GP (not built yet: the GP library sampler).
+MOBO as the code's (spec §2): GPs for loss and cost with the spec's priors, MAP-fitted
+(experiments.joslim.fitted_gp, tinygp: the `[gp]` extra), the acquisition refined by
+L-BFGS-B restarts; `--config.joslim.surrogate=fixed --config.joslim.cost_model=exact
+--config.joslim.acquisition=candidates` gives spec §6's small-scale sampler instead.
 
 Command (CIFAR-100 prepared with `python -m lib.data.prepare cifar100 --data_dir=D`):
     python -m lib.main --config=experiments/joslim/configs/cifar.py:depth=20,method=joslim \\
@@ -63,6 +65,7 @@ def get_config(arg=None):
     c.joslim.method = a.method
     c.joslim.tau = max(1, c.total_steps // ROUNDS)
     c.joslim.samples, c.joslim.prior = 2, 20
+    c.joslim.surrogate, c.joslim.cost_model, c.joslim.acquisition = "fitted", "gp", "restarts"
     if a.quick:
         common.quick(c, steps=20)
         c.data.validation_examples = 200
