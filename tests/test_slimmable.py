@@ -16,24 +16,32 @@ SUB = {"stage1/residual": 5, "stage1/block0": 3, "stage2/residual": 9, "stage2/b
        "stage3/residual": 13, "stage3/block0": 20}
 
 
-def build(stem="1x1", channels=None, seed=0):
+def build(stem="1x1", channels=None, seed=0, shortcut="zero_pad", head="conv"):
     return slimmable.SlimCifarResNet(8, 8, num_classes=10, stem=stem, channels=channels,
-                                     rngs=nnx.Rngs(seed))
+                                     shortcut=shortcut, head=head, rngs=nnx.Rngs(seed))
+
+
+# (stem, shortcut, head): the joslim code's two stems, and width_transfer's net
+VARIANTS = [("1x1", "zero_pad", "conv"), ("3x3", "zero_pad", "conv"),
+            ("3x3", "projection", "dense")]
 
 
 def randomise_statistics(model, seed=1):
-    """Non-trivial running statistics, so eval mode tests more than the init's 0 / 1."""
+    """Non-trivial running statistics, so eval mode tests more than the init's 0 / 1: means
+    near 0 and variances near 1, so activations stay alive through the ReLUs."""
     rng = np.random.default_rng(seed)
     stats = nnx.state(model, nnx.BatchStat)
-    nnx.update(model, jax.tree.map(
-        lambda v: jnp.asarray(rng.uniform(0.5, 1.5, np.shape(v)), jnp.float32), stats))
+    nnx.update(model, jax.tree_util.tree_map_with_path(
+        lambda path, v: jnp.asarray(
+            rng.normal(0, 0.2, np.shape(v)) if "mean" in jax.tree_util.keystr(path)
+            else rng.uniform(0.5, 1.5, np.shape(v)), jnp.float32), stats))
 
 
-@pytest.mark.parametrize("stem", slimmable.STEMS)
-def test_masked_sub_network_equals_the_sliced_narrow_network(stem):
-    full = build(stem)
+@pytest.mark.parametrize("stem, shortcut, head", VARIANTS)
+def test_masked_sub_network_equals_the_sliced_narrow_network(stem, shortcut, head):
+    full = build(stem, shortcut=shortcut, head=head)
     randomise_statistics(full)
-    narrow = masking.sliced(full, build(stem, SUB, seed=7))
+    narrow = masking.sliced(full, build(stem, SUB, seed=7, shortcut=shortcut, head=head))
     m = {k: jnp.asarray(v) for k, v in masking.masks(SUB, full.channels).items()}
     x = jnp.asarray(np.random.default_rng(2).normal(size=(6, 12, 12, 3)), jnp.float32)
     np.testing.assert_allclose(full(x, train=False, masks=m), narrow(x, train=False),
@@ -134,16 +142,18 @@ def test_front_and_area_by_hand():
         pareto.area(costs, accs, 1.0, 1.0)
 
 
-@pytest.mark.parametrize("stem", slimmable.STEMS)
-def test_the_model_has_the_convolutions_its_cost_is_counted_over(stem):
+@pytest.mark.parametrize("stem, shortcut, head", VARIANTS)
+def test_the_model_has_the_convolutions_its_cost_is_counted_over(stem, shortcut, head):
     """Every conv of lib.slim.space.cifar_resnet is a kernel of the NNX model of that shape
-    (at full width), and the model has no other conv: the cost counts what runs."""
-    model = build(stem)
-    arch = space.cifar_resnet(8, 10, widths=(8, 16, 32), image=8, stem=stem)
+    (at full width), and the model has no other conv: the cost counts what runs (a dense
+    head is not a conv)."""
+    model = build(stem, shortcut=shortcut, head=head)
+    arch = space.cifar_resnet(8, 10, widths=(8, 16, 32), image=8, stem=stem,
+                              shortcut=shortcut, head=head)
     channels = arch.space.full_channels
     kernels = {"/".join(map(str, path[:-1])): v.value.shape
                for path, v in nnx.to_flat_state(nnx.state(model, nnx.Param))
-               if path[-1] == "kernel"}
+               if path[-1] == "kernel" and not (head == "dense" and path[0] == "head")}
     expected = {c.name: (c.kernel, c.kernel, channels[c.cin], channels[c.cout])
                 for c in arch.convs}
     assert kernels == expected

@@ -54,6 +54,16 @@ __all__ = [
 ]
 
 
+def layer_spec(model_cfg) -> LayerSpec:
+    """The init and numerics settings of model_cfg (for a paper's own model factory too)."""
+    return LayerSpec(
+        kernel_init=model_cfg.kernel_init, linear_init=model_cfg.linear_init,
+        bn_init=model_cfg.bn_init, bn_momentum=model_cfg.bn_momentum,
+        bn_epsilon=model_cfg.bn_epsilon, bn_group_size=model_cfg.bn_group_size,
+        dtype=model_cfg.dtype, conv_weight_grad=model_cfg.conv_weight_grad,
+        bias_init=model_cfg.bias_init)
+
+
 def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
           rngs: nnx.Rngs) -> nnx.Module:
     """The model named by model_cfg.name (keys as in configs/base.py; VGG ignores width).
@@ -73,12 +83,7 @@ def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
                        image_size=image_size, rngs=rngs)
     if model_cfg.name == "vit":
         return _build_vit(model_cfg, num_classes, in_channels, image_size, rngs)
-    layers = LayerSpec(
-        kernel_init=model_cfg.kernel_init, linear_init=model_cfg.linear_init,
-        bn_init=model_cfg.bn_init, bn_momentum=model_cfg.bn_momentum,
-        bn_epsilon=model_cfg.bn_epsilon, bn_group_size=model_cfg.bn_group_size,
-        dtype=model_cfg.dtype, conv_weight_grad=model_cfg.conv_weight_grad,
-        bias_init=model_cfg.bias_init)
+    layers = layer_spec(model_cfg)
     common = {"num_classes": num_classes, "in_channels": in_channels, "layers": layers,
               "rngs": rngs}
     residual = {"mask_pruned_residual": model_cfg.mask_pruned_residual}

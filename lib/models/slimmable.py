@@ -15,13 +15,14 @@ SlimCifarResNet: the paper's code's CIFAR ResNet-{6n+2}: stem "1x1" (a 1×1 conv
 neither BN nor ReLU, the code's quirk) or "3x3" (conv, BN, ReLU); stages of n BasicBlocks at
 widths (w, 2w, 4w); stage changes by option A (stride-2 subsampling, zero channels appended
 after the active ones, which is why a later stage's residual width is at least the earlier
-one's); global average pool and a 1×1 conv classifier (with bias). Its dims are those of
-lib.slim.space.cifar_resnet: `stage{s}/residual` (the stem's output and every block's sum)
-and `stage{s}/block{j}` (block j's first conv output).
+one's) or, with shortcut="projection", a 1×1 conv + BN (width_transfer.md §6); global
+average pool and a 1×1 conv classifier with bias (head="dense": a dense layer). Its dims are
+those of lib.slim.space.cifar_resnet: `stage{s}/residual` (the stem's output and every
+block's sum) and `stage{s}/block{j}` (block j's first conv output).
 
-Parameter paths: 'stem' ('stem_bn' for 3x3), 'stage{s}/block{j}/{conv1,bn1,conv2,bn2}',
-'head' (the 1×1 conv). With features=True the model also returns 'stem', 'stage{s}/block{j}'
-and 'pool'.
+Parameter paths: 'stem' ('stem_bn' for 3x3), 'stage{s}/block{j}/{conv1,bn1,conv2,bn2}'
+(and '{downsample,downsample_bn}' where a projection shortcut is), 'head'. With
+features=True the model also returns 'stem', 'stage{s}/block{j}' and 'pool'.
 
 SlimImageNetResNet (18/34/50), SlimMobileNetV2 and SlimMobileNetV3 (large/small) have the
 dims and convolutions of lib.slim.space.imagenet_resnet, mobilenet_v2 and mobilenet_v3, their
@@ -80,22 +81,33 @@ def _option_a(x, cout: int, stride: int):
 
 
 class SlimBasicBlock(nnx.Module):
-    """conv3×3-BN-ReLU (block dim) → conv3×3-BN (residual dim), + shortcut, ReLU."""
+    """conv3×3-BN-ReLU (block dim) → conv3×3-BN (residual dim), + shortcut, ReLU. Where the
+    block changes stride or stage, the shortcut is option A, or with `projection` a 1×1
+    conv + BN (downsample, downsample_bn) on the residual dim."""
 
     def __init__(self, cin: int, width: int, cout: int, stride: int, layers: LayerSpec, *,
-                 rngs: nnx.Rngs):
+                 projection: bool = False, rngs: nnx.Rngs):
         self.conv1 = layers.conv(cin, width, 3, stride, padding=PAD1, rngs=rngs)
         self.bn1 = layers.bn(width, rngs=rngs)
         self.conv2 = layers.conv(width, cout, 3, padding=PAD1, rngs=rngs)
         self.bn2 = layers.bn(cout, rngs=rngs)
         self.stride, self.cout = stride, cout
+        if projection:
+            self.downsample = layers.conv(cin, cout, 1, stride, padding="VALID", rngs=rngs)
+            self.downsample_bn = layers.bn(cout, rngs=rngs)
+        else:
+            self.downsample = self.downsample_bn = None
 
     def __call__(self, x, masks: tuple, *, train: bool):
         inner, outer = masks
         y = jax.nn.relu(_masked_bn(self.bn1, self.conv1(x), inner, train))
         y = _masked_bn(self.bn2, self.conv2(y), outer, train)
-        shortcut = x if self.stride == 1 and x.shape[-1] == self.cout else \
-            _option_a(x, self.cout, self.stride)
+        if self.downsample is not None:
+            shortcut = _masked_bn(self.downsample_bn, self.downsample(x), outer, train)
+        elif self.stride == 1 and x.shape[-1] == self.cout:
+            shortcut = x
+        else:
+            shortcut = _option_a(x, self.cout, self.stride)
         return jax.nn.relu(y + shortcut)
 
 
@@ -118,13 +130,17 @@ class SlimCifarResNet(nnx.Module):
 
     def __init__(self, depth: int = 20, width: int = 16, *, num_classes: int,
                  in_channels: int = 3, stem: str = "1x1", channels: dict | None = None,
+                 shortcut: str = "zero_pad", head: str = "conv",
                  layers: LayerSpec = DEFAULT_LAYERS, rngs: nnx.Rngs):
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
             raise ValueError(f"slim_cifar_resnet depth must be 6n+2 (8, 14, 20, 32, 56, ...), "
                              f"got {depth!r}")
-        if stem not in STEMS:
-            raise ValueError(f"slim_cifar_resnet stem {stem!r}; valid choices: "
-                             f"{', '.join(STEMS)}")
+        for what, value, valid in (("stem", stem, STEMS),
+                                   ("shortcut", shortcut, space.CIFAR_SHORTCUTS),
+                                   ("head", head, space.CIFAR_HEADS)):
+            if value not in valid:
+                raise ValueError(f"slim_cifar_resnet {what} {value!r}; valid choices: "
+                                 f"{', '.join(valid)}")
         self.blocks_per_stage = n = (depth - 2) // 6
         bases = {residual_dim(s): width * 2 ** (s - 1) for s in (1, 2, 3)}
         bases.update({block_dim(s, j): width * 2 ** (s - 1) for s in (1, 2, 3)
@@ -144,15 +160,19 @@ class SlimCifarResNet(nnx.Module):
             self.stem = layers.conv(in_channels, c[residual_dim(1)], 3, padding=PAD1,
                                     rngs=rngs)
             self.stem_bn = layers.bn(c[residual_dim(1)], rngs=rngs)
-        cin = c[residual_dim(1)]
+        cin, cin_dim = c[residual_dim(1)], residual_dim(1)
         for s in (1, 2, 3):
             blocks = []
             for j in range(n):
-                blocks.append(SlimBasicBlock(cin, c[block_dim(s, j)], c[residual_dim(s)],
-                                             2 if s > 1 and j == 0 else 1, layers, rngs=rngs))
-                cin = c[residual_dim(s)]
+                blocks.append(SlimBasicBlock(
+                    cin, c[block_dim(s, j)], c[residual_dim(s)], 2 if s > 1 and j == 0 else 1,
+                    layers, projection=shortcut == "projection" and cin_dim != residual_dim(s),
+                    rngs=rngs))
+                cin, cin_dim = c[residual_dim(s)], residual_dim(s)
             setattr(self, f"stage{s}", _Stage(blocks))
-        self.head = layers.conv(cin, num_classes, 1, padding="VALID", use_bias=True, rngs=rngs)
+        self.head_kind = head
+        self.head = (layers.conv(cin, num_classes, 1, padding="VALID", use_bias=True, rngs=rngs)
+                     if head == "conv" else layers.linear(cin, num_classes, rngs=rngs))
 
     def dims(self) -> list[str]:
         """The fused width dimensions, in lib.slim.space.cifar_resnet's order."""
@@ -174,7 +194,10 @@ class SlimCifarResNet(nnx.Module):
                 feats[f"stage{s}/block{j}"] = x
         x = global_avg_pool(x)
         feats["pool"] = x
-        logits = self.head(x[:, None, None, :])[:, 0, 0, :].astype(jnp.float32)
+        if self.head_kind == "conv":
+            logits = self.head(x[:, None, None, :])[:, 0, 0, :].astype(jnp.float32)
+        else:
+            logits = self.head(x).astype(jnp.float32)
         return (logits, feats) if features else logits
 
 

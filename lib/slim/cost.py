@@ -24,8 +24,9 @@ from lib.slim.space import Arch
 KINDS = ("macs", "memory")
 
 
-def _active(arch: Arch, channels: Mapping[str, int]) -> None:
-    """Raise a ValueError unless `channels` gives every count the convs use, within bounds."""
+def _active(arch: Arch, channels: Mapping[str, int], bounded: bool = True) -> None:
+    """Raise a ValueError unless `channels` gives every count the convs use, within bounds
+    (1..full width; with bounded=False any positive count)."""
     limits = arch.space.full_channels
     needed = sorted({k for c in arch.convs for k in (c.cin, c.cout)})
     missing = [k for k in needed if k not in channels]
@@ -33,15 +34,19 @@ def _active(arch: Arch, channels: Mapping[str, int]) -> None:
         raise ValueError(f"{arch.name}: the channel counts lack {missing}; decode a width "
                          "configuration with arch.space.decode(alpha)")
     bad = [f"{k} = {channels[k]!r} (full width {limits[k]})" for k in needed
-           if not (isinstance(channels[k], int | np.integer) and 1 <= channels[k] <= limits[k])]
+           if not (isinstance(channels[k], int | np.integer) and 1 <= channels[k]
+                   and (channels[k] <= limits[k] or not bounded))]
     if bad:
-        raise ValueError(f"{arch.name}: active channel counts must be integers in 1..full "
-                         f"width; got {', '.join(bad)}")
+        allowed = "integers in 1..full width" if bounded else "positive integers"
+        raise ValueError(f"{arch.name}: active channel counts must be {allowed}; got "
+                         f"{', '.join(bad)}")
 
 
-def macs(arch: Arch, channels: Mapping[str, int]) -> int:
-    """Multiply-accumulates of the listed convs at the active `channels` (decoded counts)."""
-    _active(arch, channels)
+def macs(arch: Arch, channels: Mapping[str, int], bounded: bool = True) -> int:
+    """Multiply-accumulates of the listed convs at the active `channels` (decoded counts).
+    bounded=False allows counts above the arch's bases (a network widened past them, as
+    width_transfer's expand step does)."""
+    _active(arch, channels, bounded)
     return sum(c.kernel * c.kernel * (1 if c.depthwise else channels[c.cin])
                * channels[c.cout] * c.out_size * c.out_size for c in arch.convs)
 

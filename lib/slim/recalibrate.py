@@ -42,14 +42,16 @@ class Recalibrator:
             if self._step is None or graphdef != self._graphdef:
                 self._graphdef = graphdef
                 self._step = jax.jit(functools.partial(_batch_statistics, graphdef))
-            total, count = None, 0
+            average, count = None, 0
             for batch in batches:
                 new = self._step(params, stats, rest, jnp.asarray(batch["image"]), masks)
-                total = new if total is None else jax.tree.map(jnp.add, total, new)
                 count += 1
+                # the running mean: exact where every batch leaves a value as it was
+                average = new if average is None else jax.tree.map(
+                    lambda a, n, k=count: a + (n - a) / k, average, new)
             if not count:
                 raise ValueError("recalibrate: no batches")
-            nnx.update(model, jax.tree.map(lambda v: v / count, total))
+            nnx.update(model, average)
         finally:
             for m, momentum in zip(norms, before):
                 m.momentum = momentum

@@ -223,19 +223,31 @@ def _positive(what: str, value) -> None:
         raise ValueError(f"{what} must be a positive integer; got {value!r}")
 
 
+CIFAR_SHORTCUTS = ("zero_pad", "projection")  # model.shortcut's names
+CIFAR_HEADS = ("conv", "dense")
+
+
 def cifar_resnet(depth: int, num_classes: int, widths=(16, 32, 64), image: int = 32,
-                 stem: str = "1x1", in_channels: int = 3) -> Arch:
+                 stem: str = "1x1", in_channels: int = 3, shortcut: str = "zero_pad",
+                 head: str = "conv") -> Arch:
     """The code's CIFAR ResNet-{6n+2}: stem conv 3→w₁ ("1x1": the code's 1×1 conv without
-    BN; "3x3"), three stages of n BasicBlocks at `widths`, option-A shortcuts (stride-2
-    subsampling and zero channels: no conv), global pool and a 1×1-conv classifier.
+    BN; "3x3"), three stages of n BasicBlocks at `widths`, global pool and a classifier.
+    Shortcuts at a stage change: "zero_pad" (the code's option A: stride-2 subsampling and
+    zero channels, no conv; a later stage's residual width is then at least the previous
+    one's) or "projection" (a 1×1 conv + BN, width_transfer.md §6: the stages' widths are
+    independent).
+    Classifier: "conv" (the code's 1×1 conv, counted) or "dense" (not counted).
     Dims per stage: `stage{s}/residual` (the stem shares stage 1's), then one `stage{s}/block{j}`
     per block: 3n + 3 (ResNet-20: 12, ResNet-56: 30). Counted: stem, both 3×3 convs of every
-    block, the 1×1 classifier (at 1×1)."""
+    block, the 1×1 shortcut convs, the 1×1 classifier (at 1×1)."""
     if not (isinstance(depth, int) and depth >= 8 and (depth - 2) % 6 == 0):
         raise ValueError(f"a CIFAR ResNet's depth is 6n + 2 with n >= 1 (8, 20, 32, 44, 56, "
                          f"...); got {depth!r}")
-    if stem not in CIFAR_STEMS:
-        raise ValueError(f"unknown CIFAR stem {stem!r}; valid: {', '.join(CIFAR_STEMS)}")
+    for what, value, valid in (("stem", stem, CIFAR_STEMS), ("shortcut", shortcut,
+                                                             CIFAR_SHORTCUTS),
+                               ("head", head, CIFAR_HEADS)):
+        if value not in valid:
+            raise ValueError(f"unknown CIFAR {what} {value!r}; valid: {', '.join(valid)}")
     widths = tuple(widths)
     if len(widths) != 3:
         raise ValueError(f"a CIFAR ResNet has 3 stage widths; got {widths!r}")
@@ -255,15 +267,21 @@ def cifar_resnet(depth: int, num_classes: int, widths=(16, 32, 64), image: int =
             b = _block(s, j)
             convs += [Conv(f"{b}/conv1", cin, b, 3, stride, size),
                       Conv(f"{b}/conv2", b, _residual(s), 3, 1, size)]
+            if shortcut == "projection" and cin != _residual(s):
+                convs.append(Conv(f"{b}/downsample", cin, _residual(s), 1, stride, size))
             cin = _residual(s)
-    convs.append(Conv("head", cin, "classes", 1, 1, 1))
-    space = WidthSpace(tuple(dims), (tuple(_residual(s) for s in (1, 2, 3)),),
-                       fixed={"image": in_channels, "classes": num_classes},
+    if head == "conv":
+        convs.append(Conv("head", cin, "classes", 1, 1, 1))
+    chains = (tuple(_residual(s) for s in (1, 2, 3)),) if shortcut == "zero_pad" else ()
+    space = WidthSpace(tuple(dims), chains, fixed={"image": in_channels, "classes": num_classes},
                        name=f"ResNet-{depth}")
     return Arch(space, tuple(convs), counted=(
-        f"conv MACs: the {stem} stem conv, both 3×3 convs of every BasicBlock and the 1×1-conv "
-        "classifier; option-A shortcuts have no conv; BN, ReLU, pooling and adds are not "
-        "counted"))
+        f"conv MACs: the {stem} stem conv, both 3×3 convs of every BasicBlock"
+        + (", the 1×1 shortcut convs at stage changes" if shortcut == "projection" else
+           "; option-A shortcuts have no conv")
+        + ("; the 1×1-conv classifier" if head == "conv" else
+           "; the dense classifier is not counted")
+        + "; BN, ReLU, pooling and adds are not counted"))
 
 
 IMAGENET_RESNETS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),

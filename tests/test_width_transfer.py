@@ -1,0 +1,134 @@
+"""width_transfer (experiments/width_transfer): the stacking rules on the spec's hand
+examples, projection, FLOPs renormalisation, the cost counter's hand counts on the §6 target,
+the overhead factor recomputed by hand, fused dimensions in the built network, bad input."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from configs import base
+from experiments.width_transfer import nets, overhead, transfer
+
+TARGET = nets.Family()  # ResNet-14, w0 (8, 16, 32), 14×14
+PROXY = TARGET.proxy(width=0.5, depth=0.5, resolution=0.5)
+
+
+def test_stacking_rules_on_the_spec_examples():
+    a, b = 0.3, 0.9
+    assert transfer.stack([a, b], 4, "replicate") == [a, a, b, b]
+    assert transfer.stack([a, b], 4, "tile") == [a, b, a, b]
+    assert transfer.stack([10, 11, 12], 5, "replicate") == [10, 10, 11, 11, 12]
+    inter = transfer.stack([a, b], 4, "interpolate")
+    assert inter == pytest.approx([a, a + 0.25 * (b - a), a + 0.75 * (b - a), b])
+    for rule in transfer.STACKING:  # one proxy block: every rule copies it
+        assert transfer.stack([a], 3, rule) == pytest.approx([a, a, a])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: transfer.stack([1, 2], 4, "mirror"), "unknown stacking rule 'mirror'"),
+    (lambda: transfer.stack([1, 2, 3], 2), "a proxy may be shallower than its target, not "
+                                          "deeper"),
+    (lambda: TARGET.proxy(depth=2.0), "never wider, deeper or larger"),
+])
+def test_bad_transfers_are_refused_with_a_clear_message(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_projection_maps_stage_dims_and_stacks_block_dims():
+    assert PROXY.widths == (4, 8, 16) and PROXY.blocks == 1 and PROXY.image == 7
+    assert len(PROXY.dims) == 6 and len(TARGET.dims) == 9
+    proxy = {"stage1/residual": 0.5, "stage1/block0": 1.5, "stage2/residual": 1.0,
+             "stage2/block0": 0.75, "stage3/residual": 2.0, "stage3/block0": 0.25}
+    target = transfer.project(proxy, TARGET.dims)
+    assert target == {"stage1/residual": 0.5, "stage1/block0": 1.5, "stage1/block1": 1.5,
+                      "stage2/residual": 1.0, "stage2/block0": 0.75, "stage2/block1": 0.75,
+                      "stage3/residual": 2.0, "stage3/block0": 0.25, "stage3/block1": 0.25}
+    # w = max(1, floor(m · w0))
+    assert transfer.widths(target, TARGET.base) == {
+        "stage1/residual": 4, "stage1/block0": 12, "stage1/block1": 12, "stage2/residual": 16,
+        "stage2/block0": 12, "stage2/block1": 12, "stage3/residual": 64, "stage3/block0": 8,
+        "stage3/block1": 8}
+    with pytest.raises(ValueError, match="no counterpart in the proxy"):
+        transfer.project({k: v for k, v in proxy.items() if k != "stage2/residual"},
+                         TARGET.dims)
+
+
+def test_renormalisation_lands_within_one_percent_of_the_budget_and_not_above():
+    budget = TARGET.flops(TARGET.base)
+    rng = np.random.default_rng(0)
+    for _ in range(25):
+        m = dict(zip(TARGET.dims, rng.uniform(0.1, 2.5, len(TARGET.dims))))
+        out = transfer.renormalise(transfer.widths(m, TARGET.base), TARGET.flops, budget)
+        assert 0.99 * budget <= TARGET.flops(out) <= budget
+        assert min(out.values()) >= 1
+
+
+def test_a_budget_that_cannot_be_met_is_refused():
+    w0 = TARGET.base
+    with pytest.raises(ValueError, match="cannot be met.*already cost"):
+        transfer.renormalise(w0, TARGET.flops, 1_000)
+    with pytest.raises(ValueError, match="cannot be met.*reach only"):
+        transfer.renormalise(w0, TARGET.flops, 1e12)
+
+
+def test_cost_counter_equals_a_hand_count_on_the_target():
+    # uniform target at 14×14 (stage sides 14, 7, 4), grey input, dense head not counted
+    by_hand = (9 * 1 * 8 * 196                                  # stem
+               + 4 * 9 * 8 * 8 * 196                             # stage 1: 2 blocks × 2 convs
+               + 9 * 8 * 16 * 49 + 9 * 16 * 16 * 49 + 8 * 16 * 49  # stage 2 block 0 + 1×1
+               + 2 * 9 * 16 * 16 * 49                            # stage 2 block 1
+               + 9 * 16 * 32 * 16 + 9 * 32 * 32 * 16 + 16 * 32 * 16  # stage 3 block 0 + 1×1
+               + 2 * 9 * 32 * 32 * 16)                           # stage 3 block 1
+    assert TARGET.flops(TARGET.base) == by_hand
+    counts = {"stage1/residual": 5, "stage1/block0": 3, "stage1/block1": 7,
+              "stage2/residual": 20, "stage2/block0": 9, "stage2/block1": 1,
+              "stage3/residual": 11, "stage3/block0": 40, "stage3/block1": 2}
+    by_hand = (9 * 1 * 5 * 196
+               + 9 * 5 * 3 * 196 + 9 * 3 * 5 * 196 + 9 * 5 * 7 * 196 + 9 * 7 * 5 * 196
+               + 9 * 5 * 9 * 49 + 9 * 9 * 20 * 49 + 5 * 20 * 49
+               + 9 * 20 * 1 * 49 + 9 * 1 * 20 * 49
+               + 9 * 20 * 40 * 16 + 9 * 40 * 11 * 16 + 20 * 11 * 16
+               + 9 * 11 * 2 * 16 + 9 * 2 * 11 * 16)
+    assert TARGET.flops(counts) == by_hand
+
+
+def test_overhead_factor_recomputed_by_hand():
+    target_run = overhead.OptimiserRun(TARGET.flops(TARGET.base), 4 * 12_000)
+    proxy_run = overhead.OptimiserRun(PROXY.flops(PROXY.base), 4 * 3_600)
+    expected = (TARGET.flops(TARGET.base) * 48_000) / (PROXY.flops(PROXY.base) * 14_400)
+    assert overhead.reduction(target_run, proxy_run) == pytest.approx(expected)
+    assert overhead.ideal_reduction(0.5, 0.5, 0.5, 0.1) == pytest.approx(320)
+    # each single-axis proxy lowers the per-image cost (width, depth, resolution) or the
+    # images seen (data)
+    for axis in ({"width": 0.5}, {"depth": 0.5}, {"resolution": 0.5}):
+        family = TARGET.proxy(**axis)
+        assert family.flops(family.base) < TARGET.flops(TARGET.base), axis
+    data_run = overhead.OptimiserRun(TARGET.flops(TARGET.base), 0.3 * 48_000)
+    assert overhead.reduction(target_run, data_run) == pytest.approx(1 / 0.3)
+    with pytest.raises(ValueError, match="positive"):
+        overhead.OptimiserRun(0, 10)
+
+
+def test_fused_dims_keep_every_layer_of_a_group_at_one_width():
+    counts = {"stage1/residual": 5, "stage1/block0": 3, "stage1/block1": 7,
+              "stage2/residual": 20, "stage2/block0": 9, "stage2/block1": 1,
+              "stage3/residual": 11, "stage3/block0": 40, "stage3/block1": 2}
+    cfg = base.get_config().model
+    cfg.depth, cfg.width, cfg.widths = 14, 8, tuple(counts.values())
+    model = nets.resnet(cfg, num_classes=10, in_channels=1, rngs=nnx.Rngs(0))
+    out = model(jnp.ones((2, 14, 14, 1)), train=False)
+    assert out.shape == (2, 10)
+    assert model.stem.kernel.value.shape[-1] == counts["stage1/residual"]
+    for s in (1, 2, 3):
+        for j in (0, 1):
+            block = getattr(model, f"stage{s}").blocks()[j]
+            assert block.conv1.kernel.value.shape[-1] == counts[f"stage{s}/block{j}"]
+            assert block.conv2.kernel.value.shape[-1] == counts[f"stage{s}/residual"]
+            if block.downsample is not None:
+                assert s > 1 and j == 0
+                assert block.downsample.kernel.value.shape[-1] == counts[f"stage{s}/residual"]
+    cfg.widths = (4, 4)
+    with pytest.raises(ValueError, match="has 2 channel counts; a ResNet-14 has 9 dims"):
+        nets.resnet(cfg, num_classes=10, in_channels=1, rngs=nnx.Rngs(0))
