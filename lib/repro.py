@@ -111,6 +111,17 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 
+def every_seed(runs: list[dict] | None, seeds, test: Callable[[dict], tuple[str, bool]]
+               ) -> tuple[str, bool]:
+    """A small claim over seeds: `test(results) -> (text, passed)` on each seed's results;
+    the texts joined, and whether it holds for all. runs=None (a seed missing) fails."""
+    if runs is None:
+        return "missing measurement (not every seed ran)", False
+    values = [test(r) for r in runs]
+    return "; ".join(f"seed {s}: {v[0]}" for s, v in zip(seeds, values)), \
+        all(v[1] for v in values)
+
+
 def measure_runs(workdir: pathlib.Path, runs: list[tuple[str, str, Callable[[], dict]]],
                  describe: Callable[[dict], str]) -> dict[str, list[dict]]:
     """{group: [results, …]} of each (group, label, run) in `runs`, run in order: a paper's

@@ -132,3 +132,50 @@ def test_fused_dims_keep_every_layer_of_a_group_at_one_width():
     cfg.widths = (4, 4)
     with pytest.raises(ValueError, match="has 2 channel counts; a ResNet-14 has 9 dims"):
         nets.resnet(cfg, num_classes=10, in_channels=1, rngs=nnx.Rngs(0))
+
+
+def _measurements():
+    from experiments.width_transfer import claims
+
+    def run(top1, rho):
+        return {"budget": 1000, "flops/direct": 995, "flops/transferred": 999,
+                "overhead/factor": 50.0, "overhead/clock_factor": 9.0,
+                "record": {"optimiser_train_flops": {"target": 500.0, "proxy": 10.0},
+                           "widths": {"direct": {"stage1/residual": 9}}},
+                "spearman": rho, **{f"final/{arm}/top1": v for arm, v in top1.items()}}
+
+    top1 = {"uniform": 0.85, "direct": 0.885, "transferred": 0.88}
+    return {"runs": [run(top1, 0.4), run(top1, 0.2)],
+            "repeat_direct": {"stage1/residual": 9}, "exact": claims.exact_checks()}
+
+
+def test_small_claims_on_hand_built_measurements():
+    """Every claim passes on a consistent set; each mutation fails exactly its claim."""
+    from experiments.width_transfer import claims
+    from lib import repro
+
+    def failing(m):
+        return [r.id for r in repro.evaluate_small(claims, m) if not r.passed]
+
+    assert failing(_measurements()) == []
+    cases = [
+        (lambda m: m["runs"][1].__setitem__("flops/transferred", 1001), "(1)"),
+        (lambda m: m["runs"][0].__setitem__("flops/direct", 980), "(1)"),
+        (lambda m: m["exact"]["stacking"].__setitem__("tile", False), "(2)"),
+        (lambda m: m["exact"].__setitem__("by_hand", 1), "(3)"),
+        (lambda m: m["runs"][0].__setitem__("overhead/factor", 49.0), "(4)"),
+        (lambda m: m["exact"]["residual_groups"].__setitem__("2", [20, 19]), "(5)"),
+        (lambda m: m.__setitem__("repeat_direct", {"stage1/residual": 8}), "(6)"),
+        (lambda m: [r.__setitem__("spearman", -0.5) for r in m["runs"]], "soft: Spearman"),
+        (lambda m: [r.__setitem__("final/transferred/top1", 0.862) for r in m["runs"]],
+         "soft: top-1"),
+        (lambda m: [r.__setitem__("final/uniform/top1", 0.9) for r in m["runs"]],
+         "soft: direct"),
+    ]
+    for mutate, prefix in cases:
+        m = _measurements()
+        mutate(m)
+        failed = failing(m)
+        assert len(failed) == 1 and failed[0].startswith(prefix), (prefix, failed)
+    assert all(not r.passed for r in repro.evaluate_small(claims, {"exact": {}, "runs": []})
+               if r.id.startswith("(1)"))

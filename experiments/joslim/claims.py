@@ -16,7 +16,7 @@ import pathlib
 
 import numpy as np
 
-from lib.repro import PaperClaim, SmallClaim, mean_std, measure_runs
+from lib.repro import PaperClaim, SmallClaim, every_seed, mean_std, measure_runs
 
 SEEDS = (0, 1, 2)
 METHODS = ("joslim", "slim")
@@ -160,14 +160,7 @@ def _runs(m, method):
 
 def _every_run(test):
     """A claim that `test(results) -> (text, passed)` holds for every Joslim seed."""
-    def evaluate(m):
-        runs = _runs(m, "joslim")
-        if runs is None:
-            return f"missing measurement (joslim runs: {len(m.get('joslim', []))})", False
-        values = [test(r) for r in runs]
-        return "; ".join(f"seed {s}: {v[0]}" for s, v in zip(SEEDS, values)), \
-            all(v[1] for v in values)
-    return evaluate
+    return lambda m: every_seed(_runs(m, "joslim"), SEEDS, test)
 
 
 def _losses_fall(r):

@@ -69,20 +69,33 @@ class Family:
             image=max(1, round(resolution * self.image)))
 
 
+MODEL = "experiments.width_transfer.nets:resnet"
+
+
+def family_of(model_cfg, image: int, in_channels: int = 1, num_classes: int = 10) -> Family:
+    """The family of model.depth (6n + 2) and stage widths model.width · (1, 2, 4)."""
+    if not (isinstance(model_cfg.depth, int) and model_cfg.depth >= 8
+            and (model_cfg.depth - 2) % 6 == 0):
+        raise ValueError(f"model.depth={model_cfg.depth!r}: these ResNets are 6n + 2 deep "
+                         "(8, 14, 20, ...)")
+    return Family((model_cfg.depth - 2) // 6, tuple(model_cfg.width * 2**s for s in range(3)),
+                  image, in_channels, num_classes)
+
+
 def resnet(model_cfg, *, num_classes: int, in_channels: int, image_size=None, rngs):
-    """model.name = "experiments.width_transfer.nets:resnet": the family member of
-    model.depth (6n + 2) and stage widths model.width·(1, 2, 4) whose channel counts are
-    model.widths, one per dim in the family's order (an empty tuple: w0)."""
+    """model.name = MODEL: the family member of model.depth and model.width (family_of)
+    whose channel counts are model.widths, one per dim in the family's order (an empty
+    tuple: w0)."""
     del image_size
-    n = (model_cfg.depth - 2) // 6
-    family = Family(n, tuple(model_cfg.width * 2**s for s in range(3)), 1, in_channels,
-                    num_classes)
+    family = family_of(model_cfg, 1, in_channels, num_classes)
     counts = tuple(model_cfg.widths)
     if counts and len(counts) != len(family.dims):
         raise ValueError(f"model.widths has {len(counts)} channel counts; a ResNet-"
                          f"{family.depth} has {len(family.dims)} dims: "
                          f"{', '.join(family.dims)}")
     channels = dict(zip(family.dims, counts)) if counts else None
+    if any(not (isinstance(c, int) and c >= 1) for c in counts):
+        raise ValueError(f"model.widths={counts}: channel counts are positive integers")
     return SlimCifarResNet(family.depth, model_cfg.width, num_classes=num_classes,
                            in_channels=in_channels, stem="3x3", channels=channels,
                            shortcut="projection", head="dense",
