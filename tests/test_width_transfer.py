@@ -179,3 +179,33 @@ def test_small_claims_on_hand_built_measurements():
         assert len(failed) == 1 and failed[0].startswith(prefix), (prefix, failed)
     assert all(not r.passed for r in repro.evaluate_small(claims, {"exact": {}, "runs": []})
                if r.id.startswith("(1)"))
+
+
+def test_analysis_groups_seeds_by_settings(tmp_path, capsys):
+    import json
+
+    from experiments.width_transfer import analysis
+    from lib import config as config_lib
+    from tests.helpers import REPO
+
+    def finished(name, seed, penalty, top1, factor):
+        config = config_lib.load_file(REPO / "experiments/width_transfer/configs/fashion.py",
+                                      f"seed={seed},penalty={penalty}")
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(config.to_json_best_effort())
+        (folder / "results.json").write_text(json.dumps({
+            "overhead/factor": factor, "spearman": 0.5,
+            **{f"final/{arm}/top1": v for arm, v in zip(analysis.ARMS, top1)}}))
+        return folder
+
+    runs = [finished("a0", 0, 0.5, (0.80, 0.82, 0.81), 100.0),
+            finished("a1", 1, 0.5, (0.82, 0.84, 0.83), 100.0),
+            finished("b0", 0, 1.0, (0.80, 0.70, 0.75), 100.0)]
+    analysis.analyse(runs, tmp_path)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert len(lines) == 2
+    assert "penalty=0.5" in lines[0] and "2 run(s)" in lines[0]
+    assert "direct 0.8300 ± 0.0141" in lines[0] and "100.0× less" in lines[0]
+    assert "penalty=1.0" in lines[1] and "1 run(s)" in lines[1]
+    assert (tmp_path / "top1_vs_overhead.png").exists()
