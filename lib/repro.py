@@ -328,7 +328,11 @@ def _check_pairwise(claims_module, claim: PaperClaim, mine: list[FinishedRun],
         return Row(claim.id, claim.description, claim.expected_text(),
                    f"needs a run of {claim.versus}", None, claim.hard)
     compare = getattr(claims_module, claim.pairwise)
-    value = compare([r.workdir for r in mine], [r.workdir for r in theirs])
+    try:
+        value = compare([r.workdir for r in mine], [r.workdir for r in theirs])
+    except FileNotFoundError as e:  # e.g. a run without the files the comparison reads
+        return Row(claim.id, claim.description, claim.expected_text(), f"N/A: {e}", None,
+                   claim.hard)
     passed = claim.passes(value) if math.isfinite(value) else False
     return Row(claim.id, claim.description, claim.expected_text(),
                f"{value:.4g} ({len(mine)} run(s) vs {len(theirs)})", passed, claim.hard)

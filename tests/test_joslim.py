@@ -210,3 +210,7 @@ def test_imagenet_gains_are_decided_by_check_from_the_fronts(tmp_path, capsys):
     assert "FAIL" in row
     repro.check(runs[:2])
     assert "needs a run of" in capsys.readouterr().out
+    (runs[2] / "front.json").unlink()  # a run the comparison cannot read: N/A, no traceback
+    repro.check(runs)
+    row = next(line for line in capsys.readouterr().out.splitlines() if "| J1 |" in line)
+    assert "N/A" in row and "front.json" in row

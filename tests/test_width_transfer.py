@@ -65,6 +65,17 @@ def test_renormalisation_lands_within_one_percent_of_the_budget_and_not_above():
         assert min(out.values()) >= 1
 
 
+def test_renormalisation_is_uniform_scaling_where_that_lands_within_one_percent():
+    w0 = TARGET.base
+    budget = TARGET.flops(w0)
+    assert transfer.renormalise(w0, TARGET.flops, budget) == w0
+    assert transfer.renormalise({d: 2 * w for d, w in w0.items()}, TARGET.flops, budget) == w0
+    out = transfer.renormalise({d: 3 * w for d, w in w0.items()}, TARGET.flops, 0.3 * budget)
+    ratios = {out[d] / w0[d] for d in w0}
+    assert 0.99 * 0.3 * budget <= TARGET.flops(out) <= 0.3 * budget
+    assert max(ratios) - min(ratios) <= 1 / 8 + 1e-9  # proportional up to the floors
+
+
 def test_a_budget_that_cannot_be_met_is_refused():
     w0 = TARGET.base
     with pytest.raises(ValueError, match="cannot be met.*already cost"):
@@ -137,10 +148,14 @@ def test_fused_dims_keep_every_layer_of_a_group_at_one_width():
 def _measurements():
     from experiments.width_transfer import claims
 
+    optimiser = {"target": {"macs_per_image": 1_391_392, "images": 48_000},
+                 "proxy": {"macs_per_image": 44_548, "images": 14_400}}
+    factor = (1_391_392 * 48_000) / (44_548 * 14_400)
+
     def run(top1, rho):
         return {"budget": 1000, "flops/direct": 995, "flops/transferred": 999,
-                "overhead/factor": 50.0, "overhead/clock_factor": 9.0,
-                "record": {"optimiser_train_flops": {"target": 500.0, "proxy": 10.0},
+                "overhead/factor": factor, "overhead/clock_factor": 9.0,
+                "record": {"optimiser": optimiser,
                            "widths": {"direct": {"stage1/residual": 9}}},
                 "spearman": rho, **{f"final/{arm}/top1": v for arm, v in top1.items()}}
 
@@ -162,8 +177,10 @@ def test_small_claims_on_hand_built_measurements():
         (lambda m: m["runs"][1].__setitem__("flops/transferred", 1001), "(1)"),
         (lambda m: m["runs"][0].__setitem__("flops/direct", 980), "(1)"),
         (lambda m: m["exact"]["stacking"].__setitem__("tile", False), "(2)"),
-        (lambda m: m["exact"].__setitem__("by_hand", 1), "(3)"),
+        (lambda m: m["exact"].__setitem__("counter", 1), "(3)"),
         (lambda m: m["runs"][0].__setitem__("overhead/factor", 49.0), "(4)"),
+        (lambda m: m["exact"]["single_axis"].__setitem__("depth", False), "(4)"),
+        (lambda m: m["exact"].__setitem__("mixed_by_hand", 1), "(3)"),
         (lambda m: m["exact"]["residual_groups"].__setitem__("2", [20, 19]), "(5)"),
         (lambda m: m.__setitem__("repeat_direct", {"stage1/residual": 8}), "(6)"),
         (lambda m: [r.__setitem__("spearman", -0.5) for r in m["runs"]], "soft: Spearman"),

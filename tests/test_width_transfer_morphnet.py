@@ -135,6 +135,8 @@ def test_the_shrink_loss_is_cross_entropy_plus_the_weighted_penalty():
     ({"width_transfer.stacking": "mirror"}, "width_transfer.stacking='mirror'; valid"),
     ({"width_transfer.proxy_resolution": 0.3}, "must be a whole number"),
     ({"model.name": "cifar_resnet"}, "width transfer trains"),
+    ({"model.depth": 12}, "6n \\+ 2 deep"),
+    ({"model.width": 5}, "not w, 2w, 4w"),
 ])
 def test_bad_settings_are_refused_before_anything_is_written(tmp_path, changes, message):
     from experiments.width_transfer import procedure

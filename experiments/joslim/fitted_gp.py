@@ -162,12 +162,13 @@ def minimiser(objective: Callable) -> Callable:
                 value, grad = value_and_grad(jnp.asarray(z), *args)
                 return float(value), np.asarray(grad, np.float64)
 
-            best, best_value = None, np.inf
-            for start in np.asarray(starts, np.float64):
+            starts = np.asarray(starts, np.float64)
+            best, best_value = starts[0], wrapped(starts[0])[0]  # kept if no run improves
+            for start in starts:
                 result = optimize.minimize(wrapped, start, jac=True, method="L-BFGS-B",
                                            bounds=[(0.0, 1.0)] * start.size,
                                            options={"maxiter": max_iterations})
-                if result.fun < best_value:
+                if np.isfinite(result.fun) and result.fun < best_value:
                     best, best_value = np.clip(result.x, 0.0, 1.0), result.fun
         return best
 

@@ -3,15 +3,17 @@ width optimiser's overhead (width_transfer.md §4).
 
     python -m experiments.width_transfer.analysis RUN_WORKDIR [RUN_WORKDIR …] [--out DIR]
 
-groups the runs by their width_transfer settings (seeds pooled) and prints, per group, the
-test top-1 mean ± std of the uniform, direct and transferred widths, the overhead-reduction
-factor and Spearman's ρ. Figure: top1_vs_overhead.png, each group's direct (at overhead 1)
-and transferred (at 1 / factor) top-1 against the optimiser's training FLOPs relative to
-optimising on the target, the uniform widths as a line.
+groups the runs by their whole config but the seed (seeds pooled) and prints, per group,
+its width_transfer settings and the test top-1 mean ± std of the uniform, direct and
+transferred widths, the overhead-reduction factor and Spearman's ρ. Figure:
+top1_vs_overhead.png, each group's direct (at overhead 1) and transferred (at 1 / factor)
+top-1 against the optimiser's training FLOPs relative to optimising on the target, the
+uniform widths as a line.
 """
 
 from __future__ import annotations
 
+import json
 import pathlib
 import sys
 
@@ -33,14 +35,26 @@ def load(workdirs) -> dict[tuple, list[dict]]:
         if "overhead/factor" not in results:
             raise FileNotFoundError(f"{w} is not a width-transfer procedure (no "
                                     "overhead/factor in its results.json)")
-        section = config["width_transfer"]
-        key = tuple((k, section.get(k)) for k in SETTINGS)
-        groups.setdefault(key, []).append(results)
+        flat = dict(flatten(json.loads(config.to_json_best_effort())))
+        same = tuple(sorted((k, json.dumps(v)) for k, v in flat.items()
+                            if k != "seed" and not config_lib.is_operational(k)))
+        shown = tuple((k, config.width_transfer.get(k)) for k in SETTINGS)
+        groups.setdefault((shown, same), []).append(results)
     return groups
 
 
+def flatten(tree: dict, prefix: str = ""):
+    """(dotted key, value) of every leaf of a nested dict."""
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            yield from flatten(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
 def label(key: tuple) -> str:
-    return ", ".join(f"{k}={v}" for k, v in key)
+    """The group's width_transfer settings (groups also differ by any other config key)."""
+    return ", ".join(f"{k}={v}" for k, v in key[0])
 
 
 def summary(runs: list[dict]) -> dict:

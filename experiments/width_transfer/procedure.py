@@ -47,6 +47,16 @@ def check(config) -> None:
     if config.model.name != nets.MODEL:
         raise config_lib.ConfigError(f"width transfer trains {nets.MODEL} (model.name="
                                      f"{config.model.name!r})")
+    try:
+        target = nets.family_of(config.model, 1)
+    except ValueError as e:
+        raise config_lib.ConfigError(str(e)) from None
+    proxy = target.proxy(wt.proxy_width, wt.proxy_depth)
+    if proxy.widths != tuple(proxy.widths[0] * 2**s for s in range(3)):
+        raise config_lib.ConfigError(
+            f"width_transfer.proxy_width={wt.proxy_width} rounds the stage widths "
+            f"{target.widths} to {proxy.widths}, which is not w, 2w, 4w as the proxy net "
+            "needs; choose a factor that keeps the ratios (e.g. 0.5 or 0.25 of an even width)")
     pool = config.data.pool / wt.proxy_resolution
     if abs(pool - round(pool)) > 1e-9:
         raise config_lib.ConfigError(
@@ -68,11 +78,10 @@ def stages(config, info) -> dict:
               "optim.weight_decay": 0.0, "optim.warmup_steps": 0}
     target = procedure.stage_config(config, **common, total_steps=_shrink_steps(
         info.num_train, config))
-    proxy_blocks = max(1, round(wt.proxy_depth * ((config.model.depth - 2) // 6)))
+    family = nets.family_of(config.model, 1).proxy(wt.proxy_width, wt.proxy_depth)
     proxy = procedure.stage_config(
         config, **common, total_steps=_shrink_steps(proxy_examples, config, wt.proxy_epochs),
-        **{"model.depth": 6 * proxy_blocks + 2,
-           "model.width": max(1, round(wt.proxy_width * config.model.width)),
+        **{"model.depth": family.depth, "model.width": family.widths[0],
            "data.pool": round(config.data.pool / wt.proxy_resolution),
            "data.train_examples": proxy_examples})
     return {"optimise_target": target, "optimise_proxy": proxy}
@@ -140,7 +149,8 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     record = {"target_dims": list(target.dims), "proxy_dims": list(proxy.dims),
               "widths": widths, "proxy": proxy_counts, "projected": projected,
               "direct_multipliers": direct_m,
-              "optimiser_train_flops": {k: r.train_flops for k, r in runs.items()}}
+              "optimiser": {k: {"macs_per_image": r.macs_per_image, "images": r.images,
+                                "train_flops": r.train_flops} for k, r in runs.items()}}
     if jax.process_index() == 0:
         files.write_text_atomic(workdir / "widths.json", json.dumps(record, indent=2) + "\n")
         plot(record, workdir / "multipliers.png")

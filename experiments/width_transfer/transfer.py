@@ -16,9 +16,10 @@ Widths decode as max(1, floor(m_d · w0_d)).
 Renormalisation is the expand step of MorphNet: one scale c on every width so that
 FLOPs(max(1, floor(c·w))) is at most the budget B and within 1 % of it. c is bisected over
 [1/8, 8] (the spec's [1, 8] for MorphNet's expand; projected widths can also lie above the
-budget), then single channels are added, most-lagging dim first, while the budget allows,
-and where none fits, one channel moves between dims if that brings the FLOPs closer: floors
-move the FLOPs in steps of a dim's marginal cost, which can exceed 1 % in small nets.
+budget). Where that lands within 1 % it is the answer (pure uniform scaling). Floors move the
+FLOPs in steps of a dim's marginal cost, which can exceed 1 % in small nets: then single
+channels are added, most-lagging dim first, and where none fits, one channel moves between
+dims, until the FLOPs are within 1 %.
 """
 
 from __future__ import annotations
@@ -123,22 +124,22 @@ def renormalise(counts: Mapping[str, int], flops: Callable[[dict], float], budge
 
 
 def _fill(out: dict, goal: dict, flops, budget: float, tolerance: float) -> dict:
-    """Channels added one at a time, the dim furthest below its goal first, while the budget
-    allows; where none fits, the best swap (one channel more in one dim, one fewer in another)
-    that raises the FLOPs within the budget. Every move raises the FLOPs, so it ends."""
-    while True:
+    """The uniformly scaled widths as they are where they are within tolerance; else
+    channels added one at a time, the dim furthest below its goal first, and where none
+    fits, the best swap (one channel more in one dim, one fewer in another), until they are.
+    Every move raises the FLOPs within the budget, so it ends."""
+    floor = (1 - tolerance) * budget
+    while flops(out) < floor:
         current = flops(out)
         moves = [{**out, d: out[d] + 1} for d in sorted(out, key=lambda d: out[d] / goal[d])]
         fits = [m for m in moves if current < flops(m) <= budget]
-        if fits:
-            out = fits[0]
-            continue
-        swaps = [{**out, a: out[a] + 1, b: out[b] - 1} for a in out for b in out
-                 if a != b and out[b] > 1]
-        swaps = [m for m in swaps if current < flops(m) <= budget]
-        if not swaps:
+        if not fits:
+            fits = [m for m in ({**out, a: out[a] + 1, b: out[b] - 1} for a in out for b in out
+                                if a != b and out[b] > 1) if current < flops(m) <= budget]
+            fits = sorted(fits, key=flops, reverse=True)
+        if not fits:
             break
-        out = max(swaps, key=flops)
+        out = fits[0]
     if flops(out) < (1 - tolerance) * budget:
         raise ValueError(f"the budget of {budget:,.0f} FLOPs cannot be met within "
                          f"{tolerance:.0%}: the closest widths cost {flops(out):,.0f}")

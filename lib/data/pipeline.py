@@ -493,7 +493,8 @@ def _check_color(data_cfg, split: sources.Split) -> None:
     """Colour jitter and lighting act on 8-bit pixels (lighting: RGB) after the imagenet crop."""
     if not (data_cfg.color_jitter or data_cfg.lighting):
         return
-    if _augment_class(data_cfg) is not InceptionCrop:
+    augment_class = _augment_class(data_cfg)
+    if not (isinstance(augment_class, type) and issubclass(augment_class, InceptionCrop)):
         raise ConfigError(f"data.color_jitter and data.lighting follow the imagenet crop; "
                           f"data.augment={data_cfg.augment!r} ignores them: set "
                           "data.augment='imagenet' or leave them at 0")
