@@ -81,33 +81,23 @@ def _option_a(x, cout: int, stride: int):
 
 
 class SlimBasicBlock(nnx.Module):
-    """conv3×3-BN-ReLU (block dim) → conv3×3-BN (residual dim), + shortcut, ReLU. Where the
-    block changes stride or stage, the shortcut is option A, or with `projection` a 1×1
-    conv + BN (downsample, downsample_bn) on the residual dim."""
+    """conv3×3-BN-ReLU (block dim) → conv3×3-BN (residual dim), + option-A shortcut, ReLU.
+    (SlimCifarResNet's projection-shortcut variant uses SlimResNetBlock.)"""
 
     def __init__(self, cin: int, width: int, cout: int, stride: int, layers: LayerSpec, *,
-                 projection: bool = False, rngs: nnx.Rngs):
+                 rngs: nnx.Rngs):
         self.conv1 = layers.conv(cin, width, 3, stride, padding=PAD1, rngs=rngs)
         self.bn1 = layers.bn(width, rngs=rngs)
         self.conv2 = layers.conv(width, cout, 3, padding=PAD1, rngs=rngs)
         self.bn2 = layers.bn(cout, rngs=rngs)
         self.stride, self.cout = stride, cout
-        if projection:
-            self.downsample = layers.conv(cin, cout, 1, stride, padding="VALID", rngs=rngs)
-            self.downsample_bn = layers.bn(cout, rngs=rngs)
-        else:
-            self.downsample = self.downsample_bn = None
 
     def __call__(self, x, masks: tuple, *, train: bool):
         inner, outer = masks
         y = jax.nn.relu(_masked_bn(self.bn1, self.conv1(x), inner, train))
         y = _masked_bn(self.bn2, self.conv2(y), outer, train)
-        if self.downsample is not None:
-            shortcut = _masked_bn(self.downsample_bn, self.downsample(x), outer, train)
-        elif self.stride == 1 and x.shape[-1] == self.cout:
-            shortcut = x
-        else:
-            shortcut = _option_a(x, self.cout, self.stride)
+        shortcut = x if self.stride == 1 and x.shape[-1] == self.cout else \
+            _option_a(x, self.cout, self.stride)
         return jax.nn.relu(y + shortcut)
 
 
@@ -164,10 +154,14 @@ class SlimCifarResNet(nnx.Module):
         for s in (1, 2, 3):
             blocks = []
             for j in range(n):
-                blocks.append(SlimBasicBlock(
-                    cin, c[block_dim(s, j)], c[residual_dim(s)], 2 if s > 1 and j == 0 else 1,
-                    layers, projection=shortcut == "projection" and cin_dim != residual_dim(s),
-                    rngs=rngs))
+                stride = 2 if s > 1 and j == 0 else 1
+                if shortcut == "projection":  # torchvision's BasicBlock: a 1×1 conv + BN
+                    blocks.append(SlimResNetBlock(  # where the stage changes
+                        cin, c[block_dim(s, j)], c[residual_dim(s)], stride, layers,
+                        bottleneck=False, downsample=cin_dim != residual_dim(s), rngs=rngs))
+                else:
+                    blocks.append(SlimBasicBlock(cin, c[block_dim(s, j)], c[residual_dim(s)],
+                                                 stride, layers, rngs=rngs))
                 cin, cin_dim = c[residual_dim(s)], residual_dim(s)
             setattr(self, f"stage{s}", _Stage(blocks))
         self.head_kind = head
