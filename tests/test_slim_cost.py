@@ -50,20 +50,23 @@ def test_resnet18_imagenet_macs_by_hand():
     assert rel(got, 1814e6) <= 0.01                                     # J8
 
 
-def mobilenet_v2_macs_by_hand(image=224):
+V2_TABLE = [(6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+            (6, 320, 1, 1)]
+
+
+def mobilenet_v2_macs_by_hand(image=224, stem=32, first=16, table=V2_TABLE, last=1280):
     """MobileNetV2 from its paper's table, written independently of the builder."""
     h = image // 2
-    total = 9 * 3 * 32 * h * h + 9 * 32 * h * h + 32 * 16 * h * h   # stem, separable block
-    cin = 16
-    for t, c, n, s in [(6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-                       (6, 160, 3, 2), (6, 320, 1, 1)]:
+    total = 9 * 3 * stem * h * h + 9 * stem * h * h + stem * first * h * h  # stem, separable
+    cin = first
+    for t, c, n, s in table:
         for j in range(n):
             mid = cin * t
             total += cin * mid * h * h                                  # expansion, before stride
             h = h // s if j == 0 else h
             total += 9 * mid * h * h + mid * c * h * h                  # depthwise, projection
             cin = c
-    return total + 320 * 1280 * h * h                                   # last 1×1 → 1280
+    return total + cin * last * h * h                                   # last 1×1 → 1280
 
 
 def test_mobilenet_v2_macs_by_hand():
@@ -71,6 +74,100 @@ def test_mobilenet_v2_macs_by_hand():
     got = cost.macs(arch, arch.space.full_channels)
     assert got == mobilenet_v2_macs_by_hand()
     assert rel(got, 299.5e6) <= 0.01                                    # J7
+
+
+# --- width_transfer's scaled-up nets (width_transfer.md §3: width ×2, depth ×2) ------------
+
+def test_scaled_up_resnet18_macs_by_hand():
+    """Widths 128/256/512/1024, four BasicBlocks per stage, at 224 px."""
+    stem = 7 * 7 * 3 * 128 * 112 * 112
+    stage1 = 4 * 2 * 9 * 128 * 128 * 56 * 56                        # 4 blocks, 2 convs each
+    later = [9 * c * 2 * c * h * h + 9 * (2 * c) ** 2 * h * h       # block 0: conv1 /2, conv2
+             + c * 2 * c * h * h                                    # + its 1×1/2 downsample
+             + 3 * 2 * 9 * (2 * c) ** 2 * h * h                     # blocks 1-3
+             for c, h in ((128, 28), (256, 14), (512, 7))]
+    hand = stem + stage1 + sum(later) + 1024 * 1000
+    assert hand == 14_417_993_728
+    arch = space.imagenet_resnet(18, widths=(128, 256, 512, 1024), layout=(4, 4, 4, 4))
+    assert arch.name == "ResNet-18 (widths 128/256/512/1024, layout 4/4/4/4)"
+    assert arch.space.names == tuple(f"stage{s}/{d}" for s in (1, 2, 3, 4) for d in (
+        "residual", "block0", "block1", "block2", "block3"))
+    assert list(arch.space.bases.values()) == [w for w in (128, 256, 512, 1024)
+                                               for _ in range(5)]
+    assert cost.macs(arch, arch.space.full_channels) == hand
+
+
+def test_scaled_up_mobilenet_v2_by_hand():
+    """Width ×2: every channel count doubled (all are multiples of 8 already), the last conv
+    1280 → 2560; depth ×2: every stage's n doubled (stage 1's separable block stays one)."""
+    arch = space.mobilenet_v2(width_mult=2.0, depth_mult=2.0)
+    assert arch.name == "MobileNetV2 (width ×2, depth ×2)"
+    table = [(6, 48, 4, 2), (6, 64, 6, 2), (6, 128, 8, 2), (6, 192, 6, 1), (6, 320, 6, 2),
+             (6, 640, 2, 1)]
+    assert arch.space.size == 2 + 6 + (4 + 6 + 8 + 6 + 6 + 2) == 40
+    bases = arch.space.bases
+    assert (bases["stem"], bases["stage1/residual"], arch.space.fixed["last"]) == (64, 32, 2560)
+    assert [bases[f"stage2/block{j}"] for j in range(4)] == [32 * 6, 48 * 6, 48 * 6, 48 * 6]
+    assert "stage2/block4" not in bases and "stage1/block1" not in bases
+    assert (bases["stage7/residual"], bases["stage7/block0"], bases["stage7/block1"]) == (
+        640, 320 * 6, 640 * 6)
+    got = cost.macs(arch, arch.space.full_channels)
+    assert got == mobilenet_v2_macs_by_hand(stem=64, first=32, table=table, last=2560)
+
+
+@pytest.mark.parametrize("width_mult,widths", [
+    # torchvision's mobilenet_v2(width_mult): stem, stage 1, stages 2-7, last conv
+    (1.4, (48, 24, 32, 48, 88, 136, 224, 448, 1792)),   # 44.8→48, 22.4→24, 33.6→32, 89.6→88
+    (0.35, (16, 8, 8, 16, 24, 32, 56, 112, 1280)),      # 11.2→8 is < 0.9·11.2: 16; 5.6→8
+    (0.5, (16, 8, 16, 16, 32, 48, 80, 160, 1280)),      # 12→16 (halves up), 8; last stays 1280
+])
+def test_mobilenet_v2_width_mult_by_hand(width_mult, widths):
+    arch = space.mobilenet_v2(width_mult=width_mult)
+    bases = arch.space.bases
+    got = (bases["stem"], bases["stage1/residual"],
+           *(bases[f"stage{s}/residual"] for s in range(2, 8)), arch.space.fixed["last"])
+    assert got == widths
+    assert arch.space.size == 24                                        # depth unchanged
+
+
+def test_mobilenet_v2_depth_mult_by_hand():
+    # n = (2, 3, 4, 3, 3, 1): ×0.5 → ceil (1, 1.5, 2, 1.5, 1.5, 0.5) = (1, 2, 2, 2, 2, 1);
+    # ×1.5 → ceil (3, 4.5, 6, 4.5, 4.5, 1.5) = (3, 5, 6, 5, 5, 2)
+    for depth_mult, blocks in ((0.5, (1, 2, 2, 2, 2, 1)), (1.5, (3, 5, 6, 5, 5, 2))):
+        names = space.mobilenet_v2(depth_mult=depth_mult).space.names
+        assert tuple(sum(n.startswith(f"stage{s}/block") for n in names)
+                     for s in range(2, 8)) == blocks
+        assert len(names) == 2 + 6 + sum(blocks)
+
+
+def test_make_divisible_on_hand_values():
+    assert space.make_divisible(32 * 0.5) == 16
+    assert space.make_divisible(24 * 1.4) == 32                         # 33.6 → 32 ≥ 30.24
+    assert space.make_divisible(16 * 0.35) == 8                         # 5.6 → 8 (at least 8)
+    assert space.make_divisible(32 * 0.35) == 16                        # 11.2 → 8 < 10.08: +8
+    assert space.make_divisible(19.9) == 24                             # 16 < 17.91: +8
+    assert space.make_divisible(20) == 24                               # halves round up
+    assert space.make_divisible(1280 * 1.4) == 1792
+    assert space.make_divisible(3) == 8
+    assert space.make_divisible(100, 16) == 96                          # 96 ≥ 90
+
+
+def test_scaling_arguments_at_their_defaults_are_todays_nets():
+    assert space.mobilenet_v2(width_mult=1, depth_mult=1.0) == space.mobilenet_v2()
+    assert space.mobilenet_v2().name == "MobileNetV2"
+    for depth, layout in ((18, (2, 2, 2, 2)), (50, [3, 4, 6, 3])):
+        arch = space.imagenet_resnet(depth, widths=[64, 128, 256, 512], layout=layout)
+        assert arch == space.imagenet_resnet(depth) and arch.name == f"ResNet-{depth}"
+    # one scaled axis names only that one
+    assert space.imagenet_resnet(34, layout=(1, 1, 1, 1)).name == "ResNet-34 (layout 1/1/1/1)"
+
+
+def test_scaled_resnet50_stem_follows_stage_1():
+    arch = space.imagenet_resnet(50, widths=(32, 64, 128, 256), layout=(1, 2, 1, 1))
+    assert list(arch.space.bases.values()) == [32, 128, 32, 256, 64, 64, 512, 128, 1024, 256]
+    convs = {c.name: c for c in arch.convs}
+    assert convs["stage1/block0/downsample"].cin == "stem"              # 32 → 128: projected
+    assert "stage2/block1/downsample" not in convs
 
 
 @pytest.mark.parametrize("arch,expected", [
@@ -304,6 +401,25 @@ def test_bad_builder_arguments():
         space.mobilenet_v3("medium")
     with pytest.raises(ValueError, match="num_classes must be a positive integer"):
         space.mobilenet_v2(num_classes=0)
+    with pytest.raises(ValueError, match=r"stage widths are four positive integers, one per "
+                                         r"stage; got \(64, 128, 256\)"):
+        space.imagenet_resnet(18, widths=(64, 128, 256))
+    with pytest.raises(ValueError, match=r"layout \(blocks per stage\) are four positive "
+                                         r"integers, one per stage; got \(2, 0, 2, 2\)"):
+        space.imagenet_resnet(18, layout=(2, 0, 2, 2))
+    with pytest.raises(ValueError, match="stage widths are four positive integers"):
+        space.imagenet_resnet(18, widths=(64.0, 128, 256, 512))
+    with pytest.raises(ValueError, match="stage widths are four positive integers"):
+        space.imagenet_resnet(18, widths=64)
+    with pytest.raises(ValueError, match=r"bases along chain .* must not decrease"):
+        space.imagenet_resnet(18, widths=(128, 64, 256, 512))
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "2"):
+        with pytest.raises(ValueError, match="MobileNetV2's width_mult must be a positive "
+                                             "number"):
+            space.mobilenet_v2(width_mult=bad)
+    with pytest.raises(ValueError, match=r"depth_mult must be a positive number \(1.0: the "
+                                         r"paper's network\); got 0"):
+        space.mobilenet_v2(depth_mult=0)
 
 
 def test_bad_width_spaces():

@@ -1,9 +1,12 @@
 """Slimmable ImageNet ResNets and MobileNets (lib/models/slimmable.py): parameter counts at full
 width against torchvision's and a count by hand, the convolutions their cost is counted over
-(lib.slim.space), a masked random sub-network against the separately built narrow network
-with the sliced weights in eval and train mode, BatchNorm statistics that move only where a
-channel is active, dropout, and the model names and width spaces of experiments.joslim."""
+(lib.slim.space), also at width_transfer's scaled widths and depths, a masked random
+sub-network against the separately built narrow network with the sliced weights in eval and
+train mode, BatchNorm statistics that move only where a channel is active, dropout, networks
+widened past their bases against the cost counter, and the model names and width spaces of
+experiments.joslim and the model factory's scaling keys."""
 
+import functools
 import types
 
 import jax
@@ -12,11 +15,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from configs import base
 from experiments.joslim import config as joslim_config
 from experiments.joslim import task
+from lib import config as config_lib
 from lib import models
 from lib.models import slimmable
-from lib.slim import masking, space
+from lib.slim import cost, masking, space
 
 CLASSES, IMAGE = 10, 64  # every net downsamples by 32: 2×2 at the end
 
@@ -41,6 +46,33 @@ NOT_COUNTED = {
                                       "post_pool": (1, 1, ch["last"], ch["head"])},
 }
 NOT_COUNTED["mobilenet_v3_small"] = NOT_COUNTED["mobilenet_v3_large"]
+
+
+def scaled_resnet(depth, widths, layout):
+    """(model constructor, arch builder) of an ImageNet ResNet at other widths and layout."""
+    return (functools.partial(slimmable.SlimImageNetResNet, depth, widths=widths,
+                              layout=layout),
+            functools.partial(space.imagenet_resnet, depth, widths=widths, layout=layout))
+
+
+def scaled_mobilenet_v2(width_mult, depth_mult):
+    return (functools.partial(slimmable.SlimMobileNetV2, dropout=0.0, width_mult=width_mult,
+                              depth_mult=depth_mult),
+            functools.partial(space.mobilenet_v2, width_mult=width_mult, depth_mult=depth_mult))
+
+
+# width_transfer's scaled nets (width_transfer.md §3): the ×2 targets and smaller proxies
+NETS.update({"resnet18_x2": scaled_resnet(18, (128, 256, 512, 1024), (4, 4, 4, 4)),
+             "resnet18_proxy": scaled_resnet(18, (32, 64, 128, 256), (1, 1, 1, 1)),
+             "resnet50_proxy": scaled_resnet(50, (32, 64, 128, 256), (2, 1, 3, 1)),
+             "mobilenet_v2_x2": scaled_mobilenet_v2(2.0, 2.0),
+             "mobilenet_v2_proxy": scaled_mobilenet_v2(0.5, 0.5),
+             "mobilenet_v2_x1.4": scaled_mobilenet_v2(1.4, 0.5)})
+NOT_COUNTED.update({name: NOT_COUNTED["mobilenet_v2"]
+                    for name in ("mobilenet_v2_x2", "mobilenet_v2_proxy", "mobilenet_v2_x1.4")})
+# the nets whose masked sub-networks are run against the sliced ones (the large ones only
+# through their convs: running them costs much and tests no other code)
+SLICED = [name for name in NETS if not name.endswith(("_x2", "_x1.4"))]
 
 
 def build(name, num_classes=CLASSES, channels=None, seed=0):
@@ -184,7 +216,7 @@ def bn_widths(model, arch, channels):
     return out
 
 
-@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("name", SLICED)
 def test_a_masked_random_sub_network_is_the_sliced_narrow_network(name):
     """At a random configuration decoded from the arch's space (the stem dim at the lower
     bound, so that MobileNetV3-Large's first add joins a narrower input onto a wider
@@ -245,6 +277,12 @@ def test_bad_arguments_are_refused():
 @pytest.mark.parametrize("name,overrides,arch", [
     ("slim_imagenet_resnet", {"depth": 34}, lambda: space.imagenet_resnet(34, 7, 96, 1)),
     ("slim_mobilenet_v2", {}, lambda: space.mobilenet_v2(7, 96, 1)),
+    ("slim_imagenet_resnet", {"depth": 18, "stage_widths": (32, 64, 128, 256),
+                              "layout": (1, 2, 1, 1)},
+     lambda: space.imagenet_resnet(18, 7, 96, 1, widths=(32, 64, 128, 256),
+                                   layout=(1, 2, 1, 1))),
+    ("slim_mobilenet_v2", {"width_mult": 0.5, "depth_mult": 0.5},
+     lambda: space.mobilenet_v2(7, 96, 1, width_mult=0.5, depth_mult=0.5)),
     ("slim_mobilenet_v3", {"mobilenet_kind": "small"},
      lambda: space.mobilenet_v3("small", 7, 96, in_channels=1)),
 ])
@@ -261,3 +299,107 @@ def test_models_build_and_joslim_finds_their_width_space(name, overrides, arch):
     assert (got.space, got.convs) == (want.space, want.convs)
     assert model.dims() == list(got.space.names)
     assert model.stem.kernel.value.shape[2] == 1
+
+
+# --- widened networks: counts above the bases (width_transfer's expand step) ------------------
+
+# scaled nets small enough to run at counts up to 1.5× their bases
+WIDENED = {"resnet18_deep": scaled_resnet(18, (16, 32, 64, 128), (4, 4, 4, 4)),
+           "resnet50_proxy": NETS["resnet50_proxy"],
+           "mobilenet_v2_deep": scaled_mobilenet_v2(0.5, 1.5),
+           "mobilenet_v2_x1.4": NETS["mobilenet_v2_x1.4"]}
+
+
+def run_recording_convs(model, x, train: bool):
+    """The logits of one pass and {conv path: output shape} of every nnx.Conv it ran."""
+    paths = {id(m): "/".join(map(str, p)) for p, m in nnx.iter_modules(model)
+             if isinstance(m, nnx.Conv)}
+    shapes, call = {}, nnx.Conv.__call__
+
+    def recording(self, inputs, *args, **kwargs):
+        y = call(self, inputs, *args, **kwargs)
+        shapes[paths[id(self)]] = y.shape
+        return y
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(nnx.Conv, "__call__", recording)
+        logits = model(x, train=train)
+    return logits, shapes
+
+
+@pytest.mark.parametrize("name", list(WIDENED))
+def test_a_widened_network_costs_what_its_convolutions_compute(name):
+    """Built at random channel counts from half to 1.5× the bases (some dims below, some
+    above), the model runs in train and eval mode, and lib.slim.cost's count equals, conv by
+    conv, k·k·(C_in / groups)·C_out·H·W read off the model's own kernels and the output
+    sides of its forward pass. The sum is over every nnx.Conv of the model: what the arch
+    does not count (MobileNetV2's Linear head) is no conv, so the two lists must agree."""
+    constructor, arch_of = WIDENED[name]
+    image = 32
+    arch = arch_of(CLASSES, image)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    counts = {d: int(rng.integers(max(1, b // 2), 3 * b // 2 + 1))
+              for d, b in arch.space.bases.items()}
+    bases = arch.space.bases
+    assert any(counts[d] < b for d, b in bases.items())
+    assert any(counts[d] > b for d, b in bases.items())
+    model = constructor(num_classes=CLASSES, channels=counts, rngs=nnx.Rngs(0))
+    assert model.channels == counts
+    x = jnp.asarray(rng.normal(size=(2, image, image, 3)), jnp.float32)
+    kernels = {"/".join(map(str, p)): m.kernel.value.shape for p, m in nnx.iter_modules(model)
+               if isinstance(m, nnx.Conv)}
+    for train in (True, False):
+        logits, outputs = run_recording_convs(model, x, train)
+        assert logits.shape == (2, CLASSES) and np.isfinite(logits).all()
+        assert set(outputs) == set(kernels)                     # every conv ran
+    by_hand = {path: kh * kw * cin_per_group * cout * outputs[path][1] * outputs[path][2]
+               for path, (kh, kw, cin_per_group, cout) in kernels.items()}
+    channels = {**arch.space.fixed, **counts}
+    per_conv = {c.name: cost.macs(space.Arch(arch.space, (c,)), channels, bounded=False)
+                for c in arch.convs}
+    assert per_conv == by_hand
+    assert {c.name: (c.out_size, c.out_size) for c in arch.convs} == {
+        path: shape[1:3] for path, shape in outputs.items()}
+    assert cost.macs(arch, channels, bounded=False) == sum(by_hand.values())
+    if name.startswith("mobilenet"):
+        assert isinstance(model.head, nnx.Linear)
+
+
+@pytest.mark.parametrize("name,overrides,arch", [
+    ("slim_imagenet_resnet", {"depth": 50, "stage_widths": (32, 64, 128, 256),
+                              "layout": (2, 1, 3, 1)},
+     lambda: space.imagenet_resnet(50, widths=(32, 64, 128, 256), layout=(2, 1, 3, 1))),
+    ("slim_imagenet_resnet", {"depth": 18}, lambda: space.imagenet_resnet(18)),
+    ("slim_mobilenet_v2", {"width_mult": 1.4, "depth_mult": 0.5},
+     lambda: space.mobilenet_v2(width_mult=1.4, depth_mult=0.5)),
+    ("slim_mobilenet_v2", {}, space.mobilenet_v2),
+])
+def test_the_model_factory_builds_the_scaled_nets(name, overrides, arch):
+    """model.stage_widths and model.layout (empty: the depth's net), model.width_mult and
+    model.depth_mult reach the models; the config's rules refuse what no net has."""
+    config = base.get_config()
+    config.model.name = name
+    config.model.update(overrides)
+    config_lib.validate(config)
+    model = nnx.eval_shape(lambda: models.build(config.model, num_classes=7, in_channels=3,
+                                                rngs=nnx.Rngs(0)))
+    assert model.channels == arch().space.bases
+    assert model.dims() == list(arch().space.names)
+
+
+@pytest.mark.parametrize("key,value", [("width_mult", 0.0), ("depth_mult", -1.0),
+                                       ("stage_widths", (64, 0, 256, 512)),
+                                       ("layout", (2, 2, -1, 2))])
+def test_the_config_refuses_bad_scaling(key, value):
+    config = base.get_config()
+    config.model[key] = value
+    with pytest.raises(config_lib.ConfigError, match=f"model.{key}"):
+        config_lib.validate(config)
+
+
+def test_bad_scaling_arguments_are_refused():
+    with pytest.raises(ValueError, match=r"stage widths are four positive integers, one per "
+                                         r"stage; got \(64, 128\)"):
+        slimmable.SlimImageNetResNet(18, num_classes=10, widths=(64, 128), rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="MobileNetV2's depth_mult must be a positive number"):
+        slimmable.SlimMobileNetV2(num_classes=10, depth_mult=0.0, rngs=nnx.Rngs(0))

@@ -10,7 +10,7 @@ from flax import nnx
 from configs import base
 from experiments.width_transfer import nets, overhead, transfer
 
-TARGET = nets.Family()  # ResNet-14, w0 (8, 16, 32), 14×14
+TARGET = nets.CifarResNet()  # ResNet-14, w0 (8, 16, 32), 14×14
 PROXY = TARGET.proxy(width=0.5, depth=0.5, resolution=0.5)
 
 
@@ -126,7 +126,7 @@ def test_fused_dims_keep_every_layer_of_a_group_at_one_width():
               "stage2/residual": 20, "stage2/block0": 9, "stage2/block1": 1,
               "stage3/residual": 11, "stage3/block0": 40, "stage3/block1": 2}
     cfg = base.get_config().model
-    cfg.depth, cfg.width, cfg.widths = 14, 8, tuple(counts.values())
+    cfg.name, cfg.depth, cfg.width, cfg.widths = nets.MODEL, 14, 8, tuple(counts.values())
     model = nets.resnet(cfg, num_classes=10, in_channels=1, rngs=nnx.Rngs(0))
     out = model(jnp.ones((2, 14, 14, 1)), train=False)
     assert out.shape == (2, 10)
@@ -140,7 +140,7 @@ def test_fused_dims_keep_every_layer_of_a_group_at_one_width():
                 assert s > 1 and j == 0
                 assert block.downsample.kernel.value.shape[-1] == counts[f"stage{s}/residual"]
     cfg.widths = (4, 4)
-    with pytest.raises(ValueError, match="has 2 channel counts; a ResNet-14 has 9 dims"):
+    with pytest.raises(ValueError, match="has 2 channel counts; this network has 9 dims"):
         nets.resnet(cfg, num_classes=10, in_channels=1, rngs=nnx.Rngs(0))
 
 

@@ -10,17 +10,17 @@ from flax import nnx
 from configs import base
 from experiments.width_transfer import morphnet, nets
 
-TARGET = nets.Family()
+TARGET = nets.CifarResNet()
 
 
 def model_at(family=TARGET, seed=0):
     cfg = base.get_config().model
-    cfg.depth, cfg.width, cfg.widths = family.depth, family.widths[0], ()
+    cfg.name, cfg.depth, cfg.width, cfg.widths = nets.MODEL, family.depth, family.widths[0], ()
     return nets.resnet(cfg, num_classes=10, in_channels=1, rngs=nnx.Rngs(seed))
 
 
 def test_bn_groups_of_the_target():
-    groups = morphnet.bn_groups(TARGET)
+    groups = TARGET.bn_groups()
     assert groups["stage1/residual"] == ["stem_bn", "stage1/block0/bn2", "stage1/block1/bn2"]
     assert groups["stage2/residual"] == ["stage2/block0/bn2", "stage2/block0/downsample_bn",
                                          "stage2/block1/bn2"]
@@ -32,7 +32,7 @@ def test_channel_scores_reduce_the_groups_gammas():
     model = model_at()
     rng = np.random.default_rng(0)
     gammas = {}
-    for paths in morphnet.bn_groups(TARGET).values():
+    for paths in TARGET.bn_groups().values():
         for p in paths:
             module = model
             for name in p.split("/"):
@@ -135,8 +135,9 @@ def test_the_shrink_loss_is_cross_entropy_plus_the_weighted_penalty():
     ({"width_transfer.stacking": "mirror"}, "width_transfer.stacking='mirror'; valid"),
     ({"width_transfer.proxy_resolution": 0.3}, "must be a whole number"),
     ({"model.name": "cifar_resnet"}, "width transfer trains"),
+    ({"width_transfer.optimizer": "dmcp"}, "width_transfer.optimizer='dmcp'; valid"),
     ({"model.depth": 12}, "6n \\+ 2 deep"),
-    ({"model.width": 5}, "not w, 2w, 4w"),
+    ({"model.width": 5}, "model config cannot build"),
 ])
 def test_bad_settings_are_refused_before_anything_is_written(tmp_path, changes, message):
     from experiments.width_transfer import procedure
@@ -148,12 +149,13 @@ def test_bad_settings_are_refused_before_anything_is_written(tmp_path, changes, 
     assert not (tmp_path / "run").exists()
 
 
-def test_the_same_seed_gives_the_same_optimised_widths(tmp_path):
+@pytest.mark.parametrize("optimizer", ["morphnet", "autoslim"])
+def test_the_same_seed_gives_the_same_optimised_widths(tmp_path, optimizer):
     from experiments.width_transfer import procedure
     from lib import config as config_lib
     from lib import data, train
 
-    config = _quick()
+    config = config_lib.updated(_quick(), {"width_transfer.optimizer": optimizer})
     stage = procedure.stages(config, data.get_info(config.data))["optimise_target"]
     stage = config_lib.updated(stage, {"total_steps": 3})
     widths = []
@@ -161,4 +163,5 @@ def test_the_same_seed_gives_the_same_optimised_widths(tmp_path):
         train.run(stage, tmp_path / name)
         widths.append(procedure.optimised(tmp_path / name, config)[1])
     assert widths[0] == widths[1]
-    assert sum(widths[0].values()) != sum(TARGET.base.values())  # MorphNet moved them
+    assert widths[0] != TARGET.base  # the optimiser moved them
+    assert 0.99 * TARGET.flops(TARGET.base) <= TARGET.flops(widths[0]) <= TARGET.flops(TARGET.base)

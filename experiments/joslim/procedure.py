@@ -22,18 +22,16 @@ samples land within 0.02 of their cost targets (soft).
 
 from __future__ import annotations
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from experiments.joslim import task as task_lib
-from lib import analysis, data, files, losses, procedure, sharding, train
+from lib import analysis, files, losses, procedure, sharding, train
 from lib import config as config_lib
 from lib.slim import cost as cost_lib
-from lib.slim import pareto, recalibrate
+from lib.slim import pareto, sandwich
 
 EXCLUDED_LAST = 2  # the paper's code leaves the history's last 2 entries out
 COVERAGE_BINS = 5
@@ -58,37 +56,25 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     return procedure.finish(workdir, config, {**results, **scalars})
 
 
-class Evaluator:
-    """Sub-networks of one trained state: recalibrated, then scored (jitted, masks traced)."""
+class Evaluator(sandwich.SubnetEvaluator):
+    """Sub-networks of the trained state by their configuration α, and the losses of the
+    full and the smallest net (hard 6)."""
 
     def __init__(self, trainer, config):
-        self.trainer, self.config, self.task = trainer, config, trainer.setup.task
+        super().__init__(trainer, config, config.joslim.recalibration_batches)
+        self.task = trainer.setup.task
         self.arch = self.task.arch
-        self.train_split = data.eval_batches(config_lib.updated(config.data, {
-            "eval_split": config.data.train_split}))
-        self.validation = data.eval_batches(config.data, split="validation")
-        self.test = trainer.eval_batches()
         setup = trainer.setup
-
-        def sums(state, batch, row):
-            model = setup.model(state)
-            logits = model(batch["image"], train=False, masks=task_lib.masks_of(model, row))
-            mask, y = batch["mask"], batch["label"]
-            return {"top1": jnp.sum(losses.topk_correct(logits, y, 1) * mask),
-                    "top5": jnp.sum(losses.topk_correct(logits, y, min(5, logits.shape[-1]))
-                                    * mask),
-                    "count": jnp.sum(mask)}
 
         def batch_losses(state, batch, row):
             model = setup.model(state)
             full = model(batch["image"], train=True)
-            smallest = model(batch["image"], train=True, masks=task_lib.masks_of(model, row))
+            smallest = model(batch["image"], train=True, masks=sandwich.masks_of(model, row))
             mask = batch["mask"]
             return [jnp.sum(losses.softmax_cross_entropy(x, batch["label"]) * mask)
                     / jnp.sum(mask) for x in (full, smallest)]
 
-        self._sums, self._losses = jax.jit(sums), jax.jit(batch_losses)
-        self._recalibrate = recalibrate.Recalibrator()
+        self._losses = jax.jit(batch_losses)
 
     def row(self, alpha) -> np.ndarray:
         return task_lib.counts(self.arch, [alpha])[0]
@@ -100,22 +86,10 @@ class Evaluator:
         return tuple(float(v) for v in self._losses(state, batch, smallest))
 
     def recalibrated(self, state, alpha) -> dict:
-        """`state` with BatchNorm statistics recomputed at width α on the train split."""
-        setup, limit = self.trainer.setup, self.config.joslim.recalibration_batches
-        model = setup.model(state)
-        masks = task_lib.masks_of(model, jnp.asarray(self.row(alpha)))
-        batches = itertools.islice(self.train_split, limit or None)
-        self._recalibrate(model, batches, masks)
-        return self.trainer.place({**state, **setup.variables(model)})
+        return super().recalibrated(state, self.row(alpha))
 
     def accuracy(self, state, alpha, batches) -> tuple[float, float]:
-        row = jnp.asarray(self.row(alpha))
-        total = None
-        for b in batches:
-            out = self._sums(state, sharding.global_batch(b, self.trainer.batch_sharding), row)
-            total = out if total is None else jax.tree.map(jnp.add, total, out)
-        total = jax.device_get(total)
-        return float(total["top1"] / total["count"]), float(total["top5"] / total["count"])
+        return super().accuracy(state, self.row(alpha), batches)
 
 
 def candidates(task, extra: dict) -> list[np.ndarray]:

@@ -1,8 +1,7 @@
 """Joslim training (joslim.md §2 "Training loop"), and the Slim and TwoStage baselines.
 
 Every step trains the full width with label-smoothed cross-entropy, and the round's sampled
-sub-networks by in-place distillation from it: −mean Σ softmax(stopgrad(full logits)) ·
-log_softmax(sub-network logits), their gradients summed. Every `joslim.tau` steps a hook
+sub-networks by in-place distillation from it (lib.slim.sandwich.sandwich_loss). Every `joslim.tau` steps a hook
 starts a new round on the host:
 1. calibration: where the history holds more than one configuration, every visited
    configuration's loss is recomputed on one mini-batch of the validation split (train-mode
@@ -35,6 +34,7 @@ from experiments.joslim import fitted_gp, mobo
 from lib import data, losses, models, sharding
 from lib.config import ConfigError
 from lib.slim import cost as cost_lib
+from lib.slim import sandwich
 from lib.slim import space as space_lib
 from lib.task import Classification
 
@@ -55,9 +55,11 @@ def arch_of(config, info) -> space_lib.Arch:
             m.depth, info.num_classes, (m.width, 2 * m.width, 4 * m.width), h,
             m.stem or "1x1", in_channels=c),
         "slim_imagenet_resnet": lambda: space_lib.imagenet_resnet(
-            m.depth, info.num_classes, h, in_channels=c),
-        "slim_mobilenet_v2": lambda: space_lib.mobilenet_v2(info.num_classes, h,
-                                                           in_channels=c),
+            m.depth, info.num_classes, h, in_channels=c, widths=tuple(m.stage_widths) or None,
+            layout=tuple(m.layout) or None),
+        "slim_mobilenet_v2": lambda: space_lib.mobilenet_v2(
+            info.num_classes, h, in_channels=c, width_mult=m.width_mult,
+            depth_mult=m.depth_mult),
         "slim_mobilenet_v3": lambda: space_lib.mobilenet_v3(
             m.mobilenet_kind, info.num_classes, h, in_channels=c),
     }
@@ -83,19 +85,6 @@ def counts(arch: space_lib.Arch, alphas) -> np.ndarray:
     names = arch.space.names
     return np.array([[arch.space.decode(a)[n] for n in names] for a in stored(arch, alphas)],
                     np.int32)
-
-
-def masks_of(model, row: jax.Array) -> dict:
-    """{dim: [base] mask} of one row of channel counts (traced)."""
-    return {d: (jnp.arange(model.channels[d]) < row[i]).astype(jnp.float32)
-            for i, d in enumerate(model.dims())}
-
-
-def distillation(teacher_logits: jax.Array, student_logits: jax.Array) -> jax.Array:
-    """Batch mean of −Σ softmax(teacher)·log_softmax(student), the teacher held fixed."""
-    p = jax.nn.softmax(jax.lax.stop_gradient(teacher_logits).astype(jnp.float32), axis=-1)
-    return -jnp.mean(jnp.sum(p * jax.nn.log_softmax(student_logits.astype(jnp.float32),
-                                                    axis=-1), axis=-1))
 
 
 class Joslim(Classification):
@@ -142,18 +131,8 @@ class Joslim(Classification):
 
     def train_loss(self, model, batch, rng, step):
         del rng, step
-        x, y = batch["image"], batch["label"]
-        logits = model(x, train=True)
-        full = losses.smoothed_cross_entropy(logits, y, self.config.label_smoothing).mean()
-        total, metrics = full, {"loss_full": full}
-        sampled = model.sampled.value
-        for k in range(sampled.shape[0]):
-            kd = distillation(logits, model(x, train=True, masks=masks_of(model, sampled[k])))
-            total = total + kd
-            metrics[f"kd_{k}"] = kd
-        metrics["loss_smallest"] = metrics.pop(f"kd_{sampled.shape[0] - 1}")
-        accuracy = losses.topk_correct(logits, y, 1).mean()
-        return total, {"loss": total, "accuracy": accuracy, **metrics}
+        return sandwich.sandwich_loss(model, batch, model.sampled.value,
+                                      self.config.label_smoothing)
 
     # --- the rounds -------------------------------------------------------------------------
 
@@ -234,7 +213,7 @@ class Joslim(Classification):
 
             def loss(st, b, row):
                 model = setup.model(st)
-                logits = model(b["image"], train=True, masks=masks_of(model, row))
+                logits = model(b["image"], train=True, masks=sandwich.masks_of(model, row))
                 ce = losses.softmax_cross_entropy(logits, b["label"])
                 return jnp.sum(ce * b["mask"]) / jnp.maximum(jnp.sum(b["mask"]), 1)
 

@@ -22,7 +22,7 @@ from lib import config as config_lib
 from lib.repro import mean_std
 
 ARMS = ("uniform", "direct", "transferred")
-SETTINGS = ("penalty", "prune_rule", "stacking", "proxy_width", "proxy_depth",
+SETTINGS = ("optimizer", "penalty", "prune_rule", "stacking", "proxy_width", "proxy_depth",
             "proxy_resolution", "proxy_data", "proxy_epochs")
 
 

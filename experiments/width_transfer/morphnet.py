@@ -7,9 +7,7 @@ counter's difference). Prune (`prune_rule`): `threshold` keeps the channels with
 `budget` drops channels in ascending g_c over all dims until FLOPs ≤ ρ·B; each dim keeps at
 least one. Expand: transfer.renormalise back to the budget B = FLOPs(w0). One iteration.
 
-The BN layers of each dim in nets.Family's network (lib.models.slimmable.SlimCifarResNet):
-`stage{s}/residual` — stage 1's stem_bn, every block's bn2 of the stage, and the stage's
-downsample_bn; `stage{s}/block{j}` — that block's bn1.
+The BN layers of each dim: the family's `bn_groups` (experiments.width_transfer.nets).
 """
 
 from __future__ import annotations
@@ -25,19 +23,6 @@ GROUP_REDUCE = ("sum", "max")
 PRUNE_RULES = ("budget", "threshold")
 
 
-def bn_groups(family: nets.Family) -> dict[str, list[str]]:
-    """{dim: paths of the BatchNorm modules whose γ scale that dim's channels}."""
-    groups = {d: [] for d in family.dims}
-    groups["stage1/residual"].append("stem_bn")
-    for s in (1, 2, 3):
-        for j in range(family.blocks):
-            groups[f"stage{s}/block{j}"].append(f"stage{s}/block{j}/bn1")
-            groups[f"stage{s}/residual"].append(f"stage{s}/block{j}/bn2")
-            if s > 1 and j == 0:
-                groups[f"stage{s}/residual"].append(f"stage{s}/block{j}/downsample_bn")
-    return groups
-
-
 def _module(model, path: str):
     for name in path.split("/"):
         model = getattr(model, name)
@@ -49,7 +34,7 @@ def channel_scores(model, family: nets.Family, reduce: str = "sum", xp=jnp) -> d
     if reduce not in GROUP_REDUCE:
         raise ValueError(f"group_reduce {reduce!r}; valid: {', '.join(GROUP_REDUCE)}")
     out = {}
-    for dim, paths in bn_groups(family).items():
+    for dim, paths in family.bn_groups().items():
         scales = xp.stack([xp.abs(xp.asarray(_module(model, p).scale.value)) for p in paths])
         out[dim] = scales.sum(0) if reduce == "sum" else scales.max(0)
     return out

@@ -2,14 +2,16 @@
 and on a cheap proxy, project the proxy's onto the target, and train the uniform, direct and
 transferred widths from scratch at equal FLOPs.
 
-    workdir/optimise_target/   MorphNet's shrink run on the target at w0
+    workdir/optimise_target/   the optimiser's training run on the target at w0 (MorphNet's
+                               shrink, or AutoSlim's supernet)
     workdir/optimise_proxy/    the same on the proxy (narrower, shallower, coarser, less data)
     workdir/final_{uniform,direct,transferred}/   from-scratch training of each width set
     workdir/widths.json        each set's channel counts and multipliers, FLOPs, the overhead
     workdir/multipliers.png    per-dim multipliers: direct against projected proxy
     workdir/config.json, results.json
 
-Results: each stage's eval metrics under `stages`, final/<arm>/top1 (test), flops/<arm>,
+Results: each stage's eval metrics under `stages`, final/<arm>/top1 (test),
+final/transfer_gap (transferred minus direct), flops/<arm>,
 spearman (projected proxy multipliers against the direct ones over the target's dims, and per
 stage), overhead/factor (the optimiser's training FLOPs on the target over on the proxy) and
 overhead/clock_factor (the same ratio of the shrink runs' training clocks).
@@ -25,44 +27,46 @@ import ml_collections
 import numpy as np
 from scipy import stats
 
-from experiments.width_transfer import morphnet, nets, overhead, transfer
+from experiments.width_transfer import autoslim, morphnet, nets, overhead, transfer
 from lib import config as config_lib
 from lib import data, files, procedure, train
+from lib.slim import sandwich
 from lib.train import CLOCK_KEY
 
 ARMS = ("uniform", "direct", "transferred")
-TASK = "experiments.width_transfer.task:MorphNetShrink"
+TASKS = {"morphnet": "experiments.width_transfer.task:MorphNetShrink",
+         "autoslim": "experiments.width_transfer.task:AutoSlimSupernet"}
 
 
 def check(config) -> None:
     """ConfigError for settings a later stage would refuse."""
     wt = config.width_transfer
-    for key, value, valid in (("optimizer", wt.optimizer, ("morphnet",)),
+    for key, value, valid in (("optimizer", wt.optimizer, tuple(TASKS)),
                               ("prune_rule", wt.prune_rule, morphnet.PRUNE_RULES),
                               ("group_reduce", wt.group_reduce, morphnet.GROUP_REDUCE),
+                              ("supernet_sampling", wt.supernet_sampling, autoslim.SAMPLING),
                               ("stacking", wt.stacking, transfer.STACKING)):
         if value not in valid:
             raise config_lib.ConfigError(f"width_transfer.{key}={value!r}; valid choices: "
                                          f"{', '.join(valid)}")
-    if config.model.name != nets.MODEL:
-        raise config_lib.ConfigError(f"width transfer trains {nets.MODEL} (model.name="
-                                     f"{config.model.name!r})")
     try:
         target = nets.family_of(config.model, 1)
     except ValueError as e:
         raise config_lib.ConfigError(str(e)) from None
     proxy = target.proxy(wt.proxy_width, wt.proxy_depth)
-    if proxy.widths != tuple(proxy.widths[0] * 2**s for s in range(3)):
+    built = nets.family_of(config_lib.updated(config, proxy.model_keys()).model, 1)
+    if built != proxy:
         raise config_lib.ConfigError(
-            f"width_transfer.proxy_width={wt.proxy_width} rounds the stage widths "
-            f"{target.widths} to {proxy.widths}, which is not w, 2w, 4w as the proxy net "
-            "needs; choose a factor that keeps the ratios (e.g. 0.5 or 0.25 of an even width)")
-    pool = config.data.pool / wt.proxy_resolution
-    if abs(pool - round(pool)) > 1e-9:
-        raise config_lib.ConfigError(
-            f"width_transfer.proxy_resolution={wt.proxy_resolution} with data.pool="
-            f"{config.data.pool}: the proxy's inputs come from data.pool={pool:g}, which must "
-            "be a whole number")
+            f"width_transfer.proxy_width={wt.proxy_width} makes the proxy {proxy}, which its "
+            f"model config cannot build (it builds {built}); choose a factor that keeps the "
+            "stages' width ratios (e.g. 0.5 or 0.25 of an even width)")
+    if not config.data.image_size:
+        pool = config.data.pool / wt.proxy_resolution
+        if abs(pool - round(pool)) > 1e-9:
+            raise config_lib.ConfigError(
+                f"width_transfer.proxy_resolution={wt.proxy_resolution} with data.pool="
+                f"{config.data.pool}: the proxy's inputs come from data.pool={pool:g}, which "
+                "must be a whole number")
 
 
 def _shrink_steps(examples: int, config, epochs_share: float = 1.0) -> int:
@@ -71,32 +75,72 @@ def _shrink_steps(examples: int, config, epochs_share: float = 1.0) -> int:
 
 
 def stages(config, info) -> dict:
-    """{name: stage config} of the two shrink runs; the proxy's family follows from it."""
+    """{name: stage config} of the optimiser's two training runs; the proxy's family follows
+    from it. MorphNet's shrink trains at a constant learning rate without weight decay (the
+    penalty is its only regulariser); AutoSlim's supernet with the config's optimiser."""
     wt = config.width_transfer
     proxy_examples = max(1, round(wt.proxy_data * info.num_train))
-    common = {"task": TASK, "model.widths": (), "optim.schedule": "constant",
-              "optim.weight_decay": 0.0, "optim.warmup_steps": 0}
+    common = {"task": TASKS[wt.optimizer], "model.widths": ()}
+    if wt.optimizer == "morphnet":
+        common.update({"optim.schedule": "constant", "optim.weight_decay": 0.0,
+                       "optim.warmup_steps": 0})
     target = procedure.stage_config(config, **common, total_steps=_shrink_steps(
         info.num_train, config))
     family = nets.family_of(config.model, 1).proxy(wt.proxy_width, wt.proxy_depth)
+    resolution = ({"data.image_size": round(wt.proxy_resolution * config.data.image_size)}
+                  if config.data.image_size else
+                  {"data.pool": round(config.data.pool / wt.proxy_resolution)})
     proxy = procedure.stage_config(
         config, **common, total_steps=_shrink_steps(proxy_examples, config, wt.proxy_epochs),
-        **{"model.depth": family.depth, "model.width": family.widths[0],
-           "data.pool": round(config.data.pool / wt.proxy_resolution),
-           "data.train_examples": proxy_examples})
+        **family.model_keys(), **resolution, **{"data.train_examples": proxy_examples})
     return {"optimise_target": target, "optimise_proxy": proxy}
 
 
-def optimised(stage_dir, config) -> tuple[nets.Family, dict[str, int], dict]:
-    """(family, MorphNet's channel counts, the shrink run's results) of a finished shrink."""
-    _, setup, state = train.load_final(stage_dir)
-    model = setup.model(state)
-    family = setup.task.family
+def optimised(stage_dir, config) -> tuple[nets.Family, dict[str, int], dict, list]:
+    """(family, the optimiser's channel counts, its training run's results, AutoSlim's cuts
+    or []) of a finished training run."""
     wt = config.width_transfer
-    scores = morphnet.channel_scores(model, family, wt.group_reduce, xp=np)
-    counts = morphnet.optimise(scores, family, wt.prune_rule, wt.threshold, wt.ratio)
+    stage, setup, state = train.load_final(stage_dir)
+    family = setup.task.family
+    trace = []
+    if wt.optimizer == "morphnet":
+        scores = morphnet.channel_scores(setup.model(state), family, wt.group_reduce, xp=np)
+        counts = morphnet.optimise(scores, family, wt.prune_rule, wt.threshold, wt.ratio)
+    else:
+        trainer = train.Trainer(stage)
+        state = trainer.place(state)
+        evaluator = sandwich.SubnetEvaluator(trainer, stage, wt.recalibration_batches)
+
+        def score(channels: dict) -> float:
+            row = [channels[d] for d in family.dims]
+            calibrated = evaluator.recalibrated(state, row)
+            return evaluator.accuracy(calibrated, row, evaluator.validation)[0]
+
+        counts, trace = autoslim.optimise(family, score, wt.supernet_low, wt.ratio)
     results = json.loads((files.as_path(stage_dir) / "results.json").read_text())
-    return family, counts, results
+    return family, counts, results, trace
+
+
+def optimiser_run(family: nets.Family, stage, config) -> overhead.OptimiserRun:
+    """What the optimiser's training run cost: MorphNet trains the network at w0, AutoSlim's
+    supernet the full width, its samples and the smallest every step (their expected MACs)."""
+    wt = config.width_transfer
+    macs = (family.flops(family.base) if wt.optimizer == "morphnet" else
+            autoslim.training_macs(family, wt.supernet_samples, wt.supernet_low,
+                                   wt.supernet_sampling))
+    return overhead.OptimiserRun(macs, stage.total_steps * stage.data.batch_size)
+
+
+def planned(config, info) -> dict[str, tuple[nets.Family, overhead.OptimiserRun]]:
+    """{stage: (family at its input side, what its training run costs)} of the optimiser's
+    two runs, before they train."""
+    side, _, channels = info.image_shape
+    out = {}
+    for name, stage in stages(config, info).items():
+        stage_side = stage.data.image_size or side * config.data.pool // stage.data.pool
+        family = nets.family_of(stage.model, stage_side, channels, info.num_classes)
+        out[name] = (family, optimiser_run(family, stage, config))
+    return out
 
 
 def spearman(a: dict, b: dict, dims) -> float | None:
@@ -112,12 +156,20 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     workdir = files.as_path(workdir)
     info = data.get_info(config.data)
     shrink = stages(config, info)
+    plan = planned(config, info)
+    wt = config.width_transfer
+    if wt.optimizer == "autoslim":  # refuse before training what the cuts cannot reach
+        for family, _ in plan.values():
+            try:
+                autoslim.reachable(family, wt.supernet_low, wt.ratio * family.flops(family.base))
+            except ValueError as e:
+                raise config_lib.ConfigError(str(e)) from None
     optimised_runs, summaries = {}, {}
     for name, stage in shrink.items():
         summaries[name] = procedure.summary(train.run(stage, workdir / name))
         optimised_runs[name] = optimised(workdir / name, config)
-    target, direct, target_results = optimised_runs["optimise_target"]
-    proxy, proxy_counts, proxy_results = optimised_runs["optimise_proxy"]
+    target, direct, target_results, target_trace = optimised_runs["optimise_target"]
+    proxy, proxy_counts, proxy_results, proxy_trace = optimised_runs["optimise_proxy"]
     budget = target.flops(target.base)
     projected = transfer.project(transfer.multipliers(proxy_counts, proxy.base), target.dims,
                                  config.width_transfer.stacking)
@@ -133,22 +185,23 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
         summaries[f"final_{arm}"] = procedure.summary(out)
         results[f"final/{arm}/top1"] = out["eval/accuracy"]
         results[f"flops/{arm}"] = target.flops(widths[arm])
+    results["final/transfer_gap"] = (results["final/transferred/top1"]
+                                     - results["final/direct/top1"])
     direct_m = transfer.multipliers(direct, target.base)
     results["spearman"] = spearman(projected, direct_m, target.dims)
-    for s in (1, 2, 3):
-        rho = spearman(projected, direct_m, [d for d in target.dims if d.startswith(f"stage{s}/")])
+    for stage_name in sorted({d.split("/")[0] for d in target.dims if "/" in d}):
+        rho = spearman(projected, direct_m, [d for d in target.dims
+                                             if d.startswith(f"{stage_name}/")])
         if rho is not None:  # a stage whose projected multipliers are all equal has none
-            results[f"spearman/stage{s}"] = rho
-    runs = {name: overhead.OptimiserRun(family.flops(family.base),
-                                        stage.total_steps * stage.data.batch_size)
-            for name, family, stage in (("target", target, shrink["optimise_target"]),
-                                        ("proxy", proxy, shrink["optimise_proxy"]))}
+            results[f"spearman/{stage_name}"] = rho
+    runs = {"target": plan["optimise_target"][1], "proxy": plan["optimise_proxy"][1]}
     results["overhead/factor"] = overhead.reduction(runs["target"], runs["proxy"])
     results["overhead/clock_factor"] = (target_results[CLOCK_KEY]
                                         / proxy_results[CLOCK_KEY])
     record = {"target_dims": list(target.dims), "proxy_dims": list(proxy.dims),
               "widths": widths, "proxy": proxy_counts, "projected": projected,
-              "direct_multipliers": direct_m,
+              "direct_multipliers": direct_m, "optimizer": config.width_transfer.optimizer,
+              "cuts": {"target": target_trace, "proxy": proxy_trace},
               "optimiser": {k: {"macs_per_image": r.macs_per_image, "images": r.images,
                                 "train_flops": r.train_flops} for k, r in runs.items()}}
     if jax.process_index() == 0:

@@ -74,8 +74,10 @@ def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
     'vit' a non-empty model.variant (Ti, S, B, L) sets width, depth, num_heads and mlp_dim;
     the kernel_init and bn_* keys do not apply (big_vision initialisation, no BatchNorm).
     The slimmable ImageNet ResNet (model.depth 18/34/50) and MobileNets (V3:
-    model.mobilenet_kind) have the paper's code's fixed base widths (model.width does not
-    apply) and their classes' default dropout (MobileNetV2 0.5, V3 0).
+    model.mobilenet_kind) have the paper's code's base widths (model.width does not apply)
+    unless scaled: the ResNet by model.stage_widths and model.layout, MobileNetV2 by
+    model.width_mult and model.depth_mult (width_transfer's scaled-up nets); their classes'
+    default dropout (MobileNetV2 0.5, V3 0).
     """
     if registry.is_spec(model_cfg.name):
         factory = registry.resolve(model_cfg.name, "model.name")
@@ -97,9 +99,11 @@ def build(model_cfg, *, num_classes: int, in_channels: int, image_size=None,
         return SlimCifarResNet(model_cfg.depth, model_cfg.width, stem=model_cfg.stem or "1x1",
                                **common)
     if model_cfg.name == "slim_imagenet_resnet":
-        return SlimImageNetResNet(model_cfg.depth, **common)
+        return SlimImageNetResNet(model_cfg.depth, widths=tuple(model_cfg.stage_widths) or None,
+                                  layout=tuple(model_cfg.layout) or None, **common)
     if model_cfg.name == "slim_mobilenet_v2":
-        return SlimMobileNetV2(**common)
+        return SlimMobileNetV2(width_mult=model_cfg.width_mult, depth_mult=model_cfg.depth_mult,
+                               **common)
     if model_cfg.name == "slim_mobilenet_v3":
         return SlimMobileNetV3(model_cfg.mobilenet_kind, **common)
     if model_cfg.name == "cifar_vgg":

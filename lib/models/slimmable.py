@@ -24,13 +24,17 @@ Parameter paths: 'stem' ('stem_bn' for 3x3), 'stage{s}/block{j}/{conv1,bn1,conv2
 (and '{downsample,downsample_bn}' where a projection shortcut is), 'head'. With
 features=True the model also returns 'stem', 'stage{s}/block{j}' and 'pool'.
 
-SlimImageNetResNet (18/34/50), SlimMobileNetV2 and SlimMobileNetV3 (large/small) have the
-dims and convolutions of lib.slim.space.imagenet_resnet, mobilenet_v2 and mobilenet_v3, their
-convs named as the arch's. A depthwise conv is masked like any other: at full width, with
-its inactive inputs zero, each active channel computes what the narrow network's depthwise
-conv (one group per active channel) computes. Where a residual add joins two dims (only
-MobileNetV3-Large's first block: `stem` onto `stage1/residual`), the input is zero-padded
-to the output's width, which the width space's chain keeps at least as wide.
+SlimImageNetResNet (18/34/50; other stage `widths` and `layout`), SlimMobileNetV2
+(`width_mult`, `depth_mult`) and SlimMobileNetV3 (large/small) have the dims and
+convolutions of lib.slim.space.imagenet_resnet, mobilenet_v2 and mobilenet_v3 at the same
+arguments, their convs named as the arch's. Every model is built at `channels` ({dim:
+count}, default the bases): narrower for static slicing, or wider than the bases (a network
+widened past them, as width_transfer's expand step does). A depthwise conv is masked like
+any other: at full width, with its inactive inputs zero, each active channel computes what
+the narrow network's depthwise conv (one group per active channel) computes. Where a
+residual add joins two dims (only MobileNetV3-Large's first block: `stem` onto
+`stage1/residual`), the input is zero-padded to the output's width, which the width space's
+chain keeps at least as wide.
 """
 
 from __future__ import annotations
@@ -201,7 +205,6 @@ ACTIVATIONS = {"relu": jax.nn.relu, "relu6": jax.nn.relu6, "hswish": jax.nn.hard
 # MobileNetV3 Tables 1 and 2, the NL column: ReLU up to this row of space.MOBILENET_V3[kind]
 # (0-based), h-swish from it on.
 V3_HSWISH_FROM = {"large": 6, "small": 3}
-V2_LAST = 1280  # MobileNetV2's last 1×1 conv (space.mobilenet_v2's fixed "last")
 V3_HEAD = 1280  # the 1×1 conv after pooling (space.mobilenet_v3's fixed "head"; the code's)
 
 
@@ -213,7 +216,7 @@ def _same(kernel: int):
 
 def _widths(name: str, bases: dict[str, int], channels: dict | None) -> dict[str, int]:
     """{dim: channels}: the base widths, in the width space's order, overridden by
-    `channels` (a narrow network's counts)."""
+    `channels` (a narrow or widened network's counts)."""
     unknown = set(channels or {}) - set(bases)
     if unknown:
         raise ValueError(f"{name} has no dims {sorted(unknown)}; its dims: {', '.join(bases)}")
@@ -269,13 +272,15 @@ class SlimResNetBlock(nnx.Module):
 
 
 class SlimImageNetResNet(nnx.Module):
-    """The paper's code's slimmable ImageNet ResNet-18/34/50 (torchvision's layout, stages at
-    64/128/256/512, Bottleneck outputs ×4): 7×7/2 conv + BN + ReLU + 3×3/2 max-pool, the
-    stages, global average pool and a 1×1-conv classifier with bias. Built at `channels`
-    ({dim: count}; default the base widths) so that static slicing builds the narrow network
-    with the same class. Dims as lib.slim.space.imagenet_resnet: `stage{s}/residual`,
-    `stage{s}/block{j}`, and in ResNet-50 `stem` (the BasicBlock nets' stem output is stage
-    1's residual, since their first block adds its input unprojected).
+    """The paper's code's slimmable ImageNet ResNet-18/34/50 (torchvision's: four stages of
+    `layout` blocks, default the depth's, at `widths`, default 64/128/256/512, Bottleneck
+    outputs ×4): 7×7/2 conv + BN + ReLU + 3×3/2 max-pool, the stages, global average pool and a
+    1×1-conv classifier with bias. Built at `channels` ({dim: count}; default the base
+    widths) so that static slicing builds the narrow network with the same class, and a
+    width optimiser any wider one. Dims as lib.slim.space.imagenet_resnet at the same depth,
+    widths and layout: `stage{s}/residual`, `stage{s}/block{j}`, and in ResNet-50 `stem`
+    (the BasicBlock nets' stem output is stage 1's residual, since their first block adds
+    its input unprojected).
 
     Parameter paths: 'stem', 'stem_bn', 'stage{s}/block{j}/{conv1,bn1,conv2,bn2[,conv3,bn3]}',
     'stage{s}/block{j}/{downsample,downsample_bn}', 'head' (the arch's conv names). With
@@ -283,16 +288,15 @@ class SlimImageNetResNet(nnx.Module):
     and 'pool'."""
 
     def __init__(self, depth: int = 18, *, num_classes: int, in_channels: int = 3,
-                 channels: dict | None = None, layers: LayerSpec = DEFAULT_LAYERS,
-                 rngs: nnx.Rngs):
+                 widths=None, layout=None, channels: dict | None = None,
+                 layers: LayerSpec = DEFAULT_LAYERS, rngs: nnx.Rngs):
         if depth not in space.IMAGENET_RESNETS:
             raise ValueError(f"slim_imagenet_resnet depth must be one of "
                              f"{', '.join(map(str, space.IMAGENET_RESNETS))}; got {depth!r}")
-        kind, self.layout = space.IMAGENET_RESNETS[depth]
+        kind, widths, self.layout = space.imagenet_resnet_stages(depth, widths, layout)
         bottleneck = kind == "bottleneck"
         expansion = 4 if bottleneck else 1
-        widths = (64, 128, 256, 512)
-        bases = {"stem": 64} if bottleneck else {}
+        bases = {"stem": widths[0]} if bottleneck else {}
         for s, (w, n) in enumerate(zip(widths, self.layout), 1):
             bases[residual_dim(s)] = w * expansion
             bases.update({block_dim(s, j): w for j in range(n)})
@@ -301,7 +305,7 @@ class SlimImageNetResNet(nnx.Module):
         self.stem = layers.conv(in_channels, c[self.stem_dim], 7, 2, padding=_same(7),
                                 rngs=rngs)
         self.stem_bn = layers.bn(c[self.stem_dim], rngs=rngs)
-        cin, cin_base = self.stem_dim, 64
+        cin, cin_base = self.stem_dim, widths[0]
         for s, (w, n) in enumerate(zip(widths, self.layout), 1):
             blocks = []
             for j in range(n):
@@ -437,7 +441,9 @@ class SlimMobileNetV2(_SlimMobileNet):
     lib.slim.space.MOBILENET_V2 (expansion base in·t for a stage's first block, c·t after;
     the add where stride 1 and in == out), 1×1 conv → 1280 (not searchable), global average
     pool, dropout (`dropout`, the code's 0.5; none in eval), Linear classifier; ReLU6
-    throughout, BN after every conv. Dims as lib.slim.space.mobilenet_v2: `stem` (the stem's
+    throughout, BN after every conv. `width_mult` and `depth_mult` scale the widths (the
+    last conv's too, above 1) and blocks per stage as lib.slim.space.mobilenet_v2_layout
+    says. Dims as lib.slim.space.mobilenet_v2 at the same multipliers: `stem` (the stem's
     output, also the first block's depthwise width), `stage1/residual`, then per stage
     `stage{s}/residual` and `stage{s}/block{j}` (block j's expansion width). The code's init,
     normal(0, √(2/n)), n = k·k·C_in/groups, is model.kernel_init = kaiming_normal (fan_in).
@@ -447,12 +453,12 @@ class SlimMobileNetV2(_SlimMobileNet):
     'stage{s}/block{j}', 'last' and 'pool'."""
 
     def __init__(self, *, num_classes: int, in_channels: int = 3, dropout: float = 0.5,
-                 channels: dict | None = None, layers: LayerSpec = DEFAULT_LAYERS,
-                 rngs: nnx.Rngs):
-        bases = {"stem": 32, residual_dim(1): 16}
+                 width_mult: float = 1.0, depth_mult: float = 1.0, channels: dict | None = None,
+                 layers: LayerSpec = DEFAULT_LAYERS, rngs: nnx.Rngs):
+        stem, cin, table, last = space.mobilenet_v2_layout(width_mult, depth_mult)
+        bases = {"stem": stem, residual_dim(1): cin}
         stages = [[(3, 1, 0, "relu6", False)]]
-        cin = 16
-        for s, (t, c, n, first_stride) in enumerate(space.MOBILENET_V2, 2):
+        for s, (t, c, n, first_stride) in enumerate(table, 2):
             bases[residual_dim(s)] = c
             rows = []
             for j in range(n):
@@ -462,9 +468,9 @@ class SlimMobileNetV2(_SlimMobileNet):
                 cin = c
             stages.append(rows)
         super().__init__("slim_mobilenet_v2", bases, channels, in_channels, "relu6", stages,
-                         V2_LAST, layers, rngs)
+                         last, layers, rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout else None
-        self.head = layers.linear(V2_LAST, num_classes, rngs=rngs)
+        self.head = layers.linear(last, num_classes, rngs=rngs)
 
     def __call__(self, x, *, train: bool, features: bool = False, masks: dict | None = None):
         feats = collections.OrderedDict()

@@ -8,20 +8,25 @@ feeding it. Decoding keeps the first floor(α_d · base_d) channels of dim d (th
 truncated, as the paper's code's int(wm * c) does), then raises every residual chain to its
 running maximum: a later stage's residual width is at least the previous one's, since a
 zero-padding shortcut can widen its input but never narrow it. Fixed counts (image channels,
-classes, MobileNetV2's last 1280) are not searched and pass through decoding unchanged.
+classes, MobileNetV2's last conv width) are not searched and pass through decoding unchanged.
+A channel count may exceed its dim's base (a network widened past it, as width_transfer's
+expand step does); lib.slim.cost counts such networks with bounded=False.
 
 The builders give the dim layout of the paper's code (enyac-group/Joslim, model/slim_*.py):
 the same dims in the same order, so a configuration means the same sub-network there and
-here. Each also lists the network's convolutions: input and output channels named by a dim
-or a fixed count, kernel, stride, and output side at the builder's image size (sides are
-ceil(side / stride), the output of "same" padding); lib.slim.cost counts them, and
-`Arch.counted` says in words what the list covers and leaves out. The dim names are the
-interface of lib.models.slimmable:
+here. The ImageNet ResNets also take other stage widths and blocks per stage, and
+MobileNetV2 the MobileNetV2 paper's width multiplier and a depth multiplier
+(width_transfer's scaled-up targets and proxies, width_transfer.md §3); at the defaults
+they are the code's nets. Each builder also lists the network's convolutions: input and
+output channels named by a dim or a fixed count, kernel, stride, and output side at the
+builder's image size (sides are ceil(side / stride), the output of "same" padding);
+lib.slim.cost counts them, and `Arch.counted` says in words what the list covers and leaves
+out. The dim names are the interface of lib.models.slimmable:
 
 - ResNets: `stage{s}/residual` (s from 1: the stage's residual width, shared by the stem's
   output in the BasicBlock nets) and `stage{s}/block{j}` (j from 0: the block's inner width,
   i.e. its first conv's output; in a Bottleneck both the 1×1 and the 3×3 conv's output, as
-  in the code); ResNet-50 adds `stem` (64) before them.
+  in the code); ResNet-50 adds `stem` (stage 1's width, 64) before them.
 - MobileNets: `stem`, `stage1/residual` (the output of the first, depthwise-separable
   block), then per inverted-residual stage `stage{s}/residual` (its output width) and
   `stage{s}/block{j}` (block j's expansion width, shared by its expansion conv, depthwise
@@ -31,6 +36,7 @@ interface of lib.models.slimmable:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -286,16 +292,42 @@ def cifar_resnet(depth: int, num_classes: int, widths=(16, 32, 64), image: int =
 
 IMAGENET_RESNETS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
                     50: ("bottleneck", (3, 4, 6, 3))}
+IMAGENET_WIDTHS = (64, 128, 256, 512)  # the stage widths (a Bottleneck's outputs are ×4)
+
+
+def _per_stage(what: str, value, default: tuple[int, ...]) -> tuple[int, ...]:
+    """`value` as four positive ints, one per stage (None: `default`), or a ValueError."""
+    if value is None:
+        return default
+    if not (isinstance(value, tuple | list) and len(value) == 4
+            and all(isinstance(v, int | np.integer) and v >= 1 for v in value)):
+        raise ValueError(f"an ImageNet ResNet's {what} are four positive integers, one per "
+                         f"stage; got {value!r}")
+    return tuple(int(v) for v in value)
+
+
+def imagenet_resnet_stages(depth: int, widths=None, layout=None
+                           ) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
+    """The block kind ("basic" or "bottleneck", from `depth`), the four stage widths (default
+    IMAGENET_WIDTHS) and blocks per stage (default `depth`'s layout) of an ImageNet ResNet of
+    a supported depth, checked: the one reading of the scaling arguments for
+    imagenet_resnet and lib.models.slimmable.SlimImageNetResNet."""
+    kind, default_layout = IMAGENET_RESNETS[depth]
+    return (kind, _per_stage("stage widths", widths, IMAGENET_WIDTHS),
+            _per_stage("layout (blocks per stage)", layout, default_layout))
 
 
 def imagenet_resnet(depth: int, num_classes: int = 1000, image: int = 224,
-                    in_channels: int = 3) -> Arch:
-    """The code's ImageNet ResNet-18/34/50: 7×7/2 stem, 3×3/2 max-pool, stages at widths
-    64/128/256/512 (Bottleneck outputs ×4, stride on its 3×3 conv), 1×1-conv + BN downsample
-    where a block changes stride or width, global pool and a 1×1-conv classifier. Dims per
-    stage: `stage{s}/residual`, then one `stage{s}/block{j}` per block (a Bottleneck's 1×1 and
-    3×3 convs share it, as in the code); the stem shares stage 1's residual in the
-    BasicBlock nets and is its own dim `stem` (64) in ResNet-50, placed first. search_dim:
+                    in_channels: int = 3, *, widths=None, layout=None) -> Arch:
+    """The code's ImageNet ResNet-18/34/50: 7×7/2 stem, 3×3/2 max-pool, four stages at
+    `widths` (default 64/128/256/512; Bottleneck outputs ×4, stride on its 3×3 conv) of
+    `layout` blocks (default the depth's, e.g. ResNet-18's 2/2/2/2; the depth picks the
+    block kind), 1×1-conv + BN downsample where a block changes stride or width, global pool
+    and a 1×1-conv classifier. Other widths and layouts give width_transfer's scaled-up nets
+    and their proxies (width_transfer.md §3). Dims per stage: `stage{s}/residual`, then one
+    `stage{s}/block{j}` per block (a Bottleneck's 1×1 and 3×3 convs share it, as in the
+    code); the stem shares stage 1's residual in the BasicBlock nets and is its own dim
+    `stem` (base widths[0]) in ResNet-50, placed first. search_dim at the default layouts:
     ResNet-18 12, ResNet-34 20, ResNet-50 21. Counted: every conv including the downsample
     convs and the 1×1 classifier (at 1×1)."""
     if depth not in IMAGENET_RESNETS:
@@ -304,15 +336,15 @@ def imagenet_resnet(depth: int, num_classes: int = 1000, image: int = 224,
     _positive("num_classes", num_classes)
     _positive("image", image)
     _positive("in_channels", in_channels)
-    block, layout = IMAGENET_RESNETS[depth]
+    block, widths, layout = imagenet_resnet_stages(depth, widths, layout)
     expansion = 4 if block == "bottleneck" else 1
-    dims = [Dim("stem", 64)] if block == "bottleneck" else []
+    dims = [Dim("stem", widths[0])] if block == "bottleneck" else []
     stem_out = "stem" if dims else _residual(1)
     size = _side(image, 2)
     convs = [Conv("stem", "image", stem_out, 7, 2, size)]
     size = _side(size, 2)  # the 3×3/2 max-pool
-    cin, cin_base = stem_out, 64
-    for s, (w, n) in enumerate(zip((64, 128, 256, 512), layout), 1):
+    cin, cin_base = stem_out, widths[0]
+    for s, (w, n) in enumerate(zip(widths, layout), 1):
         out = w * expansion
         dims += [Dim(_residual(s), out)] + [Dim(_block(s, j), w) for j in range(n)]
         for j in range(n):
@@ -330,9 +362,12 @@ def imagenet_resnet(depth: int, num_classes: int = 1000, image: int = 224,
                 convs.append(Conv(f"{b}/downsample", cin, _residual(s), 1, stride, size))
             cin, cin_base = _residual(s), out
     convs.append(Conv("head", cin, "classes", 1, 1, 1))
+    scaled = [f"{what} {'/'.join(map(str, value))}" for what, value, default in (
+        ("widths", widths, IMAGENET_WIDTHS), ("layout", layout, IMAGENET_RESNETS[depth][1]))
+        if value != default]
     space = WidthSpace(tuple(dims), (tuple(_residual(s) for s in (1, 2, 3, 4)),),
                        fixed={"image": in_channels, "classes": num_classes},
-                       name=f"ResNet-{depth}")
+                       name=f"ResNet-{depth}" + (f" ({', '.join(scaled)})" if scaled else ""))
     return Arch(space, tuple(convs), counted=(
         "conv MACs: the 7×7 stem, every conv of every block, the 1×1 downsample convs and the "
         "1×1-conv classifier; BN, ReLU, max/average pooling and adds are not counted"))
@@ -354,26 +389,61 @@ def _mobile_block(b: str, cin: str, mid: str, cout: str, kernel: int, stride: in
 # (expansion t, output channels c, blocks n, first stride s) after the 32→16 separable block
 MOBILENET_V2 = ((6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
                 (6, 320, 1, 1))
+MOBILENET_V2_STEM, MOBILENET_V2_FIRST, MOBILENET_V2_LAST = 32, 16, 1280
 
 
-def mobilenet_v2(num_classes: int = 1000, image: int = 224, in_channels: int = 3) -> Arch:
+def make_divisible(v: float, divisor: int = 8) -> int:
+    """The MobileNets' rounding of a scaled channel count (torchvision's _make_divisible):
+    the nearest multiple of `divisor` (halves up), at least `divisor`, one `divisor` more
+    where that would lose over 10% of v."""
+    rounded = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * v else rounded
+
+
+def mobilenet_v2_layout(width_mult: float = 1.0, depth_mult: float = 1.0
+                        ) -> tuple[int, int, tuple[tuple[int, int, int, int], ...], int]:
+    """MobileNetV2 at the MobileNetV2 paper's width multiplier and a depth multiplier:
+    (stem width, stage 1's width, the (t, c, n, s) rows of stages 2–7, the last conv's
+    width). Every channel count c becomes make_divisible(c · width_mult); the last conv's
+    1280 only grows (width_mult > 1), as in the paper; every stage's n becomes
+    ceil(n · depth_mult). Stage 1's separable block stays one block: it has no dim of its own
+    for a repeat to share (its depthwise width is the stem's). The one reading of the
+    multipliers for mobilenet_v2 and lib.models.slimmable.SlimMobileNetV2."""
+    for what, value in (("width_mult", width_mult), ("depth_mult", depth_mult)):
+        if not (isinstance(value, int | float | np.integer | np.floating)
+                and not isinstance(value, bool) and math.isfinite(value) and value > 0):
+            raise ValueError(f"MobileNetV2's {what} must be a positive number (1.0: the "
+                             f"paper's network); got {value!r}")
+    rows = tuple((t, make_divisible(c * width_mult), math.ceil(n * depth_mult), s)
+                 for t, c, n, s in MOBILENET_V2)
+    last = make_divisible(MOBILENET_V2_LAST * width_mult) if width_mult > 1 else \
+        MOBILENET_V2_LAST
+    return (make_divisible(MOBILENET_V2_STEM * width_mult),
+            make_divisible(MOBILENET_V2_FIRST * width_mult), rows, last)
+
+
+def mobilenet_v2(num_classes: int = 1000, image: int = 224, in_channels: int = 3, *,
+                 width_mult: float = 1.0, depth_mult: float = 1.0) -> Arch:
     """The code's MobileNetV2: 3×3/2 stem → 32, depthwise-separable block 32→16 (stage 1),
     inverted-residual stages 2–7 of MOBILENET_V2, 1×1 conv → 1280 (fixed), global pool,
-    Linear classifier. Dims: `stem`, `stage1/residual`, then per stage `stage{s}/residual`
-    and one `stage{s}/block{j}` per block (expansion width, base in·t for a stage's first
-    block, c·t after): 24 dims, the code's channel_space. The chain covers the residuals of
-    stages 2–7 (the code's rule; no stage's first block has a shortcut). Counted: stem,
-    every block's expansion, depthwise and projection convs, the 1×1 → 1280 conv."""
+    Linear classifier; scaled by `width_mult` and `depth_mult` as mobilenet_v2_layout says
+    (width_transfer's scaled-up nets and proxies, width_transfer.md §3). Dims: `stem`,
+    `stage1/residual`, then per stage `stage{s}/residual` and one `stage{s}/block{j}` per
+    block (expansion width, base in·t for a stage's first block, c·t after): 24 dims at the
+    default multipliers, the code's channel_space. The chain covers the residuals of stages
+    2–7 (the code's rule; no stage's first block has a shortcut). Counted: stem, every
+    block's expansion, depthwise and projection convs, the 1×1 → last conv."""
     _positive("num_classes", num_classes)
     _positive("image", image)
     _positive("in_channels", in_channels)
+    stem, first, rows, last = mobilenet_v2_layout(width_mult, depth_mult)
     size = _side(image, 2)
-    dims = [Dim("stem", 32), Dim(_residual(1), 16)]
+    dims = [Dim("stem", stem), Dim(_residual(1), first)]
     convs = [Conv("stem", "image", "stem", 3, 2, size)]
     convs += _mobile_block("stage1/block0", "stem", "stem", _residual(1), 3, 1, size, size,
                            expand=False)
-    cin, cin_base = _residual(1), 16
-    for s, (t, c, n, first_stride) in enumerate(MOBILENET_V2, 2):
+    cin, cin_base = _residual(1), first
+    for s, (t, c, n, first_stride) in enumerate(rows, 2):
         dims.append(Dim(_residual(s), c))
         for j in range(n):
             b = _block(s, j)
@@ -383,12 +453,14 @@ def mobilenet_v2(num_classes: int = 1000, image: int = 224, in_channels: int = 3
             convs += _mobile_block(b, cin, b, _residual(s), 3, stride, size_in, size)
             cin, cin_base = _residual(s), c
     convs.append(Conv("last", cin, "last", 1, 1, size))
+    scaled = width_mult != 1 or depth_mult != 1
     space = WidthSpace(tuple(dims), (tuple(_residual(s) for s in range(2, 8)),),
-                       fixed={"image": in_channels, "last": 1280, "classes": num_classes},
-                       name="MobileNetV2")
+                       fixed={"image": in_channels, "last": last, "classes": num_classes},
+                       name="MobileNetV2" + (f" (width ×{width_mult:g}, depth ×{depth_mult:g})"
+                                             if scaled else ""))
     return Arch(space, tuple(convs), counted=(
         "conv MACs: the stem, every depthwise (one group per active channel) and pointwise "
-        "conv, and the 1×1 conv to the fixed 1280 channels; BN, ReLU6, pooling, adds and "
+        f"conv, and the 1×1 conv to the fixed {last} channels; BN, ReLU6, pooling, adds and "
         "the Linear classifier are not counted"))
 
 
