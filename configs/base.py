@@ -59,10 +59,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.shortcut = "projection"  # cifar_resnet: projection (1x1 conv + BN) | zero_pad (option A, parameter-free)
     c.model.stem = ""                # imagenet_resnet: imagenet (7x7/2 + max-pool) | cifar (3x3/1, no pool) ('' = imagenet); slim_cifar_resnet: 1x1 (the joslim code's quirk) | 3x3 ('' = 1x1)
     c.model.mobilenet_kind = "large"  # slim_mobilenet_v3: large | small (MobileNetV3 Tables 1 and 2)
-    c.model.stage_widths = ()        # slim_imagenet_resnet: the four stage widths, e.g. (128, 256, 512, 1024) for width ×2 (() = 64, 128, 256, 512)
-    c.model.layout = ()              # slim_imagenet_resnet: blocks per stage, e.g. (4, 4, 4, 4) (() = model.depth's: 18 (2, 2, 2, 2), 34 and 50 (3, 4, 6, 3))
-    c.model.width_mult = 1.0         # slim_mobilenet_v2: width multiplier, every width made divisible by 8 (the last conv's 1280 only grows)
-    c.model.depth_mult = 1.0         # slim_mobilenet_v2: blocks per stage ceil(n · depth_mult)
+    c.model.stage_widths = ()        # slim_imagenet_resnet and width_transfer's imagenet_resnet: the four stage widths, e.g. (128, 256, 512, 1024) for width ×2 (() = 64, 128, 256, 512)
+    c.model.layout = ()              # slim_imagenet_resnet and width_transfer's imagenet_resnet: blocks per stage, e.g. (4, 4, 4, 4) (() = model.depth's: 18 (2, 2, 2, 2), 34 and 50 (3, 4, 6, 3))
+    c.model.width_mult = 1.0         # slim_mobilenet_v2 and width_transfer's mobilenet_v2: width multiplier, every width made divisible by 8 (the last conv's 1280 only grows)
+    c.model.depth_mult = 1.0         # slim_mobilenet_v2 and width_transfer's mobilenet_v2: blocks per stage ceil(n · depth_mult)
     c.model.final_pool = "avg"       # cifar_vgg: avg | max over the last feature map
     c.model.mask_pruned_residual = False  # resnets: channels whose last block BN has γ = β = 0 (filter-pruned) stay 0 after the residual add
     c.model.variant = ""             # vit preset Ti | S | B | L: sets width, depth, num_heads, mlp_dim ("" = use those keys)

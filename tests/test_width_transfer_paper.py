@@ -121,6 +121,33 @@ def test_mobilenet_quick_optimiser_stage_runs_and_lands_on_budget(tmp_path):
     assert 0.99 * budget <= family.flops(counts) <= budget
 
 
+@pytest.mark.parametrize("changes, message", [
+    ({"model.depth": 34}, "is ResNet-18's layout"),
+    ({"model.layout": (2, 2, 2)}, "four positive integers"),
+    ({"data.image_size": 1}, "crops the proxy's inputs"),
+])
+def test_bad_paper_scale_settings_are_config_errors(changes, message):
+    from experiments.width_transfer import procedure
+    from lib import config as config_lib
+
+    with pytest.raises(config_lib.ConfigError, match=message):
+        procedure.check(config_lib.updated(_config("model=resnet18"), changes))
+
+
+def test_autoslims_warm_up_shrinks_with_its_run():
+    from experiments.width_transfer import plan, procedure
+
+    config = _config("model=resnet18,optimizer=autoslim")
+    stages = procedure.stages(config, plan.info_of(config))
+    warmup = config.optim.warmup_steps  # 5 of the final training's 100 epochs
+    final = config.width_transfer.final_steps
+    for stage in stages.values():
+        assert stage.optim.warmup_steps == round(warmup * stage.total_steps / final)
+    assert stages["optimise_proxy"].optim.warmup_steps < warmup / 5
+    morphnet = procedure.stages(_config("model=resnet18"), plan.info_of(config))
+    assert {s.optim.warmup_steps for s in morphnet.values()} == {0}
+
+
 def test_plan_prints_the_factor_and_refuses_bad_input(capsys):
     from experiments.width_transfer import plan
 

@@ -1,8 +1,8 @@
 """Joslim training (joslim.md §2 "Training loop"), and the Slim and TwoStage baselines.
 
 Every step trains the full width with label-smoothed cross-entropy, and the round's sampled
-sub-networks by in-place distillation from it (lib.slim.sandwich.sandwich_loss). Every `joslim.tau` steps a hook
-starts a new round on the host:
+sub-networks by in-place distillation from it (lib.slim.sandwich.sandwich_loss). Every
+`joslim.tau` steps a hook starts a new round on the host:
 1. calibration: where the history holds more than one configuration, every visited
    configuration's loss is recomputed on one mini-batch of the validation split (train-mode
    BatchNorm, nothing updated; the batch cycles through the split round by round);

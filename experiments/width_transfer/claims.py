@@ -3,7 +3,9 @@
 
 Paper scale (configs/imagenet.py): W2 and W3 are decided by `python -m lib.repro check` on
 finished runs of ResNet-18 with the 4·2·4·10 proxy (W3 on final/transfer_gap, transferred
-minus direct top-1, seeds averaged); W1 is informational; W4, the accuracy tables, is not
+minus direct top-1, seeds averaged). W2's factor is fixed by the config before anything
+trains (plan.py): 297.1× for ResNet-18, so it reads FAIL against 320 ± 0 there, the
+decomposition's MACs not scaling exactly. W1 is informational; W4, the accuracy tables, is not
 available and is not invented.
 Small scale (configs/fashion.py): seeds 0 and 1 of the whole procedure, the spec §6 hard
 assertions (1)–(6) and the soft ones.

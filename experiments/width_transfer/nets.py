@@ -19,8 +19,8 @@ layers that scale each dim's channels (MorphNet's γ). Three families:
 - `MobileNetV2` (§3): MobileNetV2 at a width and a depth multiplier (channels rounded to 8,
   ceil(n·depth) blocks a stage); the Linear classifier is not counted.
 
-Each is built by a model factory here (model.name = its MODEL), whose model.widths holds the
-channel counts in the family's dim order (empty: w0).
+Each is built by a model factory here (model.name = MODEL, IMAGENET_RESNET or MOBILENET_V2),
+whose model.widths holds the channel counts in the family's dim order (empty: w0).
 """
 
 from __future__ import annotations
@@ -221,6 +221,10 @@ def family_of(model_cfg, image: int, in_channels: int = 1, num_classes: int = 10
     model.width_mult and model.depth_mult."""
     common = {"image": image, "in_channels": in_channels, "num_classes": num_classes}
     if model_cfg.name == IMAGENET_RESNET:
+        if model_cfg.depth != 18:
+            raise ValueError(f"model.depth={model_cfg.depth!r}: {IMAGENET_RESNET} is ResNet-18's "
+                             "layout (model.depth=18); set its blocks per stage with "
+                             "model.layout")
         return ImageNetResNet(tuple(model_cfg.layout) or (2, 2, 2, 2),
                               tuple(model_cfg.stage_widths) or (64, 128, 256, 512), **common)
     if model_cfg.name == MOBILENET_V2:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 
 from configs import common
-from experiments.width_transfer import procedure
+from experiments.width_transfer import overhead, procedure
 from lib import config as config_lib
 from lib import data
 from lib.data.pipeline import DatasetInfo
@@ -33,14 +33,13 @@ def info_of(config) -> DatasetInfo:
 
 
 def describe(config) -> str:
-    procedure.check(config)
-    plan = procedure.planned(config, info_of(config))
+    plan = procedure.preflight(config, info_of(config))
     lines = []
     for name, (family, run) in plan.items():
         lines.append(f"{name}: {type(family).__name__} at {family.image}px, "
                      f"{len(family.dims)} dims, {run.macs_per_image:,.0f} MACs per image "
                      f"(w0 {family.flops(family.base):,}), {run.images:,.0f} images")
-    factor = (plan["optimise_target"][1].train_flops / plan["optimise_proxy"][1].train_flops)
+    factor = overhead.reduction(plan["optimise_target"][1], plan["optimise_proxy"][1])
     return "\n".join(lines + [f"overhead-reduction factor: {factor:.1f}×"])
 
 

@@ -51,22 +51,49 @@ def check(config) -> None:
                                          f"{', '.join(valid)}")
     try:
         target = nets.family_of(config.model, 1)
+        proxy = target.proxy(wt.proxy_width, wt.proxy_depth)
+        built = nets.family_of(config_lib.updated(config, proxy.model_keys()).model, 1)
     except ValueError as e:
         raise config_lib.ConfigError(str(e)) from None
-    proxy = target.proxy(wt.proxy_width, wt.proxy_depth)
-    built = nets.family_of(config_lib.updated(config, proxy.model_keys()).model, 1)
     if built != proxy:
         raise config_lib.ConfigError(
             f"width_transfer.proxy_width={wt.proxy_width} makes the proxy {proxy}, which its "
             f"model config cannot build (it builds {built}); choose a factor that keeps the "
             "stages' width ratios (e.g. 0.5 or 0.25 of an even width)")
-    if not config.data.image_size:
+    try:
+        target.arch, proxy.arch  # noqa: B018 (layouts the width space refuses)
+    except ValueError as e:
+        raise config_lib.ConfigError(str(e)) from None
+    if config.data.image_size:
+        if round(wt.proxy_resolution * config.data.image_size) < 1:
+            raise config_lib.ConfigError(
+                f"width_transfer.proxy_resolution={wt.proxy_resolution} crops the proxy's "
+                f"inputs of data.image_size={config.data.image_size} to nothing")
+    else:
         pool = config.data.pool / wt.proxy_resolution
-        if abs(pool - round(pool)) > 1e-9:
+        if abs(pool - round(pool)) > 1e-9 or round(pool) % config.data.pool:
             raise config_lib.ConfigError(
                 f"width_transfer.proxy_resolution={wt.proxy_resolution} with data.pool="
                 f"{config.data.pool}: the proxy's inputs come from data.pool={pool:g}, which "
-                "must be a whole number")
+                "must be a whole multiple of data.pool (e.g. proxy_resolution 0.5 or 0.25)")
+    if wt.optimizer == "autoslim" and not config.data.validation_examples:
+        raise config_lib.ConfigError("AutoSlim's greedy cuts score on the validation split; "
+                                     "set data.validation_examples (e.g. 2000)")
+
+
+def preflight(config, info) -> dict[str, tuple[nets.Family, overhead.OptimiserRun]]:
+    """check(), then planned(), refusing what only the data's sizes reveal: AutoSlim cuts
+    that the supernet's smallest widths cannot reach."""
+    check(config)
+    plan = planned(config, info)
+    wt = config.width_transfer
+    if wt.optimizer == "autoslim":
+        for family, _ in plan.values():
+            try:
+                autoslim.reachable(family, wt.supernet_low, wt.ratio * family.flops(family.base))
+            except ValueError as e:
+                raise config_lib.ConfigError(str(e)) from None
+    return plan
 
 
 def _shrink_steps(examples: int, config, epochs_share: float = 1.0) -> int:
@@ -77,22 +104,28 @@ def _shrink_steps(examples: int, config, epochs_share: float = 1.0) -> int:
 def stages(config, info) -> dict:
     """{name: stage config} of the optimiser's two training runs; the proxy's family follows
     from it. MorphNet's shrink trains at a constant learning rate without weight decay (the
-    penalty is its only regulariser); AutoSlim's supernet with the config's optimiser."""
+    penalty is its only regulariser); AutoSlim's supernet with the config's optimiser, its
+    warm-up shortened in proportion to the run's steps against the final training's."""
     wt = config.width_transfer
     proxy_examples = max(1, round(wt.proxy_data * info.num_train))
     common = {"task": TASKS[wt.optimizer], "model.widths": ()}
     if wt.optimizer == "morphnet":
-        common.update({"optim.schedule": "constant", "optim.weight_decay": 0.0,
-                       "optim.warmup_steps": 0})
-    target = procedure.stage_config(config, **common, total_steps=_shrink_steps(
-        info.num_train, config))
+        common.update({"optim.schedule": "constant", "optim.weight_decay": 0.0})
+    steps = {"target": _shrink_steps(info.num_train, config),
+             "proxy": _shrink_steps(proxy_examples, config, wt.proxy_epochs)}
+    # MorphNet: no warm-up; AutoSlim: the final training's, shortened with the run
+    warmup = {k: 0 if wt.optimizer == "morphnet" else
+              min(n, round(config.optim.warmup_steps * n / wt.final_steps))
+              for k, n in steps.items()}
+    target = procedure.stage_config(config, **common, total_steps=steps["target"],
+                                    **{"optim.warmup_steps": warmup["target"]})
     family = nets.family_of(config.model, 1).proxy(wt.proxy_width, wt.proxy_depth)
     resolution = ({"data.image_size": round(wt.proxy_resolution * config.data.image_size)}
                   if config.data.image_size else
                   {"data.pool": round(config.data.pool / wt.proxy_resolution)})
     proxy = procedure.stage_config(
-        config, **common, total_steps=_shrink_steps(proxy_examples, config, wt.proxy_epochs),
-        **family.model_keys(), **resolution, **{"data.train_examples": proxy_examples})
+        config, **common, total_steps=steps["proxy"], **family.model_keys(), **resolution,
+        **{"data.train_examples": proxy_examples, "optim.warmup_steps": warmup["proxy"]})
     return {"optimise_target": target, "optimise_proxy": proxy}
 
 
@@ -152,18 +185,10 @@ def spearman(a: dict, b: dict, dims) -> float | None:
 
 
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
-    check(config)
-    workdir = files.as_path(workdir)
     info = data.get_info(config.data)
+    plan = preflight(config, info)
+    workdir = files.as_path(workdir)
     shrink = stages(config, info)
-    plan = planned(config, info)
-    wt = config.width_transfer
-    if wt.optimizer == "autoslim":  # refuse before training what the cuts cannot reach
-        for family, _ in plan.values():
-            try:
-                autoslim.reachable(family, wt.supernet_low, wt.ratio * family.flops(family.base))
-            except ValueError as e:
-                raise config_lib.ConfigError(str(e)) from None
     optimised_runs, summaries = {}, {}
     for name, stage in shrink.items():
         summaries[name] = procedure.summary(train.run(stage, workdir / name))
