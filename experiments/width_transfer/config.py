@@ -1,4 +1,4 @@
-"""width_transfer's own config section: the width optimiser (MorphNet or AutoSlim), the
+"""width_transfer's own config section: the width optimiser (MorphNet, AutoSlim or DMCP), the
 proxy, the projection and the final trainings (experiments.width_transfer.task, .procedure).
 Experiment configs start from `get_config()` here."""
 
@@ -12,7 +12,7 @@ from lib.config_rules import at_least, greater_than, in_range
 def declare(c: ml_collections.ConfigDict) -> None:
     """This paper's section, with its defaults, in `c`."""
     c.width_transfer = ml_collections.ConfigDict()  # experiments.width_transfer (task, procedure)
-    c.width_transfer.optimizer = "morphnet"  # the width optimiser: morphnet (shrink with the FLOPs-weighted γ penalty, prune, expand) | autoslim (slimmable supernet, greedy cuts, expand)
+    c.width_transfer.optimizer = "morphnet"  # the width optimiser: morphnet (shrink with the FLOPs-weighted γ penalty, prune, expand) | autoslim (slimmable supernet, greedy cuts, expand) | dmcp (Markov keep probabilities under an expected-FLOPs penalty, expand)
     c.width_transfer.penalty = 0.5   # MorphNet λ (spec §6; a sweep over 0.1 and 1 in the README)
     c.width_transfer.group_reduce = "sum"  # g_c of a fused channel over its BN layers' |γ|: sum | max
     c.width_transfer.prune_rule = "budget"  # budget (drop the smallest g_c until FLOPs ≤ ratio·B) | threshold (drop g_c < threshold)
@@ -22,6 +22,9 @@ def declare(c: ml_collections.ConfigDict) -> None:
     c.width_transfer.supernet_samples = 2  # AutoSlim: random sub-networks per step besides the full and the smallest (the sandwich rule)
     c.width_transfer.supernet_low = 0.42  # AutoSlim: the smallest width multiplier the supernet trains (the greedy cuts stop there)
     c.width_transfer.supernet_sampling = "uniform"  # AutoSlim: uniform (f·1, f ~ U(low, 1): Slim's) | layerwise (α_d ~ U(low, 1) per dim)
+    c.width_transfer.dmcp_groups = 10  # DMCP: channel groups per dim (at most its w0), the Markov chain's states
+    c.width_transfer.dmcp_penalty = 2.0  # DMCP: λ of λ·max(0, E[FLOPs]/B − ratio) (our form; the spec names only an expected-FLOPs penalty)
+    c.width_transfer.dmcp_init = 3.0  # DMCP: initial transition logits (σ(3) = 0.95 per group kept)
     c.width_transfer.recalibration_batches = 2  # AutoSlim: train batches (of data.eval_batch_size) recalibrating BN before a sub-network is scored; 0 = the whole split
     c.width_transfer.proxy_width = 0.5  # proxy w0 = round(this · target w0)
     c.width_transfer.proxy_depth = 0.5  # proxy blocks per stage = round(this · target's), at least 1
@@ -45,6 +48,8 @@ RULES = {
     "width_transfer.supernet_samples": at_least(0),
     "width_transfer.supernet_low": in_range(0, 1, low_open=True),
     "width_transfer.recalibration_batches": at_least(0),
+    "width_transfer.dmcp_groups": at_least(2),
+    "width_transfer.dmcp_penalty": at_least(0),
     "width_transfer.proxy_width": in_range(0, 1, low_open=True),
     "width_transfer.proxy_depth": in_range(0, 1, low_open=True),
     "width_transfer.proxy_resolution": in_range(0, 1, low_open=True),

@@ -3,7 +3,7 @@ and on a cheap proxy, project the proxy's onto the target, and train the uniform
 transferred widths from scratch at equal FLOPs.
 
     workdir/optimise_target/   the optimiser's training run on the target at w0 (MorphNet's
-                               shrink, or AutoSlim's supernet)
+                               shrink, AutoSlim's supernet, or DMCP's training)
     workdir/optimise_proxy/    the same on the proxy (narrower, shallower, coarser, less data)
     workdir/final_{uniform,direct,transferred}/   from-scratch training of each width set
     workdir/widths.json        each set's channel counts and multipliers, FLOPs, the overhead
@@ -27,7 +27,7 @@ import ml_collections
 import numpy as np
 from scipy import stats
 
-from experiments.width_transfer import autoslim, morphnet, nets, overhead, transfer
+from experiments.width_transfer import autoslim, dmcp, morphnet, nets, overhead, transfer
 from lib import config as config_lib
 from lib import data, files, procedure, train
 from lib.slim import sandwich
@@ -35,7 +35,8 @@ from lib.train import CLOCK_KEY
 
 ARMS = ("uniform", "direct", "transferred")
 TASKS = {"morphnet": "experiments.width_transfer.task:MorphNetShrink",
-         "autoslim": "experiments.width_transfer.task:AutoSlimSupernet"}
+         "autoslim": "experiments.width_transfer.task:AutoSlimSupernet",
+         "dmcp": "experiments.width_transfer.task:DMCPTraining"}
 
 
 def check(config) -> None:
@@ -111,9 +112,13 @@ def stages(config, info) -> dict:
     common = {"task": TASKS[wt.optimizer], "model.widths": ()}
     if wt.optimizer == "morphnet":
         common.update({"optim.schedule": "constant", "optim.weight_decay": 0.0})
+    if wt.optimizer == "dmcp":  # no weight decay on the transition logits
+        exclude = config.optim.weight_decay_exclude
+        common["optim.weight_decay_exclude"] = f"({exclude})|dmcp_logits" if exclude else \
+            "dmcp_logits"
     steps = {"target": _shrink_steps(info.num_train, config),
              "proxy": _shrink_steps(proxy_examples, config, wt.proxy_epochs)}
-    # MorphNet: no warm-up; AutoSlim: the final training's, shortened with the run
+    # MorphNet: no warm-up; AutoSlim, DMCP: the final training's, shortened with the run
     warmup = {k: 0 if wt.optimizer == "morphnet" else
               min(n, round(config.optim.warmup_steps * n / wt.final_steps))
               for k, n in steps.items()}
@@ -139,6 +144,9 @@ def optimised(stage_dir, config) -> tuple[nets.Family, dict[str, int], dict, lis
     if wt.optimizer == "morphnet":
         scores = morphnet.channel_scores(setup.model(state), family, wt.group_reduce, xp=np)
         counts = morphnet.optimise(scores, family, wt.prune_rule, wt.threshold, wt.ratio)
+    elif wt.optimizer == "dmcp":
+        logits = np.asarray(setup.model(state).dmcp_logits.value)
+        counts = dmcp.optimise(logits, family, wt.dmcp_groups)
     else:
         trainer = train.Trainer(stage)
         state = trainer.place(state)
@@ -155,10 +163,11 @@ def optimised(stage_dir, config) -> tuple[nets.Family, dict[str, int], dict, lis
 
 
 def optimiser_run(family: nets.Family, stage, config) -> overhead.OptimiserRun:
-    """What the optimiser's training run cost: MorphNet trains the network at w0, AutoSlim's
-    supernet the full width, its samples and the smallest every step (their expected MACs)."""
+    """What the optimiser's training run cost: MorphNet and DMCP train the network at w0
+    (DMCP's masks scale channels, they skip none), AutoSlim's supernet the full width, its
+    samples and the smallest every step (their expected MACs)."""
     wt = config.width_transfer
-    macs = (family.flops(family.base) if wt.optimizer == "morphnet" else
+    macs = (family.flops(family.base) if wt.optimizer in ("morphnet", "dmcp") else
             autoslim.training_macs(family, wt.supernet_samples, wt.supernet_low,
                                    wt.supernet_sampling))
     return overhead.OptimiserRun(macs, stage.total_steps * stage.data.batch_size)

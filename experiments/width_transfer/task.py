@@ -6,12 +6,19 @@ train/penalty, the plain cross-entropy as train/cross_entropy.
 AutoSlimSupernet (experiments.width_transfer.autoslim): the slimmable supernet, trained by the
 sandwich rule with in-place distillation (lib.slim.sandwich); its sub-networks are drawn on
 device from the step's key, so a resumed run draws what an uninterrupted one would.
+DMCPTraining (experiments.width_transfer.dmcp): the network with every channel scaled by its
+group's keep probability, the transition logits (the model's `dmcp_logits`, no weight decay)
+learnt with it under the expected-FLOPs penalty, logged as train/penalty and
+train/expected_flops (a ratio of B).
 """
 
 from __future__ import annotations
 
-from experiments.width_transfer import autoslim, morphnet, nets
-from lib import models
+import jax.numpy as jnp
+from flax import nnx
+
+from experiments.width_transfer import autoslim, dmcp, morphnet, nets
+from lib import losses, models
 from lib.config import ConfigError
 from lib.slim import sandwich
 from lib.task import Classification
@@ -68,3 +75,38 @@ class AutoSlimSupernet(_AtBaseWidths):
         rows = autoslim.sample_rows(rng, self.family, self.cfg.supernet_samples,
                                     self.cfg.supernet_low, self.cfg.supernet_sampling)
         return sandwich.sandwich_loss(model, batch, rows, self.config.label_smoothing)
+
+
+class DMCPLogits(nnx.Param):
+    """DMCP's transition logits [dims, groups − 1]."""
+
+
+class DMCPTraining(_AtBaseWidths):
+    """config.task = "experiments.width_transfer.task:DMCPTraining"."""
+
+    def build_model(self, config, info, rngs):
+        model = super().build_model(config, info, rngs)
+        model.dmcp_logits = DMCPLogits(jnp.asarray(dmcp.initial_logits(
+            self.family, self.cfg.dmcp_groups, self.cfg.dmcp_init)))
+        return model
+
+    def train_loss(self, model, batch, rng, step):
+        del rng, step
+        logits_a = model.dmcp_logits.value
+        logits = model(batch["image"], train=True, masks=self.masks(model))
+        ce = losses.smoothed_cross_entropy(logits, batch["label"], self.smoothing).mean()
+        penalty = dmcp.penalty(logits_a, self.family, self.cfg.dmcp_groups, self.cfg.ratio)
+        total = ce + self.cfg.dmcp_penalty * penalty
+        expected = (dmcp.expected_flops(logits_a, self.family, self.cfg.dmcp_groups)
+                    / self.family.flops(self.family.base))
+        return total, {"loss": total, "cross_entropy": ce, "penalty": penalty,
+                       "expected_flops": expected,
+                       "accuracy": losses.topk_correct(logits, batch["label"], 1).mean()}
+
+    def masks(self, model) -> dict:
+        return dmcp.channel_masks(model.dmcp_logits.value, self.family, self.cfg.dmcp_groups)
+
+    def eval_sums(self, model, batch):
+        """The network as it trains: every channel scaled by its keep probability."""
+        masked = lambda x, train: model(x, train=train, masks=self.masks(model))  # noqa: E731
+        return super().eval_sums(masked, batch)

@@ -47,8 +47,20 @@ def macs(arch: Arch, channels: Mapping[str, int], bounded: bool = True) -> int:
     bounded=False allows counts above the arch's bases (a network widened past them, as
     width_transfer's expand step does)."""
     _active(arch, channels, bounded)
-    return sum(c.kernel * c.kernel * (1 if c.depthwise else channels[c.cin])
-               * channels[c.cout] * c.out_size * c.out_size for c in arch.convs)
+    return expected_macs(arch, channels)
+
+
+def expected_macs(arch: Arch, widths: Mapping):
+    """The same sum at real-valued (or traced) widths: the expected MACs of random channel
+    counts, independent across dims, with these means. Each conv's MACs are linear in each
+    of its two dims (a depthwise conv's in its one), so the expectation is exact; a
+    non-depthwise conv from a dim to itself would make it inexact and is refused."""
+    same = [c.name for c in arch.convs if c.cin == c.cout and not c.depthwise]
+    if same:
+        raise ValueError(f"{arch.name}: convs {same} map a dim to itself; their expected MACs "
+                         "are not the MACs at the expected widths")
+    return sum(c.kernel * c.kernel * (1 if c.depthwise else widths[c.cin])
+               * widths[c.cout] * c.out_size * c.out_size for c in arch.convs)
 
 
 def memory(arch: Arch, channels: Mapping[str, int]) -> int:

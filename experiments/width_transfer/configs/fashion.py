@@ -16,13 +16,15 @@ steps (momentum 0.9, lr 0.05 cosine, wd 5e-4, batch 64).
 Command:
     python -m lib.main --config=experiments/width_transfer/configs/fashion.py:seed=0 \\
       --workdir=/tmp/width_transfer_s0
-Args: seed, optimizer (morphnet | autoslim), penalty (λ), stacking (replicate | tile |
+Args: seed, optimizer (morphnet | autoslim | dmcp), penalty (λ), stacking (replicate | tile |
 interpolate), quick (the same stages, a few steps each: seconds).
 AutoSlim (optimizer=autoslim): the supernet trains for the same 4 epochs with the final
 trainings' optimiser (SGD momentum 0.9, lr 0.05 cosine, wd 5e-4), 2 random uniform-width
 sub-networks besides the full and the smallest (α = 0.42) per step; each greedy step scores
 every dim's 10 % cut on the 2,000 validation images after recalibrating BN on 2 batches of
 512 training images.
+DMCP (optimizer=dmcp): 4 epochs with the final trainings' optimiser, 10 channel groups per
+dim, transition logits from 3.0 (no weight decay on them), λ = 2 on max(0, E[FLOPs]/B − 0.5).
 Hardware: a 2-core CPU. Expected wall time: about 150 s per seed (140–145 s measured).
 """
 

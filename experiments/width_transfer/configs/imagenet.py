@@ -18,8 +18,9 @@ weight decay 4e-5 (not on BN β and biases), batch 1024, 250 epochs (MobileNetV2
 (ResNet-18); random resized crop 224 at area (0.25, 1), flips, colour jitter 0.4, PCA
 lighting 0.1; eval resize 256 → centre crop 224. 10,000 training images are held out as the
 validation split (AutoSlim's greedy cuts score on it).
-Width optimiser (`optimizer=`): MorphNet (λ 0.5, budget rule ρ 0.5) or AutoSlim (2 sampled
-sub-networks, the smallest at 0.42, BN recalibrated on 2 batches of 1,024). Its training run
+Width optimiser (`optimizer=`): MorphNet (λ 0.5, budget rule ρ 0.5), AutoSlim (2 sampled
+sub-networks, the smallest at 0.42, BN recalibrated on 2 batches of 1,024) or DMCP (10
+groups per dim, λ 2, ρ 0.5). Its training run
 lasts as many epochs as the final training (`shrink_epochs`; the paper's is not known, our
 choice), so MorphNet's overhead on the target is about one standard training.
 
@@ -27,7 +28,7 @@ Command (ImageNet prepared with `python -m lib.data.prepare imagenet2012 --data_
     python -m lib.main \\
       --config=experiments/width_transfer/configs/imagenet.py:model=resnet18,seed=0 \\
       --workdir=$WORKDIR/wt_r18_s0 --config.data.data_dir=D
-Args: model (resnet18 | mobilenet_v2), optimizer (morphnet | autoslim), proxy (all | width |
+Args: model (resnet18 | mobilenet_v2), optimizer (morphnet | autoslim | dmcp), proxy (all | width |
 depth | resolution | data), width, depth (the scale-up), seed, quick (the same stages on
 Fashion-MNIST at 32 px, a few steps each, the unscaled nets narrowed: about a minute).
 Hardware: 8 GPUs or a TPU v4-8 slice. Not run here: no wall time or accuracy has been
