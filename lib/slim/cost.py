@@ -47,7 +47,12 @@ def macs(arch: Arch, channels: Mapping[str, int], bounded: bool = True) -> int:
     bounded=False allows counts above the arch's bases (a network widened past them, as
     width_transfer's expand step does)."""
     _active(arch, channels, bounded)
-    return expected_macs(arch, channels)
+    return _macs(arch, channels)
+
+
+def _macs(arch: Arch, widths: Mapping):
+    return sum(c.kernel * c.kernel * (1 if c.depthwise else widths[c.cin])
+               * widths[c.cout] * c.out_size * c.out_size for c in arch.convs)
 
 
 def expected_macs(arch: Arch, widths: Mapping):
@@ -59,8 +64,7 @@ def expected_macs(arch: Arch, widths: Mapping):
     if same:
         raise ValueError(f"{arch.name}: convs {same} map a dim to itself; their expected MACs "
                          "are not the MACs at the expected widths")
-    return sum(c.kernel * c.kernel * (1 if c.depthwise else widths[c.cin])
-               * widths[c.cout] * c.out_size * c.out_size for c in arch.convs)
+    return _macs(arch, widths)
 
 
 def memory(arch: Arch, channels: Mapping[str, int]) -> int:
