@@ -70,6 +70,15 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.num_heads = 6            # vit: attention heads (must divide width)
     c.model.mlp_dim = 1536           # vit: hidden size of the MLP in each block
     c.model.pool = "cls"             # vit: cls (learned token) | gap (mean over patch tokens)
+    c.model.encoder_types = "LLLLLL"  # transformers (lib.text.tasks): one character per encoder layer, 'L' regular (a paper adds its own types through model.layer_types)
+    c.model.layer_types = ""         # "module:function" called with the config, returning {char: factory} of extra encoder layer types ('' = only 'L')
+    c.model.decoder_layers = 1       # transformer encoder-decoder: decoder depth
+    c.model.positions = "learned"    # transformers: learned | sinusoidal position embeddings
+    c.model.tie_embeddings = True    # transformer encoder-decoder: output layer = token embedding transposed
+    c.model.dropout = 0.0            # transformers: dropout after attention and FFN blocks and on embeddings
+    c.model.attention_dropout = 0.0  # transformers: dropout on attention weights
+    c.model.activation_dropout = 0.0  # transformers: dropout after the FFN activation
+    c.model.activation = "relu"      # transformers: FFN activation relu | gelu
     c.model.gelu = "tanh"            # vit MLP activation: tanh (big_vision's approximation) | exact (erf: timm, PyTorch)
 
     c.data = ml_collections.ConfigDict()
@@ -99,6 +108,15 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.normalization = "dataset"  # dataset (train mean/std) | imagenet | inception (0.5, 0.5: timm's ViT weights) | cifar10 | cifar10_kuangliu | cifar100 | none
     c.data.batch_size = 128          # global train batch
     c.data.eval_batch_size = 512     # global eval batch (the last one is padded and masked)
+    c.data.max_length = 0            # token datasets: longest sequence a batch holds, EOS included (longer train records are dropped, longer eval records refused)
+    c.data.batching = "examples"     # token datasets: examples (data.batch_size records padded to max_length) | tokens (about data.batch_tokens per batch, length buckets)
+    c.data.batch_tokens = 4096       # token datasets, batching=tokens: tokens per global batch (padding included)
+    c.data.bucket_step = 8           # token datasets, batching=tokens: bucket lengths are multiples of this (one compiled shape per bucket)
+    c.data.tokenizer = ""            # text datasets: directory of a sentencepiece model (tokenizer.model/.json); '' with procedure lib.text.procedure:run trains one in the workdir
+    c.data.vocab_size = 10_000       # text datasets: subword vocabulary trained on the train text (joint for both languages)
+    c.data.source_language = "de"    # translation: the source side's language code (file suffix or TFDS feature)
+    c.data.target_language = "en"    # translation: the target side's language code
+    c.data.lowercase = False         # text datasets: lowercase before tokenising (IWSLT'14 BLEU on lowercased text)
     c.data.num_workers = 0           # Grain worker processes (0 = in the main process)
     c.data.prefetch = 2              # batches Grain prepares ahead per worker
 
@@ -170,6 +188,10 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.eval = ml_collections.ConfigDict()
     c.eval.top_k = 5                 # also report top-k accuracy (0 = off)
+    c.eval.bleu = False              # translation (lib.text.tasks): decode each eval pass and report corpus BLEU (eval/bleu); decoding time is not training time
+    c.eval.beam_size = 5             # translation decoding: beam width (1 = greedy)
+    c.eval.length_penalty = 1.0      # beam search: score / length**this (fairseq's normalisation; 0 = raw log-probability)
+    c.eval.bleu_variant = "detok"    # detok (sacrebleu's 13a on detokenised text, WMT) | tok (whitespace tokens as given: fairseq's IWSLT BLEU, tokenizer-free data)
     c.eval.sets = ("",)              # more eval sets, logged as eval_<label>/…: 'validation' | 'label=split' | 'label=dataset@split' ('' ignored)
 
     c.ssl = ml_collections.ConfigDict()  # self-supervised tasks (lib/ssl)
@@ -215,6 +237,10 @@ RULES = {
     "model.patch_size": at_least(1),
     "model.num_heads": at_least(1),
     "model.mlp_dim": at_least(1),
+    "model.decoder_layers": at_least(1),
+    "model.dropout": in_range(0, 1, high_open=True),
+    "model.attention_dropout": in_range(0, 1, high_open=True),
+    "model.activation_dropout": in_range(0, 1, high_open=True),
     "model.stage_widths": each(at_least(1)),
     "model.layout": each(at_least(1)),
     "model.width_mult": greater_than(0),
@@ -237,6 +263,10 @@ RULES = {
     "data.image_size": at_least(0),
     "data.batch_size": at_least(1),
     "data.eval_batch_size": at_least(1),
+    "data.max_length": at_least(0),
+    "data.batch_tokens": at_least(1),
+    "data.bucket_step": at_least(1),
+    "data.vocab_size": at_least(5),
     "data.num_workers": at_least(0),
     "data.prefetch": at_least(1),
     "optim.lr": at_least(0),
@@ -269,6 +299,8 @@ RULES = {
     "imp.levels": at_least(0),
     "imp.rewind_step": STEPS,
     "eval.top_k": at_least(0),
+    "eval.beam_size": at_least(1),
+    "eval.length_penalty": at_least(0),
     "ssl.temperature": greater_than(0),
     "ssl.projector_widths": each(at_least(1)),
     "ssl.queue_size": at_least(0),

@@ -25,6 +25,9 @@
   (`--only slimmable`);
 - the invariance measurement (130 transforms of each image through ResNet-18's GAP) batched
   in one jitted call per batch against a loop over transforms (`--only invariance --size S`);
+- the reservoir paper's train step in target tokens/s per encoder type (regular, FFN, T,
+  BiGRU and light-conv reservoirs, LayerDrop, backskipped), and the backward-pass saving of
+  reservoir and backskipped layers against the regular encoder (`--only reservoir`);
 - where the step's time goes: XLA's per-op profile of the ResNet train step, and each
   ResNet-20 convolution's forward, input and weight gradient alone (lib.bench_ops).
 
@@ -108,11 +111,21 @@ def synthetic_batch(info: data.DatasetInfo, batch: int) -> dict:
     return arrays
 
 
-def compiled_step(setup: train.Setup, batch: int):
+def token_batch(info: data.DatasetInfo, batch: int, length: int) -> dict:
+    """Full-length random token rows for every feature of a token dataset (ids ≥ 3, so no
+    padding): the step's cost is that of batch × length tokens per feature."""
+    rng = np.random.default_rng(0)
+    rows = {k: rng.integers(3, info.vocab_size, size=(batch, length)).astype(np.int32)
+            for k in info.keys}
+    return {**rows, "mask": np.ones(batch, np.float32), "index": np.arange(batch, dtype=np.int32)}
+
+
+def compiled_step(setup: train.Setup, batch: int, arrays: dict | None = None):
     """(compiled step, device state, device batch, compile seconds) on synthetic inputs of
-    setup.info's shape (32×32×3 unless a benchmark says otherwise)."""
+    setup.info's shape (32×32×3 unless a benchmark says otherwise), or on `arrays`."""
     step = jax.jit(lambda s, b: train.train_step(setup, s, b), donate_argnums=0)
-    device_batch = jax.device_put(synthetic_batch(setup.info, batch))
+    device_batch = jax.device_put(synthetic_batch(setup.info, batch) if arrays is None
+                                  else arrays)
     state = jax.device_put(setup.init_state)
     t0 = time.perf_counter()
     compiled = step.lower(state, device_batch).compile()
@@ -141,9 +154,9 @@ def _magnitude_masks(setup: train.Setup, fraction: float) -> dict:
     return sparsity.magnitude_prune(params, sparsity.dense(setup.param_shapes(), names), fraction)
 
 
-def _jax_runner(setup: train.Setup, batch: int):
+def _jax_runner(setup: train.Setup, batch: int, arrays: dict | None = None):
     """A function(steps) -> seconds running the compiled train step `steps` times."""
-    compiled, state, device_batch, _ = compiled_step(setup, batch)
+    compiled, state, device_batch, _ = compiled_step(setup, batch, arrays)
     holder = [_block(compiled(state, device_batch))[0]]
 
     def run(steps: int) -> float:
@@ -657,6 +670,41 @@ def invariance_throughput(size: int, batch: int, batches: int, chunk: int) -> di
     return out
 
 
+RESERVOIR_ENCODERS = ("LLLLLLL", "LLLL", "LFLFLFL", "LTLTLTL", "LGLGLGL", "LCLCLCL",
+                      "LDLDLDL", "LFLFLFL+identity", "LTLTLTL+identity")
+
+
+def reservoir_steps(batch: int, steps: int, rounds: int, size: str = "synthetic") -> dict:
+    """Target tokens/s of the reservoir paper's train step per encoder type (spec §6's model,
+    or `size`='iwslt': d 512, FFN 1024, 4 heads, 2 decoder layers, 64 tokens), alternating
+    rounds; and the backward-pass saving: each 7-layer encoder's step time against the
+    all-trainable LLLLLLL's, backskipped ones against their exact-gradient twins."""
+    file = epath.Path(__file__).parent.parent / "experiments/reservoir/configs/synthetic.py"
+    setups, length = {}, 16
+    for name in RESERVOIR_ENCODERS:
+        encoder, _, skip = name.partition("+")
+        c = config_lib.load_file(file, f"encoder={encoder},backskip={skip or 'none'}")
+        if size == "iwslt":
+            c.model.width, c.model.num_heads, c.model.mlp_dim = 512, 4, 1024
+            c.model.decoder_layers, c.data.max_length = 2, 64
+        length = c.data.max_length
+        setups[name] = train.build(c)
+    arrays = token_batch(next(iter(setups.values())).info, batch, length)
+    seconds = _alternate({n: _jax_runner(s, batch, arrays) for n, s in setups.items()},
+                         steps, rounds)
+    per_step = dict(zip(setups, (t / steps for t in seconds)))
+    regular = per_step["LLLLLLL"]
+    return {"size": size, "batch": batch, "tokens_per_row": length,
+            "target_tokens_per_s": {n: round(batch * length / t, 1)
+                                    for n, t in per_step.items()},
+            "step_ms": {n: round(1000 * t, 2) for n, t in per_step.items()},
+            "saving_vs_LLLLLLL": {n: round(1 - t / regular, 4) for n, t in per_step.items()
+                                  if n != "LLLLLLL"},
+            "backskip_saving": {n: round(1 - per_step[n] / per_step[n.split("+")[0]], 4)
+                                for n in per_step if "+" in n},
+            "device": jax.devices()[0].device_kind}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
@@ -669,7 +717,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated subset of: train_step, "
                         "trainer_overhead, topology, checkpoint, masked_step, imp_level, "
                         "state_carrying, ssl_steps, pgd, step_profile, conv_ops, invariance, "
-                        "slimmable")
+                        "slimmable, reservoir")
     parser.add_argument("--compare", choices=["torch"], help="time ResNet-20 in our train step "
                         "against a plain PyTorch loop (needs the [bench] extra) and print ratios")
     parser.add_argument("--topology_worker", help=argparse.SUPPRESS)
@@ -705,6 +753,7 @@ def main() -> None:
         "conv_ops": lambda: bench_ops.conv_op_times(args.batch),
         "invariance": lambda: invariance_throughput(args.size, 32, 2, args.chunk),
         "slimmable": lambda: slimmable_steps(depths[0], args.batch, args.steps),
+        "reservoir": lambda: reservoir_steps(64, args.steps, args.rounds),
     }
     chosen = args.only.split(",") if args.only else list(benches)
     unknown = set(chosen) - set(benches)

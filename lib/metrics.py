@@ -32,6 +32,21 @@ def read(workdir) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
+CLOCK_KEY = "clock/train_seconds"  # training wall time so far, logged with every eval
+
+
+def eval_curve(workdir, metric: str = "eval/accuracy") -> dict[str, list[float]]:
+    """A run's convergence curve: {'steps', 'seconds', 'values'} of every logged evaluation of
+    `metric`, with the training clock at each (compilation, evaluation and checkpointing
+    excluded: lib.train's TrainClock), for areas under the curve and times to a target."""
+    rows = [r for r in read(workdir) if metric in r and CLOCK_KEY in r]
+    if not rows:
+        raise ValueError(f"{workdir}: no evaluation of {metric!r} with a training clock in "
+                         "metrics.jsonl")
+    return {"steps": [r["step"] for r in rows], "seconds": [r[CLOCK_KEY] for r in rows],
+            "values": [r[metric] for r in rows]}
+
+
 def _is_writer() -> bool:
     return jax.process_index() == 0
 

@@ -128,7 +128,13 @@ def frozen_by_pattern(subset: TrainableSubset, pattern: str, names: list[str]
     if not any(regex.search(n) for n in names):
         raise ConfigError(f"optim.freeze={pattern!r} matches no parameter path; the model's "
                           f"paths look like {', '.join(sorted(names)[:4])}")
-    kept = tuple(n for n in subset.names if not regex.search(n))
+    return without(subset, [n for n in subset.names if regex.search(n)])
+
+
+def without(subset: TrainableSubset, names) -> TrainableSubset:
+    """`subset` less the parameters `names` (frozen by pattern, or by their layer type)."""
+    dropped = set(names)
+    kept = tuple(n for n in subset.names if n not in dropped)
     return TrainableSubset(kept, {k: m for k, m in subset.element_masks.items() if k in kept})
 
 

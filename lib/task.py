@@ -40,6 +40,8 @@ class Task(Protocol):
     #       of the updated parameters). train_loss may also change the model's non-parameter
     #       variables (a queue push): every nnx.Variable goes through the step.
     #   Eval sums may carry 'count/<metric>': that metric's own denominator (tokens).
+    #   corpus_metrics(trainer, state, batches) -> {name: value}: metrics of a whole eval pass
+    #       that are no sum over batches (BLEU of decoded text), logged beside the sums.
     #
     # Optional, for tasks that change the train state between steps (pruning during training):
     #   mask_names(roles, shapes) -> names of the parameters whose pruning masks the hook sets

@@ -47,7 +47,7 @@ from lib import config as config_lib
 log = logging.getLogger("lib.train")
 
 
-CLOCK_KEY = "clock/train_seconds"  # training wall time so far, logged with every eval
+CLOCK_KEY = metrics.CLOCK_KEY  # training wall time so far, logged with every eval
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -162,6 +162,7 @@ def build(config: ml_collections.ConfigDict, info: data.DatasetInfo | None = Non
     )
     if config.optim.freeze:
         trainable = optim.frozen_by_pattern(trainable, config.optim.freeze, list(shapes))
+    trainable = optim.without(trainable, models.frozen_params(model))  # reservoir layers
     masks = _load_masks(config, shapes)
     if hasattr(task, "mask_names"):  # masks the task's hook changes during training
         try:
@@ -491,7 +492,11 @@ class Trainer:
         count = float(total.pop("count"))
         denominators = {k.removeprefix("count/"): float(total.pop(k))
                         for k in [k for k in total if k.startswith("count/")]}
-        return {f"{prefix}/{k}": float(v) / denominators.get(k, count) for k, v in total.items()}
+        out = {f"{prefix}/{k}": float(v) / denominators.get(k, count) for k, v in total.items()}
+        if hasattr(self.setup.task, "corpus_metrics"):  # metrics of a whole pass (BLEU)
+            out.update({f"{prefix}/{k}": v for k, v in
+                        self.setup.task.corpus_metrics(self, state, batches).items()})
+        return out
 
     def current_masks(self, state: dict) -> dict[str, np.ndarray]:
         """The pruning masks in force (host copies): a task hook may have changed them."""
@@ -735,8 +740,15 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
     if start == 0 and hook_due(0):  # e.g. pruning at initialisation
         state, hooked = task.hook(trainer, state, 0)
         writer.write(0, hooked)
+    compiled = {}  # one executable per batch shape (token batches come in length buckets)
+
+    def train_step(state, batch):
+        shape = (jax.tree.structure(batch), tuple(x.shape for x in jax.tree.leaves(batch)))
+        if shape not in compiled:  # compilation is not training time
+            compiled[shape] = paused(lambda: trainer.train_step.lower(state, batch).compile())
+        return compiled[shape](state, batch)
+
     batch = sharding.global_batch(next(train_iter), trainer.batch_sharding)
-    train_step = trainer.train_step.lower(state, batch).compile()  # not on the clock
     clock.run()
     for step in range(start + 1, total + 1):
         if step > start + 1:

@@ -68,6 +68,7 @@ EXTRA_ARGS = {  # by "slug/file.py"
                              "pretrain=subsample,fraction=0.2"],
     "background_aug/spurious.py": ["quick,method=moco,variant=bg_swaps",
                                    "method=byol,variant=bg_random,seed=1"],
+    "reservoir/synthetic.py": ["encoder=LTLGLCL,backskip=stochastic,steps=10"],
     "joslim/cifar.py": ["epochs=300,dataset=cifar10,wd_gamma=none", "quick,method=slim"],
     "joslim/imagenet.py": ["quick,model=mobilenet_v3", "model=resnet18,cost=memory,wd_gamma=none"],
     "joslim/digits.py": ["method=twostage,wd_gamma=all", "target=area,seed=2"],
@@ -89,7 +90,8 @@ EXTRA_ARGS = {  # by "slug/file.py"
 
 
 OFFLINE_SOURCES = ("experiments.background_aug.spurious:source",  # built from Fashion-MNIST
-                   "experiments.invariance.shifted:source")
+                   "experiments.invariance.shifted:source",
+                   "experiments.reservoir.synthetic:translation")
 
 
 def _documented_args(path):

@@ -34,3 +34,29 @@ def unlabelled(data_cfg, split: str) -> Split:
     images, _ = _squares(count, 2)
     return Split("", ArrayRecords(images, None, id=np.arange(count)), (SIDE, SIDE, 1), 0, 255.0,
                  "tests.toy_data")
+
+
+def token_pairs(data_cfg, split: str):
+    """Token pairs of 2–20 tokens (ids 3–9, then EOS): 'inputs' a random sequence, 'targets'
+    its reverse. The 'long' split goes up to 40 tokens."""
+    from lib.data.sequences import TokenRecords, TokenSplit
+
+    count, seed = {"train": (50, 0), "test": (21, 1), "long": (5, 2)}[split]
+    rng = np.random.default_rng(seed)
+    top = 40 if split == "long" else 20
+    inputs = [np.append(rng.integers(3, 10, rng.integers(1, top)), 2) for _ in range(count)]
+    targets = [np.append(s[-2::-1], 2) for s in inputs]
+    return TokenSplit("", TokenRecords({"inputs": inputs, "targets": targets}), 10,
+                      origin="tests.toy_data")
+
+
+def token_stream(data_cfg, split: str):
+    """'tokens' records of 4–15 ids counting up from a random start through the cycle 4–11,
+    then EOS: the next token is predictable, so a language model's loss falls in a few steps."""
+    from lib.data.sequences import TokenRecords, TokenSplit
+
+    count, seed = {"train": (64, 0), "test": (20, 1)}[split]
+    rng = np.random.default_rng(seed)
+    tokens = [np.append(4 + (rng.integers(8) + np.arange(rng.integers(4, 16))) % 8, 2)
+              for _ in range(count)]
+    return TokenSplit("", TokenRecords({"tokens": tokens}), 12, origin="tests.toy_data")

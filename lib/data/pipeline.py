@@ -23,7 +23,7 @@ from absl import flags
 from lib import config as config_lib
 from lib import registry
 from lib.config import ConfigError
-from lib.data import preprocess, sources
+from lib.data import preprocess, sequences, sources
 from lib.data.records import ArrayRecords
 
 NORMALIZATIONS = ("dataset", "none", *preprocess.NORMALIZATION)
@@ -39,6 +39,7 @@ class DatasetInfo:
     origins: dict = dataclasses.field(default_factory=dict)  # split role -> where it is read from
     views: tuple = ()  # multi-view batches: (count, side) per group of batch['views']
     keys: tuple = ()  # record keys of a train batch besides 'image' and 'label'
+    vocab_size: int = 0  # token datasets (image_shape ()): ids lie in [0, vocab_size)
 
 
 def _spatial(record: dict, spatial: tuple) -> dict:
@@ -475,6 +476,12 @@ def get_info(data_cfg) -> DatasetInfo:
     _check(data_cfg)
     train = sources.open_split(data_cfg, "train")
     evaluation = sources.open_split(data_cfg, "eval")
+    if isinstance(train, sequences.TokenSplit):
+        sequences.check(data_cfg, train)
+        return DatasetInfo(data_cfg.name, (), train.num_classes, len(train.records),
+                           len(evaluation.records),
+                           {"train": train.origin, "eval": evaluation.origin},
+                           keys=tuple(train.records.features), vocab_size=train.vocab_size)
     keys = tuple(k for k in train.records[0] if k not in ("image", "label")) if len(
         train.records) else ()
     return DatasetInfo(
@@ -523,6 +530,10 @@ def train_iterator(data_cfg, *, seed: int, process_index: int = 0, process_count
     _check(data_cfg)
     per_process = _per_process(data_cfg.batch_size, process_count, "batch_size")
     train = sources.open_split(data_cfg, "train")
+    if isinstance(train, sequences.TokenSplit):
+        return iter(_to_iter(sequences.train_dataset(
+            data_cfg, train, seed=seed, process_index=process_index,
+            process_count=process_count), data_cfg))
     shape = _image_shape(data_cfg, train)
     transform = _train_transform(data_cfg, train, shape[0])
     collate = _collate(data_cfg, train)
@@ -607,6 +618,11 @@ def eval_batches(data_cfg, *, process_index: int = 0, process_count: int = 1,
     _check(data_cfg)
     per_process = _per_process(data_cfg.eval_batch_size, process_count, "eval_batch_size")
     evaluation = sources.open_split(data_cfg, "eval", split or None)
+    if isinstance(evaluation, sequences.TokenSplit):
+        return EvalBatches(sequences.eval_dataset(data_cfg, evaluation,
+                                                  process_index=process_index,
+                                                  process_count=process_count),
+                           data_cfg, keep=True)
     shape = _image_shape(data_cfg, evaluation)
     if other:
         clean, evaluation = evaluation, sources.open_split(config_lib.updated(data_cfg, other),

@@ -43,9 +43,9 @@ def prepare_fashion_mnist() -> None:
 
 
 def prepare_tfds(name: str, data_dir: str) -> None:
-    import tensorflow_datasets as tfds
+    from lib.data import sources
 
-    builder = tfds.builder(name, data_dir=data_dir or None)
+    builder = sources.tfds_builder(name, data_dir)
     print(f"Building TFDS {name} {builder.version} as ArrayRecord in {builder.data_dir} ...")
     try:
         builder.download_and_prepare(file_format="array_record")

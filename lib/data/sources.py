@@ -6,13 +6,15 @@ the dataset is labelled, and any further keys; everything else (pooling, augment
 normalisation, batching) happens in the Grain pipeline, the same for every source.
 
 A source is a function (data_cfg, split_name) -> records.Split. Built-in ones are registered in
-SOURCES by the part of data.name before any '/' (tiny_imagenet_c/<variant>); any other name
-with a ':' and an identifier after it is resolved as "module:function"; the rest are TFDS
-names (which may carry a version, cifar10:3.0.2).
+SOURCES by the part of data.name before any '/' (tiny_imagenet_c/<variant>), as the function
+or its "module:function" name (the text sources of lib.data.text_sources, imported when used);
+any other name with a ':' and an identifier after it is resolved as "module:function"; the rest
+are TFDS names (which may carry a version, cifar10:3.0.2).
 """
 
 import dataclasses
 import functools
+import importlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -92,6 +94,11 @@ SOURCES = {
     "tiny_imagenet": _tiny_imagenet_source,
     "tiny_imagenet_c": _tiny_imagenet_source,
     "imagenet9": _imagenet9_source,
+    "parallel_text": "lib.data.text_sources:parallel_text",
+    "enwik8": "lib.data.text_sources:enwik8",
+    "wmt14_translate": "lib.data.text_sources:wmt_translation",
+    "wmt16_translate": "lib.data.text_sources:wmt_translation",
+    "glue": "lib.data.text_sources:glue",
 }
 
 
@@ -128,17 +135,34 @@ class TfdsRecords:
         return TfdsRecords(self._source, self._indices[indices], self._labelled, self._keys)
 
 
-def tfds_split(name: str, split: str, data_dir: str, keys: tuple = ()) -> Split:
-    """A prepared TFDS split; `keys`: further features each record carries."""
+# TFDS registers these datasets' builders (glue, wmt*_translate) only once their module is imported
+_LEGACY_TFDS_MODULES = ("tensorflow_datasets.text", "tensorflow_datasets.translate")
+
+
+def tfds_builder(name: str, data_dir: str):
+    """The TFDS builder of `name` (prepared or not), or a ConfigError for an unknown name."""
     import tensorflow_datasets as tfds  # imported here: only TFDS datasets need it
 
     try:
-        builder = tfds.builder(name, data_dir=data_dir or None)
+        return tfds.builder(name, data_dir=data_dir or None)
+    except tfds.core.registered.DatasetNotFoundError:
+        for module in _LEGACY_TFDS_MODULES:
+            importlib.import_module(module)
+    try:
+        return tfds.builder(name, data_dir=data_dir or None)
     except tfds.core.registered.DatasetNotFoundError as e:
         raise ConfigError(
             f"Unknown dataset {name!r}: not one of {', '.join(SOURCES)}, a "
             "'module:function' source or a TFDS dataset name."
         ) from e
+
+
+def tfds_source(name: str, split: str, data_dir: str):
+    """(random-access data source, builder) of a prepared TFDS split; an unprepared one is a
+    DatasetNotFoundError that gives the command preparing it."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds_builder(name, data_dir)
     try:
         source = tfds.data_source(name, split=split, data_dir=data_dir or None, download=False)
     except Exception as e:
@@ -166,6 +190,12 @@ def tfds_split(name: str, split: str, data_dir: str, keys: tuple = ()) -> Split:
                 f"{base_split!r}: set data.train_split / data.eval_split"
             ) from e
         raise
+    return source, builder
+
+
+def tfds_split(name: str, split: str, data_dir: str, keys: tuple = ()) -> Split:
+    """A prepared TFDS split; `keys`: further features each record carries."""
+    source, builder = tfds_source(name, split, data_dir)
     features = builder.info.features
     if "image" not in features:
         raise ConfigError(f"TFDS dataset {name!r} has no 'image' feature")
@@ -190,7 +220,8 @@ def source(name: str):
     """The source function of a data.name: a built-in, a "module:function", or TFDS."""
     base = name.partition("/")[0]
     if base in SOURCES:
-        return SOURCES[base]
+        found = SOURCES[base]
+        return registry.resolve(found, "data.name") if isinstance(found, str) else found
     if registry.is_spec(name):
         return registry.resolve(name, "data.name")
     return lambda data_cfg, split: tfds_split(data_cfg.name, split, data_cfg.data_dir)

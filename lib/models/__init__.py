@@ -21,6 +21,7 @@ from lib.models.slimmable import (
     SlimMobileNetV3,
 )
 from lib.models.strided import StridedConvNet
+from lib.models.transformer import Frozen
 from lib.models.vgg import CifarVGG
 from lib.models.vit import VARIANTS, ViT
 
@@ -50,6 +51,7 @@ __all__ = [
     "StridedConvNet",
     "ViT",
     "build",
+    "frozen_params",
     "param_roles",
 ]
 
@@ -141,6 +143,14 @@ _SUFFIX = {nnx.BatchNorm: {"scale": "bn_scale", "bias": "bn_bias"},
            nnx.LayerNorm: {"scale": "ln_scale", "bias": "ln_bias"},
            nnx.Conv: {"kernel": "conv_kernel", "bias": "conv_bias"},
            nnx.Linear: {"kernel": "linear_kernel", "bias": "linear_bias"}}
+
+
+def frozen_params(model: nnx.Module) -> list[str]:
+    """Paths of the parameters inside modules of a `Frozen` layer type (reservoirs): fixed at
+    their initial values by construction, so the trainer never gives them optimizer state."""
+    return sorted("/".join(map(str, (*mpath, *path)))
+                  for mpath, module in nnx.iter_modules(model) if isinstance(module, Frozen)
+                  for path, _ in nnx.to_flat_state(nnx.state(module, nnx.Param)))
 
 
 def param_roles(model: nnx.Module) -> dict[str, str]:

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lib.models.layers import DTYPES
+from lib.models.transformer import Attention, Dims
 
 VARIANTS = {
     "Ti": {"width": 192, "depth": 12, "num_heads": 3, "mlp_dim": 768},
@@ -40,27 +41,6 @@ LN_EPSILON = 1e-6
 
 _xavier = jax.nn.initializers.xavier_uniform()
 _zeros = jax.nn.initializers.zeros
-
-
-class SelfAttention(nnx.Module):
-    """Multi-head self-attention: query/key/value/out are plain (width × width) nnx.Linear
-    layers; softmax(q·kᵀ/√d)·v by jax.nn.dot_product_attention (float32 logits and softmax).
-    """
-
-    def __init__(self, width: int, num_heads: int, *, dtype, rngs: nnx.Rngs):
-        self.num_heads = num_heads
-
-        def linear():
-            return nnx.Linear(width, width, dtype=dtype, kernel_init=_xavier, bias_init=_zeros,
-                              rngs=rngs)
-
-        self.query, self.key, self.value, self.out = linear(), linear(), linear(), linear()
-
-    def __call__(self, x):
-        b, t, d = x.shape
-        heads = (b, t, self.num_heads, d // self.num_heads)
-        q, k, v = (f(x).reshape(heads) for f in (self.query, self.key, self.value))
-        return self.out(jax.nn.dot_product_attention(q, k, v).reshape(b, t, d))
 
 
 class Mlp(nnx.Module):
@@ -86,7 +66,9 @@ class EncoderBlock(nnx.Module):
     def __init__(self, width: int, num_heads: int, mlp_dim: int, *, dtype, gelu: str = "tanh",
                  rngs: nnx.Rngs):
         self.norm1 = nnx.LayerNorm(width, epsilon=LN_EPSILON, dtype=dtype, rngs=rngs)
-        self.attention = SelfAttention(width, num_heads, dtype=dtype, rngs=rngs)
+        # Xavier kernels and zero biases: big_vision's, and Attention's defaults
+        self.attention = Attention(Dims(width, num_heads, mlp_dim, dropout=0.0,
+                                        dtype=jnp.dtype(dtype).name), rngs=rngs)
         self.norm2 = nnx.LayerNorm(width, epsilon=LN_EPSILON, dtype=dtype, rngs=rngs)
         self.mlp = Mlp(width, mlp_dim, dtype=dtype, gelu=gelu, rngs=rngs)
 
