@@ -53,6 +53,7 @@ OPERATIONAL_KEYS = (
     "data.data_dir", "data.prefetch", "data.eval_batch_size", "log_every", "eval_every",
     "checkpoint_every", "keep_checkpoints", "async_checkpointing", "progress", "mesh.",
     "keep_steps", "init.workdir", "sparsity.mask", "sections",
+    "data.tokenizer",  # a path (the workdir's own when trained there); its sha256 is checked
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import json
 import os
 import pathlib
 import shutil
@@ -13,13 +14,18 @@ import shutil
 import pytest
 from helpers import DIGITS, REPO, cli, digits_config
 
+from lib import config as config_lib
 from lib import train
+from lib.data import text_sources
+from lib.text import procedure
+from lib.text import tokenizer as tokenizer_lib
 
 FASHION = REPO / "experiments/batchnorm_only/configs/fashion_mnist.py"
 SELECTIVITY = REPO / "experiments/class_selectivity/configs/fashion_mnist.py"
 EARLY_PHASE = REPO / "experiments/early_phase/configs/digits.py"
 PRUNING = REPO / "experiments/pruning_stability/configs/digits.py"
 SHORT = f"--config={DIGITS}:steps=4"
+RESERVOIR = REPO / "experiments/reservoir/configs"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,13 +33,54 @@ class Case:
     id: str
     args: tuple  # lib.main arguments besides --workdir; {tmp} and {finished} are filled in
     expect: str  # must appear in stderr
-    workdir: str = "new"  # new (absent) | finished (a copy of a finished run) | omit | a path
+    workdir: str = "new"  # new (absent) | finished (a copy of a finished run) | translation (a
+    # copy of the finished TEXT_CONFIG run, the fixture's run/) | omit | a path
     env: tuple = ()  # (name, value template) pairs
     files: tuple = ()  # (path template, contents) written before the run
 
 
 def _config_file(text: str) -> tuple:
     return (("{tmp}/bad_config.py", text),)
+
+
+# iwslt.py at toy size on the parallel text of _text_files: a tokenizer of 60 pieces trained
+# into the workdir first (lib.text.procedure), then 2 steps.
+TEXT_CONFIG = """from experiments.reservoir.configs import iwslt
+
+
+def get_config(arg=None):
+    c = iwslt.get_config("encoder=LFL,steps=2")
+    c.model.width, c.model.num_heads, c.model.mlp_dim, c.model.dropout = 16, 2, 32, 0.0
+    c.data.vocab_size, c.data.max_length = 60, 32
+    c.data.batching, c.data.batch_size, c.data.eval_batch_size = "examples", 8, 8
+    c.optim.warmup_steps = 1
+    c.eval.bleu, c.eval.sets = False, ("",)
+    c.log_every, c.eval_every, c.checkpoint_every, c.progress = 1, 2, 2, False
+    return c
+"""
+TEXT_ARGS = ("--config={tmp}/text_config.py", "--config.data.data_dir={tmp}/text")
+_DE = "der die das ein eine und ist nicht haus katze hund baum wasser sonne".split()
+_EN = "the the the a a and is not house cat dog tree water sun".split()
+
+
+def _text_files(changes: dict | None = None) -> tuple:
+    """Case.files: TEXT_CONFIG and {tmp}/text/{train,valid}.{de,en}, 48 and 16 aligned lines
+    (a word-for-word toy translation); `changes` maps a file name to its new contents (str or
+    bytes), or to None to leave it out."""
+    texts = {}
+    for split, count in (("train", 48), ("valid", 16)):
+        words = [[(i * 5 + j * 3) % len(_DE) for j in range(3 + (i * 7) % 5)]
+                 for i in range(count + (split == "valid") * 48)][-count:]
+        for lang, vocab in (("de", _DE), ("en", _EN)):
+            texts[f"{split}.{lang}"] = "".join(" ".join(vocab[w] for w in line) + "\n"
+                                               for line in words)
+    texts.update(changes or {})
+    return (("{tmp}/text_config.py", TEXT_CONFIG),
+            *((f"{{tmp}}/text/{name}", text) for name, text in texts.items() if text is not None))
+
+
+def _text_lines(name: str) -> list[str]:
+    return dict(_text_files())[f"{{tmp}}/text/{name}"].splitlines(keepends=True)
 
 
 CASES = [
@@ -164,6 +211,43 @@ CASES = [
          "digits has splits"),
     Case("validation split not held out", (SHORT, "--config.data.eval_split=validation"),
          "data.validation_examples"),
+    # the reservoir paper: layer type strings, placement, parallel text and its tokenizer
+    Case("unknown layer type", (f"--config={RESERVOIR}/synthetic.py:encoder=LXL",),
+         "unknown layer type 'X' in 'LXL'; valid types: L, T, F, G, C, D"),
+    Case("more reservoirs than the depth takes",
+         (f"--config={RESERVOIR}/iwslt.py:layers=4,reservoirs=2",),
+         "2 reservoirs needs at least 2k + 1 = 5 layers"),
+    Case("unknown layer type, found after the tokenizer is trained",
+         (*TEXT_ARGS, "--config.model.encoder_types=LXL"), "unknown layer type 'X' in 'LXL'",
+         files=_text_files()),
+    Case("parallel text: one language missing", TEXT_ARGS,
+         "{tmp}/text lacks train.en; it has train.de, valid.de, valid.en",
+         files=_text_files({"train.en": None})),
+    Case("parallel text: eval split missing, found after the tokenizer is trained", TEXT_ARGS,
+         "{tmp}/text lacks valid.en", files=_text_files({"valid.en": None})),
+    Case("parallel text not UTF-8", TEXT_ARGS, "line 2 of {tmp}/text/train.de is not UTF-8",
+         files=_text_files({"train.de": _text_lines("train.de")[0].encode()
+                            + "schöne katze\n".encode("latin-1")
+                            + "".join(_text_lines("train.de")[2:]).encode()})),
+    Case("parallel text: line counts differ", TEXT_ARGS,
+         "{tmp}/text/train.de has 48 lines but {tmp}/text/train.en has 47",
+         files=_text_files({"train.en": "".join(_text_lines("train.en")[:-1])})),
+    Case("parallel text: a line empty on one side", TEXT_ARGS,
+         "line 3 of train.en is empty but line 3 of train.de is not",
+         files=_text_files({"train.en": "".join(_text_lines("train.en")[:2]) + "\n"
+                            + "".join(_text_lines("train.en")[3:])})),
+    Case("resumed text run, tokenizer of another vocab_size",
+         (*TEXT_ARGS, "--config.data.vocab_size=50"),
+         "was trained with other settings: vocab_size 60, not 50", workdir="translation",
+         files=_text_files()),
+    Case("resumed text run, tokenizer.json of another training", TEXT_ARGS,
+         "the two files come from different trainings", workdir="translation",
+         files=(*_text_files(), ("{tmp}/copy/tokenizer/tokenizer.json", json.dumps(
+             {"vocab_size": 60, "model_type": "bpe", "sha256": "0" * 64,
+              "character_coverage": 1.0})))),
+    Case("resumed text run, data.tokenizer another tokenizer",
+         (*TEXT_ARGS, "--config.data.tokenizer={translation}/other_tokenizer"),
+         "vocab_size 60 there, 50 here", workdir="translation", files=_text_files()),
 ]
 if os.geteuid() != 0:  # root may write into a folder without write permission
     CASES.append(Case("workdir in a read-only folder", (SHORT,), "cannot be written",
@@ -176,6 +260,24 @@ def finished(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("finished") / "run"
     train.run(digits_config("bn_only", steps=4, log_every=50, checkpoint_every=300), workdir)
     return workdir
+
+
+@pytest.fixture(scope="module")
+def translation(tmp_path_factory):
+    """run/: a finished run of TEXT_CONFIG, its tokenizer in run/tokenizer; other_tokenizer/: a
+    tokenizer of 50 pieces trained on the same text."""
+    base = tmp_path_factory.mktemp("translation")
+    for path, contents in _text_files():
+        target = pathlib.Path(path.replace("{tmp}", str(base)))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(contents)
+    config = config_lib.updated(config_lib.load_file(base / "text_config.py"),
+                                {"data.data_dir": str(base / "text"),
+                                 "async_checkpointing": False})
+    procedure.run(config, base / "run")
+    tokenizer_lib.train(text_sources.training_text(config.data), base / "other_tokenizer",
+                        vocab_size=50)
+    return base
 
 
 def snapshot(path: pathlib.Path) -> dict | None:
@@ -193,23 +295,28 @@ def test_the_table_has_at_least_30_inputs():
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_bad_input_exits_2_with_one_message_and_writes_nothing(case, tmp_path, finished):
-    def fill(text):
-        return text.replace("{tmp}", str(tmp_path)).replace("{finished}", str(finished))
+def test_bad_input_exits_2_with_one_message_and_writes_nothing(case, tmp_path, finished,
+                                                              request):
+    text_run = (request.getfixturevalue("translation") if case.workdir == "translation"
+                or "{translation}" in "".join(case.args) else None)
 
+    def fill(text):
+        return (text.replace("{tmp}", str(tmp_path)).replace("{finished}", str(finished))
+                .replace("{translation}", str(text_run)))
+
+    if case.workdir in ("finished", "translation"):  # copied first: case.files may edit it
+        workdir = tmp_path / "copy"
+        shutil.copytree(finished if case.workdir == "finished" else text_run / "run", workdir)
+    elif case.workdir in ("new", "omit"):
+        workdir = tmp_path / "run"
+    else:
+        workdir = pathlib.Path(fill(case.workdir))
     for path, contents in case.files:
         target = pathlib.Path(fill(path))
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(contents if isinstance(contents, bytes) else contents.encode())
     if case.id == "workdir in a read-only folder":
         (tmp_path / "locked").chmod(0o555)
-    if case.workdir == "finished":
-        workdir = tmp_path / "copy"
-        shutil.copytree(finished, workdir)
-    elif case.workdir in ("new", "omit"):
-        workdir = tmp_path / "run"
-    else:
-        workdir = pathlib.Path(fill(case.workdir))
     before = snapshot(workdir)
 
     workdir_flag = [] if case.workdir == "omit" else [f"--workdir={workdir}"]

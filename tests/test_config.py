@@ -69,6 +69,13 @@ EXTRA_ARGS = {  # by "slug/file.py"
     "background_aug/spurious.py": ["quick,method=moco,variant=bg_swaps",
                                    "method=byol,variant=bg_random,seed=1"],
     "reservoir/synthetic.py": ["encoder=LTLGLCL,backskip=stochastic,steps=10"],
+    "reservoir/enwik8.py": ["layers=18,reservoirs=6,type=T,placement=middle,backskip=identity",
+                            "encoder=LFLDL,steps=1000", "layers=12,type=D", "quick,seed=1"],
+    "reservoir/roberta.py": ["corpus=lm1b,layers=12,reservoirs=4,batch=256,lr=5e-4,steps=1000",
+                             "encoder=LGLCL,backskip=stochastic", "quick,corpus=lm1b"],
+    "reservoir/glue.py": ["task=mnli,pretrained=/runs/roberta_L12,frozen=2+4+6+8,lr=2e-5",
+                          "task=sst2,layers=12,reservoirs=4,type=G,pretrained_root=/runs/r,"
+                          "epochs=3", "quick,pretrained=/runs/roberta_quick,frozen=1+3"],
     "joslim/cifar.py": ["epochs=300,dataset=cifar10,wd_gamma=none", "quick,method=slim"],
     "joslim/imagenet.py": ["quick,model=mobilenet_v3", "model=resnet18,cost=memory,wd_gamma=none"],
     "joslim/digits.py": ["method=twostage,wd_gamma=all", "target=area,seed=2"],
@@ -91,7 +98,9 @@ EXTRA_ARGS = {  # by "slug/file.py"
 
 OFFLINE_SOURCES = ("experiments.background_aug.spurious:source",  # built from Fashion-MNIST
                    "experiments.invariance.shifted:source",
-                   "experiments.reservoir.synthetic:translation")
+                   "experiments.reservoir.synthetic:translation",
+                   "experiments.reservoir.synthetic_text:tokens",
+                   "experiments.reservoir.synthetic_text:labelled")
 
 
 def _documented_args(path):

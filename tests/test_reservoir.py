@@ -232,3 +232,20 @@ def test_identity_backskip_trains_and_bad_types_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="reservoir.backskip='sometimes'"):
         _run(tmp_path, "bad2", "encoder=LFL,backskip=sometimes")
     assert not (tmp_path / "bad").exists() and not (tmp_path / "bad2").exists()
+
+
+def test_time_saved_reads_the_training_clock_at_the_best_bleu(tmp_path):
+    from experiments.reservoir import claims
+
+    def run(name, rows):
+        w = tmp_path / name
+        w.mkdir()
+        (w / "metrics.jsonl").write_text("".join(
+            f'{{"step": {s}, "eval/bleu": {b}, "clock/train_seconds": {t}}}\n'
+            for s, b, t in rows))
+        return w
+
+    reservoir = [run("r1", [(1, 10.0, 100.0), (2, 30.0, 200.0), (3, 29.0, 300.0)]),
+                 run("r2", [(1, 31.0, 300.0), (2, 30.0, 400.0)])]
+    regular = [run("g", [(1, 20.0, 150.0), (2, 33.0, 500.0)])]
+    assert claims.time_saved(reservoir, regular) == pytest.approx(1 - 250.0 / 500.0)

@@ -275,3 +275,116 @@ def test_procedure_on_other_processes_loads_what_process_0_wrote(tmp_path, corpu
     outcome["failed"] = 0
     tok.train(text_sources.training_text(config.data), tmp_path / "tokenizer", vocab_size=VOCAB)
     assert text_procedure.workdir_tokenizer(config, tmp_path) == str(tmp_path / "tokenizer")
+
+
+# Masked-LM pre-training text: text_lines (user files) and lm1b (TFDS).
+
+LINES = {"train": 60, "valid": 10}
+
+
+def write_lines(folder, empty_at=(3, 7)):
+    """{split}.txt with LINES lines of English words; train has empty (or blank) lines at
+    `empty_at` and one line far longer than 48 pieces."""
+    rng = random.Random(1)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = {}
+    for split, count in LINES.items():
+        text = [sentence(rng, EN) for _ in range(count)]
+        if split == "train":
+            for i in empty_at:
+                text[i] = " " if i % 2 else ""
+            text[10] = " ".join(EN * 6)
+        (folder / f"{split}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
+        lines[split] = text
+    return lines
+
+
+def lines_cfg(folder="", tokenizer="", **overrides):
+    return cfg(folder, tokenizer, **{"name": "text_lines", **overrides})
+
+
+@pytest.fixture(scope="module")
+def lines_corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lines")
+    lines = write_lines(folder)
+    tokenizer_dir = folder / "tokenizer"
+    tok.train(text_sources.training_text(lines_cfg(folder)), tokenizer_dir, vocab_size=VOCAB)
+    return folder, tokenizer_dir, lines
+
+
+def test_text_lines_records_are_bos_line_eos_truncated_keeping_eos(lines_corpus):
+    folder, tokenizer_dir, lines = lines_corpus
+    tokenizer = tok.load(tokenizer_dir)
+    got = text_sources.text_lines(lines_cfg(folder, tokenizer_dir), "train")
+    kept = [line for line in lines["train"] if line.strip()]
+    assert len(got.records) == len(kept) == LINES["train"] - 2 and got.vocab_size == VOCAB
+    assert "58 lines; 2 empty lines skipped; 1 truncated to data.max_length=48" in got.origin
+    for i, line in enumerate(kept):
+        tokens = got.records[i]["tokens"]
+        assert tokens[0] == BOS and tokens[-1] == EOS and len(tokens) <= 48
+        pieces = tokenizer.encode_batch([line])[0]
+        np.testing.assert_array_equal(tokens[1:-1], pieces[:46])
+    long = kept.index(" ".join(EN * 6))
+    assert len(got.records[long]["tokens"]) == 48  # truncated, EOS kept
+    valid = text_sources.text_lines(lines_cfg(folder, tokenizer_dir), "valid")
+    assert "(10 lines)" in valid.origin
+    assert tokenizer.decode(valid.records[0]["tokens"]) == lines["valid"][0]
+
+
+def test_text_lines_training_text_and_pipeline(lines_corpus):
+    folder, tokenizer_dir, lines = lines_corpus
+    texts = list(text_sources.training_text(lines_cfg(folder, lowercase=True)))
+    assert texts == [line.lower() for line in lines["train"] if line.strip()]
+    c = lines_cfg(folder, tokenizer_dir)
+    assert text_sources.needs_tokenizer(c) and text_sources.needs_tokenizer(
+        lines_cfg(name="lm1b"))
+    info = data.get_info(c)
+    assert (info.keys, info.num_train, info.num_eval) == (("tokens",), 58, 10)
+    batch = next(data.train_iterator(c, seed=0))
+    real = batch["tokens"][batch["mask"] > 0]
+    assert batch["tokens"].shape == (8, 48) and len(real) and (real[:, 0] == BOS).all()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: (f / "valid.txt").unlink(), r"lacks valid\.txt; it has train\.txt\. "),
+    (lambda f: (f / "valid.txt").write_bytes(b"ok\ncaf\xe9\n"),
+     r"line 2 of .*valid\.txt is not UTF-8 .* convert the file to UTF-8"),
+    (lambda f: (f / "valid.txt").write_text("\n \n"), r"valid\.txt has no text"),
+], ids=["missing_file", "bad_utf8", "all_empty"])
+def test_text_lines_errors_say_what_is_wrong(tmp_path, lines_corpus, change, message):
+    folder = tmp_path / "data"
+    write_lines(folder)
+    change(folder)
+    with pytest.raises(ConfigError, match=message) as e:
+        text_sources.text_lines(lines_cfg(folder, lines_corpus[1]), "valid")
+    if "text" not in message:
+        assert "text_lines format: data.data_dir holds {split}.txt files" in str(e.value)
+
+
+def test_text_lines_needs_its_folder_a_tokenizer_and_room(tmp_path, lines_corpus):
+    folder, tokenizer_dir, _ = lines_corpus
+    with pytest.raises(ConfigError, match="data.data_dir, which is empty"):
+        text_sources.text_lines(lines_cfg("", tokenizer_dir), "train")
+    with pytest.raises(ConfigError, match="folder .*nowhere does not exist"):
+        text_sources.text_lines(lines_cfg(tmp_path / "nowhere", tokenizer_dir), "train")
+    with pytest.raises(ConfigError, match="set data.tokenizer"):
+        text_sources.text_lines(lines_cfg(folder), "train")
+    with pytest.raises(ConfigError, match="max_length=2 tokens: set it to at least 3"):
+        text_sources.text_lines(lines_cfg(folder, tokenizer_dir, max_length=2), "train")
+
+
+def test_lm1b_by_tfds_name_gives_token_records(lines_corpus):
+    c = lines_cfg(tokenizer=lines_corpus[1], name="lm1b", eval_split="validation",
+                  validation_examples=2)
+    with tfds.testing.mock_data(num_examples=6):
+        train = sources.open_split(c, "train")
+        held = sources.open_split(c, "eval")
+        texts = list(text_sources.training_text(c))
+    assert set(train.records.features) == {"tokens"} and train.vocab_size == VOCAB
+    assert (len(train.records), len(held.records)) == (4, 2)
+    assert "TFDS lm1b train in" in train.origin and "validation part" in held.origin
+    for split in (train, held):
+        for i in range(len(split.records)):
+            tokens = split.records[i]["tokens"]
+            assert tokens[0] == BOS and tokens[-1] == EOS and len(tokens) <= 48
+    assert len(texts) == 6 and all(isinstance(t, str) and t.strip() for t in texts)

@@ -45,8 +45,14 @@ def curve_summary(workdir, horizon_seconds: float, horizon_steps: int,
             "aucc_steps_norm": steps / horizon_steps,
             "time_to_target": aucc.time_to(c["seconds"], c["values"], TARGET),
             "step_to_target": aucc.time_to(c["steps"], c["values"], TARGET),
-            "time_to_best": c["seconds"][int(np.argmax(c["values"]))],
+            "time_to_best": time_to_best(workdir, metric),
             "seconds_per_step": seconds_per_step, "curve": c}
+
+
+def time_to_best(workdir, metric: str) -> float:
+    """Training-clock seconds at the first evaluation with the run's best `metric`."""
+    c = metrics.eval_curve(workdir, metric)
+    return c["seconds"][int(np.argmax(c["values"]))]
 
 
 def frozen_check(workdir) -> dict:

@@ -99,6 +99,8 @@ SOURCES = {
     "wmt14_translate": "lib.data.text_sources:wmt_translation",
     "wmt16_translate": "lib.data.text_sources:wmt_translation",
     "glue": "lib.data.text_sources:glue",
+    "text_lines": "lib.data.text_sources:text_lines",
+    "lm1b": "lib.data.text_sources:lm1b",
 }
 
 

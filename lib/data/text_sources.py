@@ -13,10 +13,19 @@ Sources by data.name:
 - "enwik8" (user-supplied): the Hutter Prize file `data.data_dir/enwik8` (unzip
   http://mattmahoney.net/dc/enwik8.zip: 100,000,000 bytes), split 90/5/5 percent into
   train / valid / test as Dai et al. 2019 (90M / 5M / 5M bytes).
+- "text_lines" (user-supplied, masked-LM pre-training): data.data_dir holds `{split}.txt`
+  (train.txt, valid.txt, ...): UTF-8, one document or sentence per line. Empty lines are
+  skipped (and counted in the split's origin).
+- "lm1b" (TFDS, the One Billion Word benchmark: 30M / 306k sentences in train / test, no
+  validation split; hold one out with data.validation_examples): its 'text' feature, one
+  sentence per record; a small stand-in for the RoBERTa corpus.
 
 Records: translation 'inputs' = encode(source) + EOS, 'targets' = encode(target) + EOS; GLUE
 'tokens' = BOS + encode(sentence) + EOS, for sentence pairs RoBERTa's BOS + a + EOS + EOS + b
-+ EOS, and the class labels; enwik8 'tokens' = chunks of data.max_length bytes, id = byte + 4
++ EOS, and the class labels; text_lines and lm1b 'tokens' = BOS + encode(line) + EOS, a line
+longer than data.max_length tokens truncated to its first data.max_length − 2 pieces, EOS
+kept (so no record is ever dropped; truncated lines are counted in the origin); enwik8
+'tokens' = chunks of data.max_length bytes, id = byte + 4
 (PAD, BOS, EOS, UNK keep ids 0-3; the last chunk of a split may be shorter). With
 data.lowercase, text is lowercased before tokenising (and before a tokenizer learns from it).
 
@@ -28,7 +37,7 @@ of a pre-trained model must use the pre-training run's tokenizer, not one traine
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from etils import epath
@@ -53,7 +62,10 @@ GLUE_FIELDS = {  # the text features of each GLUE classification task, in pair o
     "qnli": ("question", "sentence"), "rte": ("sentence1", "sentence2"),
     "wnli": ("sentence1", "sentence2"),
 }
-TOKENIZED = ("parallel_text", "wmt14_translate", "wmt16_translate", "glue")  # data.name bases
+TEXT_LINES_FORMAT = ("text_lines format: data.data_dir holds {split}.txt files (train.txt, "
+                     "valid.txt, ...), UTF-8, one document or sentence per line")
+TOKENIZED = ("parallel_text", "wmt14_translate", "wmt16_translate", "glue", "text_lines",
+             "lm1b")  # data.name bases
 ENCODE_CHUNK = 65_536  # sentences per sentencepiece call: whole lists of ids for millions of
 # WMT sentences would take gigabytes before they become int32 arrays
 
@@ -107,7 +119,7 @@ def _translation_split(tokenizer, texts: tuple[list[str], list[str]], origin: st
 
 # Parallel text files.
 
-def _lines(path: epath.Path) -> list[str]:
+def _lines(path: epath.Path, file_format: str = PARALLEL_FORMAT) -> list[str]:
     data = path.read_bytes()
     try:
         text = data.decode("utf-8-sig")  # -sig: a byte-order mark is not part of line 1
@@ -115,7 +127,7 @@ def _lines(path: epath.Path) -> list[str]:
         line = data.count(b"\n", 0, e.start) + 1
         column = e.start - data.rfind(b"\n", 0, e.start)
         raise ConfigError(f"line {line} of {path} is not UTF-8 ({e.reason} at its byte "
-                          f"{column}): convert the file to UTF-8 ({PARALLEL_FORMAT})") from None
+                          f"{column}): convert the file to UTF-8 ({file_format})") from None
     lines = text.split("\n")  # not splitlines: U+2028 and the like may occur inside a sentence
     if lines[-1] == "":
         lines.pop()
@@ -190,27 +202,36 @@ def _tfds_texts(data_cfg, source, fields: tuple) -> Iterator[tuple[str, ...]]:
         yield tuple(_case(data_cfg, record[f]) for f in fields)
 
 
-# The WMT splits last encoded in this process: encoding millions of pairs takes minutes, and a
-# run opens its train and eval splits twice each (get_info, then the batches).
-KEPT_WMT_SPLITS = 2
-_kept_wmt: collections.OrderedDict = collections.OrderedDict()
+# The large splits (WMT, lm1b, text_lines) last encoded in this process: encoding millions of
+# sentences takes minutes, and a run opens its train and eval splits twice each (get_info, then
+# the batches; a held-out validation split opens the train split once more).
+KEPT_SPLITS = 2
+_kept: collections.OrderedDict = collections.OrderedDict()
+
+
+def _kept_split(key: tuple, build: Callable[[], TokenSplit]) -> TokenSplit:
+    """build(), or the split kept from an earlier call with the same key."""
+    if key not in _kept:
+        _kept[key] = build()
+        while len(_kept) > KEPT_SPLITS:
+            _kept.popitem(last=False)
+    _kept.move_to_end(key)
+    return _kept[key]
 
 
 def wmt_translation(data_cfg, split: str) -> TokenSplit:
     languages, tokenizer = _languages(data_cfg), _tokenizer(data_cfg)
-    key = (data_cfg.name, split, data_cfg.data_dir, languages, data_cfg.lowercase,
-           tokenizer.sha256)
-    if key not in _kept_wmt:
+
+    def build() -> TokenSplit:
         source, builder = _tfds_open(data_cfg, split, languages)
         pairs = list(_tfds_texts(data_cfg, source, languages))
-        _kept_wmt[key] = _translation_split(
+        return _translation_split(
             tokenizer, ([p[0] for p in pairs], [p[1] for p in pairs]),
             f"TFDS {data_cfg.name} {split} in {builder.data_dir} ({len(pairs)} pairs, "
             f"{languages[0]} -> {languages[1]})")
-        while len(_kept_wmt) > KEPT_WMT_SPLITS:
-            _kept_wmt.popitem(last=False)
-    _kept_wmt.move_to_end(key)
-    return _kept_wmt[key]
+
+    return _kept_split((data_cfg.name, split, data_cfg.data_dir, languages, data_cfg.lowercase,
+                        tokenizer.sha256), build)
 
 
 def _glue_fields(data_cfg) -> tuple[str, ...]:
@@ -273,15 +294,101 @@ def enwik8(data_cfg, split: str) -> TokenSplit:
                       origin=f"{path} bytes [{low:,}, {high:,}) in chunks of {length}{warning}")
 
 
+# Masked-LM pre-training text: one record per line (text_lines) or per sentence (lm1b).
+
+def _line_records(data_cfg, tokenizer, texts: list[str], where: str, skipped: int
+                  ) -> TokenSplit:
+    """'tokens' = BOS + encode(text) + EOS per text, at most data.max_length long: a longer
+    line keeps its first data.max_length − 2 pieces and its EOS."""
+    if data_cfg.max_length < 3:
+        raise ConfigError(f"{data_cfg.name} records are BOS + a line's pieces + EOS, truncated "
+                          f"to data.max_length={data_cfg.max_length} tokens: set it to at least 3 "
+                          "(RoBERTa: 512)")
+    if not texts:
+        raise ConfigError(f"{where} has no text: every line is empty")
+    room, tokens, truncated = data_cfg.max_length - 2, [], 0
+    for start in range(0, len(texts), ENCODE_CHUNK):
+        for ids in tokenizer.encode_batch(texts[start:start + ENCODE_CHUNK]):
+            truncated += len(ids) > room
+            tokens.append(np.array([BOS, *ids[:room], EOS], np.int32))
+    notes = [f"{len(tokens)} lines"]
+    if skipped:
+        notes.append(f"{skipped} empty lines skipped")
+    if truncated:
+        notes.append(f"{truncated} truncated to data.max_length={data_cfg.max_length}")
+    return TokenSplit("", TokenRecords({"tokens": tokens}), tokenizer.vocab_size,
+                      origin=f"{where} ({'; '.join(notes)})")
+
+
+def _text_lines_file(data_cfg, split: str) -> epath.Path:
+    if not data_cfg.data_dir:
+        raise ConfigError(f"text_lines reads data.data_dir, which is empty: set it to the folder "
+                          f"of the text files ({TEXT_LINES_FORMAT})")
+    folder = epath.Path(data_cfg.data_dir)
+    if not folder.is_dir():
+        raise ConfigError(f"text_lines: folder {folder} does not exist ({TEXT_LINES_FORMAT})")
+    path = folder / f"{split}.txt"
+    if not path.is_file():
+        present = sorted(p.name for p in folder.iterdir()) or ["nothing"]
+        raise ConfigError(f"text_lines: {folder} lacks {path.name}; it has {', '.join(present)}. "
+                          f"data.train_split / data.eval_split name the split "
+                          f"({TEXT_LINES_FORMAT})")
+    return path
+
+
+def _text_lines(data_cfg, split: str) -> tuple[list[str], int, epath.Path]:
+    """(the non-empty lines of {split}.txt, lowercased with data.lowercase; the count of empty
+    lines; the file)."""
+    path = _text_lines_file(data_cfg, split)
+    lines = _lines(path, TEXT_LINES_FORMAT)
+    texts = [_case(data_cfg, line) for line in lines if line.strip()]
+    return texts, len(lines) - len(texts), path
+
+
+def text_lines(data_cfg, split: str) -> TokenSplit:
+    tokenizer, path = _tokenizer(data_cfg), _text_lines_file(data_cfg, split)
+    stat = path.stat()
+
+    def build() -> TokenSplit:
+        texts, skipped, _ = _text_lines(data_cfg, split)
+        return _line_records(data_cfg, tokenizer, texts, str(path), skipped)
+
+    return _kept_split((data_cfg.name, str(path), stat.length, stat.mtime, data_cfg.lowercase,
+                        data_cfg.max_length, tokenizer.sha256), build)
+
+
+LM1B_FIELDS = ("text",)
+
+
+def lm1b(data_cfg, split: str) -> TokenSplit:
+    tokenizer = _tokenizer(data_cfg)
+
+    def build() -> TokenSplit:
+        source, builder = _tfds_open(data_cfg, split, LM1B_FIELDS)
+        texts = [text for text, in _tfds_texts(data_cfg, source, LM1B_FIELDS)]
+        kept = [text for text in texts if text.strip()]
+        return _line_records(data_cfg, tokenizer, kept,
+                             f"TFDS {data_cfg.name} {split} in {builder.data_dir}",
+                             len(texts) - len(kept))
+
+    return _kept_split((data_cfg.name, split, data_cfg.data_dir, data_cfg.lowercase,
+                        data_cfg.max_length, tokenizer.sha256), build)
+
+
 # Tokenizer training text.
 
 def training_text(data_cfg) -> Iterator[str]:
     """The text of the whole train split (data.train_split, before any subset) that a tokenizer
     is trained on: both languages of translation (one joint vocabulary), every sentence of
-    GLUE; lowercased with data.lowercase."""
+    GLUE, every non-empty line of text_lines and lm1b; lowercased with data.lowercase."""
     base, split = data_cfg.name.partition("/")[0], data_cfg.train_split
     if base == "parallel_text":
         rows = zip(*_parallel_pairs(data_cfg, split)[:2])
+    elif base == "text_lines":
+        rows = ((text,) for text in _text_lines(data_cfg, split)[0])
+    elif base == "lm1b":
+        source = _tfds_open(data_cfg, split, LM1B_FIELDS)[0]
+        rows = (row for row in _tfds_texts(data_cfg, source, LM1B_FIELDS) if row[0].strip())
     elif base in TOKENIZED:
         fields = _glue_fields(data_cfg) if base == "glue" else _languages(data_cfg)
         rows = _tfds_texts(data_cfg, _tfds_open(data_cfg, split, fields)[0], fields)

@@ -4,17 +4,23 @@ A text run whose data.tokenizer is empty first trains a sentencepiece BPE of dat
 pieces on the train split's text (lib.data.text_sources.training_text) into
 `workdir/tokenizer`, then trains with data.tokenizer pointing there, in the same workdir. A
 re-run finds that tokenizer and reuses it, so the token ids its checkpoints learned keep their
-meaning; one trained with other settings stops the run (lib.text.tokenizer.train_or_load).
+meaning; one trained with other settings stops the run (lib.text.tokenizer.train_or_load),
+as does a data.tokenizer that is not the one the workdir trained (tokenizer.check_matches).
 Data that needs no tokenizer (enwik8) or names one already goes straight to lib.train.run.
 
 Only process 0 trains and writes; the others wait for its outcome, then load the file, which
 they must see: the workdir is on a file system every process shares, as for checkpoints.
+
+Bad input that lib.train.run finds before its first write (a model, data split or workdir
+that does not fit) removes the tokenizer this call trained, and the folders it made for it:
+the workdir is left as it was (DESIGN.md rule 9).
 """
 
 from __future__ import annotations
 
 import jax
 import numpy as np
+from etils import epath
 
 from lib import config as config_lib
 from lib import files, train
@@ -68,5 +74,51 @@ def run(config, workdir) -> dict:
                 "parameters must read its text with that run's tokenizer (a new one would give "
                 "its embeddings other pieces): set data.tokenizer to the directory it trained "
                 f"with (e.g. {config.init.workdir}/{TOKENIZER_DIR})")
+        folder = files.as_path(workdir) / TOKENIZER_DIR
+        created = _outermost_missing(folder)  # None: the tokenizer folder is there already
         config = config_lib.updated(config, {"data.tokenizer": workdir_tokenizer(config, workdir)})
+        if created is not None and jax.process_index() == 0:
+            before = _files_beside(folder)
+            try:
+                return train.run(config, workdir)
+            except BaseException:
+                if _files_beside(folder) == before:  # train.run wrote nothing: undo ours
+                    created.rmtree()
+                raise
+    elif text_sources.needs_tokenizer(config.data):
+        _check_workdir_tokenizer(config.data.tokenizer, files.as_path(workdir) / TOKENIZER_DIR)
     return train.run(config, workdir)
+
+
+def _check_workdir_tokenizer(named: str, own: epath.Path) -> None:
+    """Refuses data.tokenizer (`named`) unless it is the tokenizer that this procedure trained
+    into the workdir (`own`) before, when it did: the checkpoints there learned its ids."""
+    if not (own / tokenizer_lib.MODEL_FILE).exists():
+        return
+    trained = tokenizer_lib.load(own)
+    try:
+        tokenizer_lib.check_matches(tokenizer_lib.load(named), {
+            "sha256": trained.sha256, "vocab_size": trained.vocab_size}, str(own))
+    except ConfigError as e:
+        raise ConfigError(f"data.tokenizer={named!r}: {e}") from None
+
+
+def _outermost_missing(path: epath.Path) -> epath.Path | None:
+    """The outermost of `path` and its parents that does not exist (None if `path` does)."""
+    missing = None
+    while not path.exists() and path.parent != path:
+        missing, path = path, path.parent
+    return missing
+
+
+def _files_beside(folder: epath.Path) -> dict:
+    """Every file under folder's parent (the workdir) outside `folder`, with its size and
+    modification time."""
+    out, todo = {}, [p for p in folder.parent.iterdir() if p != folder]
+    while todo:
+        path = todo.pop()
+        stat = path.stat()
+        out[str(path)] = (stat.length, stat.mtime)
+        if stat.is_directory:
+            todo += path.iterdir()
+    return out

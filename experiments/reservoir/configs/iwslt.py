@@ -43,6 +43,7 @@ def get_config(arg=None):
     c.data.max_length, c.data.batch_tokens, c.data.eval_batch_size = 256, 4096, 64
     c.optim.lr, c.optim.weight_decay = 5e-4, 1e-4
     c.eval.beam_size, c.eval.length_penalty, c.eval.bleu_variant = 5, 1.0, "tok"
+    c.eval.sets = ("test",)  # test BLEU at every evaluation (eval_test/bleu): R7, R9
     c.reservoir.horizon = 4 * 3600.0
     c.total_steps = a.steps
     c.log_every, c.eval_every, c.checkpoint_every = 200, 2000, 2000

@@ -46,6 +46,7 @@ def get_config(arg=None):
     c.data.max_length, c.data.batch_tokens, c.data.eval_batch_size = 256, 32_768, 128
     c.optim.lr, c.optim.weight_decay = a.lr, 0.0
     c.eval.beam_size, c.eval.length_penalty, c.eval.bleu_variant = 4, 0.6, "detok"
+    c.eval.sets = ("test",)  # test BLEU at every evaluation (eval_test/bleu): R7, R9
     c.reservoir.horizon = 20 * 3600.0
     c.total_steps = a.steps
     c.log_every, c.eval_every, c.checkpoint_every = 500, 5000, 5000
