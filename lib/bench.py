@@ -154,6 +154,24 @@ def _magnitude_masks(setup: train.Setup, fraction: float) -> dict:
     return sparsity.magnitude_prune(params, sparsity.dense(setup.param_shapes(), names), fraction)
 
 
+def losses_then_timed(compiled, state, device_batch, compared: int, steps: int) -> dict:
+    """The losses of the first `compared` steps (to compare precisions from the same start),
+    then `steps` timed steps: the GPU checks' measurement. Peak memory is the device's own
+    statistic (0 where the backend keeps none, as the CPU)."""
+    losses = []
+    for _ in range(compared):
+        state, step_metrics = compiled(state, device_batch)
+        losses.append(float(step_metrics["loss"]))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        state, step_metrics = compiled(state, device_batch)
+    jax.block_until_ready(step_metrics)
+    elapsed = time.perf_counter() - t0
+    memory = jax.local_devices()[0].memory_stats() or {}
+    return {"losses": losses, "seconds": elapsed,
+            "peak_memory_gib": round(memory.get("peak_bytes_in_use", 0) / 2**30, 2)}
+
+
 def _jax_runner(setup: train.Setup, batch: int, arrays: dict | None = None):
     """A function(steps) -> seconds running the compiled train step `steps` times."""
     compiled, state, device_batch, _ = compiled_step(setup, batch, arrays)

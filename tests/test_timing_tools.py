@@ -116,3 +116,15 @@ def test_conv_op_times_cover_every_shape():
     assert [r["conv"] for r in rows] == [f"{h}x{h}x{i}->{o} stride {s}"
                                          for h, i, o, s in bench_ops.RESNET20_CONVS]
     assert all(r[k] > 0 for r in rows for k in ("forward_ms", "input_grad_ms", "weight_grad_ms"))
+
+
+def test_losses_then_timed_keeps_the_first_losses_and_times_the_rest():
+    calls = []
+
+    def compiled(state, batch):
+        calls.append(state)
+        return state + 1, {"loss": jnp.float32(10 * state)}
+
+    m = bench.losses_then_timed(compiled, 0, None, compared=3, steps=4)
+    assert m["losses"] == [0.0, 10.0, 20.0] and calls == list(range(7))
+    assert m["seconds"] >= 0 and m["peak_memory_gib"] >= 0

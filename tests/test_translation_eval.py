@@ -7,7 +7,6 @@ import pytest
 from lib import config as config_lib
 from lib import train
 from lib.evaluators import translation
-from lib.text import bleu
 from tests.helpers import REPO
 
 SYNTHETIC = REPO / "experiments/reservoir/configs/synthetic.py"
@@ -48,11 +47,9 @@ def test_greedy_hypotheses_equal_a_stepwise_argmax():
         assert refs[row] == translation.ids_text(small["targets"][row])
 
 
-def test_bleu_in_evaluation_and_perfect_translations_score_100():
+def test_bleu_in_evaluation_and_bad_variant():
     t = trainer(bleu=True, beam_size=2, bleu_variant="tok")
     values = t.evaluate(t.initial_state())
     assert 0 <= values["eval/bleu"] < 5  # an untrained model
-    refs = [translation.ids_text([5, 6, 7, 8, 9, 2]), "3 4 5 6"]
-    assert bleu.corpus_bleu(refs, refs, variant="tok") == pytest.approx(100.0)
     with pytest.raises(config_lib.ConfigError, match="eval.bleu_variant"):
         trainer(bleu=True, bleu_variant="chrf")

@@ -17,7 +17,6 @@ import argparse
 import json
 import pathlib
 import sys
-import time
 
 import jax
 import numpy as np
@@ -38,20 +37,10 @@ def measure(dtype: str, batch: int, steps: int) -> dict:
     config.ssl.queue_size = max(batch, config.ssl.queue_size // batch * batch)
     compiled, state, device_batch, compile_s = bench.compiled_step(
         train.build(config, info=IMAGENET), batch)
-    losses = []
-    for _ in range(COMPARED):
-        state, metrics = compiled(state, device_batch)
-        losses.append(float(metrics["loss"]))
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        state, metrics = compiled(state, device_batch)
-    jax.block_until_ready(metrics)
-    elapsed = time.perf_counter() - t0
-    memory = jax.local_devices()[0].memory_stats() or {}
-    return {"dtype": dtype, "records_per_s": round(batch * steps / elapsed, 1),
-            "step_ms": round(1000 * elapsed / steps, 2), "compile_s": round(compile_s, 1),
-            "peak_memory_gib": round(memory.get("peak_bytes_in_use", 0) / 2**30, 2),
-            "losses": losses}
+    m = bench.losses_then_timed(compiled, state, device_batch, COMPARED, steps)
+    return {"dtype": dtype, "records_per_s": round(batch * steps / m["seconds"], 1),
+            "step_ms": round(1000 * m["seconds"] / steps, 2), "compile_s": round(compile_s, 1),
+            "peak_memory_gib": m["peak_memory_gib"], "losses": m["losses"]}
 
 
 def main(argv: list[str]) -> None:

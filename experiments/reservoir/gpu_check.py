@@ -18,7 +18,6 @@ import argparse
 import json
 import pathlib
 import sys
-import time
 
 import jax
 import numpy as np
@@ -46,22 +45,12 @@ def measure(name: str, arg: str, dtype: str, batch: int, length: int, steps: int
     s = setup(arg, dtype, length)
     arrays = bench.token_batch(s.info, batch, length)
     compiled, state, device_batch, compile_s = bench.compiled_step(s, batch, arrays)
-    losses = []
-    for _ in range(COMPARED):
-        state, metrics = compiled(state, device_batch)
-        losses.append(float(metrics["loss"]))
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        state, metrics = compiled(state, device_batch)
-    jax.block_until_ready(metrics)
-    elapsed = time.perf_counter() - t0
-    memory = jax.local_devices()[0].memory_stats() or {}
+    m = bench.losses_then_timed(compiled, state, device_batch, COMPARED, steps)
     return {"encoder": name, "dtype": dtype, "trainable_params": s.trainable.count(
                 s.param_shapes()),
-            "target_tokens_per_s": round(batch * length * steps / elapsed, 1),
-            "step_ms": round(1000 * elapsed / steps, 2), "compile_s": round(compile_s, 1),
-            "peak_memory_gib": round(memory.get("peak_bytes_in_use", 0) / 2**30, 2),
-            "losses": losses}
+            "target_tokens_per_s": round(batch * length * steps / m["seconds"], 1),
+            "step_ms": round(1000 * m["seconds"] / steps, 2), "compile_s": round(compile_s, 1),
+            "peak_memory_gib": m["peak_memory_gib"], "losses": m["losses"]}
 
 
 def main(argv: list[str]) -> None:

@@ -258,12 +258,3 @@ class _EvalPlan:
     def __call__(self, g: int) -> dict:
         bucket, indices = self.batches[g]
         return self.pads[bucket](indices)
-
-
-def batch_shapes(data_cfg, split: TokenSplit, process_count: int = 1) -> list[dict]:
-    """The distinct shapes of this process's train batches ({feature: (rows, length)}):
-    one per bucket, so a trainer can compile each before its clock starts."""
-    sizes, bounds = bucket_batch_sizes(data_cfg, _multiple()), buckets(data_cfg)
-    used = np.unique(_bucket_of(split.records.lengths(), bounds))
-    return [{"rows": int(sizes[b]) // process_count, "length": int(bounds[b])}
-            for b in used if b < len(bounds)]

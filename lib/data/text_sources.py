@@ -134,13 +134,19 @@ def _lines(path: epath.Path, file_format: str = PARALLEL_FORMAT) -> list[str]:
     return [line.removesuffix("\r") for line in lines]
 
 
-def _parallel_files(data_cfg, split: str) -> list[epath.Path]:
+def _user_folder(data_cfg, source: str, file_format: str) -> epath.Path:
+    """data.data_dir, which a source of user files reads; refused when unset or missing."""
     if not data_cfg.data_dir:
-        raise ConfigError(f"parallel_text reads data.data_dir, which is empty: set it to the "
-                          f"folder of the text files ({PARALLEL_FORMAT})")
+        raise ConfigError(f"{source} reads data.data_dir, which is empty: set it to the folder "
+                          f"of the text files ({file_format})")
     folder = epath.Path(data_cfg.data_dir)
     if not folder.is_dir():
-        raise ConfigError(f"parallel_text: folder {folder} does not exist ({PARALLEL_FORMAT})")
+        raise ConfigError(f"{source}: folder {folder} does not exist ({file_format})")
+    return folder
+
+
+def _parallel_files(data_cfg, split: str) -> list[epath.Path]:
+    folder = _user_folder(data_cfg, "parallel_text", PARALLEL_FORMAT)
     paths = [folder / f"{split}.{lang}" for lang in _languages(data_cfg)]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
@@ -321,12 +327,7 @@ def _line_records(data_cfg, tokenizer, texts: list[str], where: str, skipped: in
 
 
 def _text_lines_file(data_cfg, split: str) -> epath.Path:
-    if not data_cfg.data_dir:
-        raise ConfigError(f"text_lines reads data.data_dir, which is empty: set it to the folder "
-                          f"of the text files ({TEXT_LINES_FORMAT})")
-    folder = epath.Path(data_cfg.data_dir)
-    if not folder.is_dir():
-        raise ConfigError(f"text_lines: folder {folder} does not exist ({TEXT_LINES_FORMAT})")
+    folder = _user_folder(data_cfg, "text_lines", TEXT_LINES_FORMAT)
     path = folder / f"{split}.txt"
     if not path.is_file():
         present = sorted(p.name for p in folder.iterdir()) or ["nothing"]
