@@ -46,3 +46,22 @@ def masked_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
     """Σ values·weights / Σ weights (0 when every weight is 0): a mean over real tokens."""
     weights = weights.astype(jnp.float32)
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1e-12)
+
+
+def sigmoid_binary_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Elementwise −[y·log σ(z) + (1 − y)·log(1 − σ(z))] for targets y in [0, 1], from logits
+    (stable for large |z|: max(z, 0) − z·y + log(1 + e^−|z|)); PyTorch's BCEWithLogits."""
+    logits = logits.astype(jnp.float32)
+    labels = labels.astype(jnp.float32)
+    return jnp.maximum(logits, 0) - logits * labels + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+
+
+def smooth_l1(predictions: jax.Array, targets: jax.Array, beta: float = 1.0) -> jax.Array:
+    """Elementwise smooth-L1 (PyTorch's SmoothL1Loss): 0.5·d²/β where |d| < β, else |d| − β/2."""
+    d = jnp.abs(predictions.astype(jnp.float32) - targets.astype(jnp.float32))
+    return jnp.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta)
+
+
+def squared_error(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+    """Elementwise (prediction − target)²; its mean is the MSE."""
+    return jnp.square(predictions.astype(jnp.float32) - targets.astype(jnp.float32))

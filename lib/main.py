@@ -141,10 +141,10 @@ def main(argv: list[str]) -> None:
 
 
 def _summary(results: dict) -> str:
-    """The eval metrics; for a procedure, those of each stage."""
-    if all(isinstance(v, dict) for v in results.values()):
-        return "; ".join(f"{stage}: {_summary(r)}" for stage, r in results.items())
-    return ", ".join(f"{k} {v:.4f}" for k, v in results.items() if k.startswith("eval/"))
+    """The eval metrics; for a procedure, also those of each stage (its dict entries)."""
+    own = ", ".join(f"{k} {v:.4f}" for k, v in results.items() if k.startswith("eval/"))
+    stages = [f"{stage}: {_summary(r)}" for stage, r in results.items() if isinstance(r, dict)]
+    return "; ".join(part for part in (own, *stages) if part)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import io
 import json
 import os
 import pathlib
 import shutil
 
+import numpy as np
 import pytest
 from helpers import DIGITS, REPO, cli, digits_config
 
@@ -26,6 +28,13 @@ EARLY_PHASE = REPO / "experiments/early_phase/configs/digits.py"
 PRUNING = REPO / "experiments/pruning_stability/configs/digits.py"
 SHORT = f"--config={DIGITS}:steps=4"
 RESERVOIR = REPO / "experiments/reservoir/configs"
+PLAN2VEC = f"--config={REPO}/experiments/plan2vec/configs/maze.py:quick=True"
+
+
+def _npz(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,6 +254,24 @@ CASES = [
          files=(*_text_files(), ("{tmp}/copy/tokenizer/tokenizer.json", json.dumps(
              {"vocab_size": 60, "model_type": "bpe", "sha256": "0" * 64,
               "character_coverage": 1.0})))),
+    # plan2vec: mazes, graph sizes, latent size, the user's arrays
+    Case("maze whose free space is disconnected",
+         (PLAN2VEC, "--config.plan2vec.extra_walls=(-0.3,0.3,-0.01,0.01)"),
+         "the free space falls into 2 disconnected parts"),
+    Case("more graph neighbours than frames", (PLAN2VEC, "--config.plan2vec.neighbours=400"),
+         "plan2vec.neighbours=400 nearest neighbours, but the data has 300 frames"),
+    Case("latent size below 1", (PLAN2VEC, "--config.plan2vec.latent=0"),
+         "'plan2vec.latent' = 0 is not allowed: it must be ≥ 1"),
+    Case("user frames of the wrong shape",
+         (PLAN2VEC, "--config.plan2vec.env=file", "--config.plan2vec.data_file={tmp}/f.npz"),
+         "{tmp}/f.npz: 'images' has shape (5, 8); expected [N, H, W]",
+         files=(("{tmp}/f.npz", _npz(images=np.zeros((5, 8), np.uint8),
+                                     trajectory=np.zeros(5, int), step=np.arange(5))),)),
+    Case("user trajectory ids of the wrong length",
+         (PLAN2VEC, "--config.plan2vec.env=file", "--config.plan2vec.data_file={tmp}/f.npz"),
+         "'trajectory' must be [N] = [5] integers, got shape (4,)",
+         files=(("{tmp}/f.npz", _npz(images=np.zeros((5, 8, 8), np.uint8),
+                                     trajectory=np.zeros(4, int), step=np.arange(5))),)),
     Case("resumed text run, data.tokenizer another tokenizer",
          (*TEXT_ARGS, "--config.data.tokenizer={translation}/other_tokenizer"),
          "vocab_size 60 there, 50 here", workdir="translation", files=_text_files()),

@@ -68,6 +68,9 @@ EXTRA_ARGS = {  # by "slug/file.py"
                              "pretrain=subsample,fraction=0.2"],
     "background_aug/spurious.py": ["quick,method=moco,variant=bg_swaps",
                                    "method=byol,variant=bg_random,seed=1"],
+    "plan2vec/maze.py": ["env=hui_maze,latent=2,seed=3"],
+    "plan2vec/pointmass.py": ["env=hui_maze,inputs=frames,quick", "env=goal_mass,latent=100"],
+    "plan2vec/user_data.py": ["data=rope,steps=100,latent=2"],
     "reservoir/synthetic.py": ["encoder=LTLGLCL,backskip=stochastic,steps=10"],
     "reservoir/enwik8.py": ["layers=18,reservoirs=6,type=T,placement=middle,backskip=identity",
                             "encoder=LFLDL,steps=1000", "layers=12,type=D", "quick,seed=1"],
@@ -100,7 +103,8 @@ OFFLINE_SOURCES = ("experiments.background_aug.spurious:source",  # built from F
                    "experiments.invariance.shifted:source",
                    "experiments.reservoir.synthetic:translation",
                    "experiments.reservoir.synthetic_text:tokens",
-                   "experiments.reservoir.synthetic_text:labelled")
+                   "experiments.reservoir.synthetic_text:labelled",
+                   "experiments.plan2vec.samples:transitions")
 
 
 def _documented_args(path):

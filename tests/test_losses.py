@@ -55,3 +55,25 @@ def test_token_cross_entropy_with_padding_and_label_smoothing_against_numpy():
     mean = losses.masked_mean(got, jnp.asarray(weights))
     np.testing.assert_allclose(mean, (by_hand * weights).sum() / 8, rtol=1e-5)
     assert float(losses.masked_mean(got, jnp.zeros_like(weights))) == 0.0
+
+
+def test_sigmoid_bce_against_numpy():
+    z = np.array([-30.0, -2.0, 0.0, 0.5, 40.0])
+    y = np.array([1.0, 0.0, 1.0, 0.3, 0.0])
+    p = 1 / (1 + np.exp(-z.astype(np.float64)))
+    with np.errstate(divide="ignore"):
+        direct = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    direct[-1] = 40.0  # log(1 − σ(40)) underflows in float64: the exact value is −40
+    direct[0] = 30.0 + np.log1p(np.exp(-30.0))
+    np.testing.assert_allclose(losses.sigmoid_binary_cross_entropy(jnp.array(z), jnp.array(y)),
+                               direct, rtol=1e-6)
+
+
+def test_smooth_l1_and_squared_error_by_hand():
+    p = jnp.array([0.0, 0.5, 3.0, -2.0])
+    t = jnp.array([0.0, 0.0, 1.0, 0.0])
+    # |d| = 0, 0.5, 2, 2 with β = 1: 0, 0.125, 1.5, 1.5
+    np.testing.assert_allclose(losses.smooth_l1(p, t), [0.0, 0.125, 1.5, 1.5])
+    # β = 4: all quadratic, d²/8
+    np.testing.assert_allclose(losses.smooth_l1(p, t, beta=4.0), [0.0, 0.03125, 0.5, 0.5])
+    np.testing.assert_allclose(losses.squared_error(p, t), [0.0, 0.25, 4.0, 4.0])

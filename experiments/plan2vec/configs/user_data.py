@@ -1,0 +1,58 @@
+"""Plan2vec on the user's data (plan2vec.md §2–§3): robot rope manipulation (Nair et al.
+2017) or StreetLearn Manhattan panoramas as 64×64 "omni-gray" frames, in the array format of
+experiments/plan2vec/samples.py (an .npz with 'images', 'trajectory', 'step', and for
+StreetLearn 'position': longitude and latitude × 0.75, the spec's correction).
+
+Local metric: binary, label 0 = same trajectory and |Δt| ≤ 1 (our pairs: the frame itself or
+the next one), 1 = a random frame; BCE with logits; Adam lr 1e-4, batch 16 (the spec's
+betas (0.9, 0.999) and weight decay 0.01: adamw), 100 epochs of the transitions. Rope: the
+conv_large metric; StreetLearn: conv_deep. The rest as configs/pointmass.py with frames.
+
+Command:
+    python -m lib.main --config=experiments/plan2vec/configs/user_data.py:data=streetlearn \\
+      --config.plan2vec.data_file=/data/streetlearn_small.npz --workdir=/tmp/p2v_streetlearn
+Args: data (rope | streetlearn), latent, seed, quick (tiny steps and MLPs, for a first look),
+steps (local-metric steps: the spec's 100 epochs are 100·T/16 for T transitions; the default
+62,500 is 100 epochs of 10,000).
+Hardware: one GPU. Expected wall time: not measured (no data and no GPU here).
+Paper: StreetLearn small & medium, oracle planner success 73 ± 5 % (P5); search cost on
+StreetLearn, nodes queried Dijkstra 1,470, A* 342, greedy Φ 123 ≈ the path length (P6).
+Rope: frames without positions; success = reaching the goal frame or one of its neighbours.
+"""
+
+from experiments.plan2vec import config as paper_config
+from lib.config import parse_arg
+
+
+def get_config(arg=None):
+    a = parse_arg(arg, data="streetlearn", latent=3, seed=0, steps=62_500, quick=False)
+    c = paper_config.get_config()
+    c.seed = a.seed
+    c.procedure = "experiments.plan2vec.procedure:run"
+    c.task = "experiments.plan2vec.tasks:LocalMetric"
+    c.data.name = "experiments.plan2vec.samples:transitions"
+    c.data.normalization, c.data.augment = "none", "none"
+    c.data.eval_batch_size = 256
+    c.plan2vec.env = "file"
+    c.plan2vec.metric_net = "conv_deep" if a.data == "streetlearn" else "conv_large"
+    c.plan2vec.metric_loss, c.plan2vec.self_pair_probability = "bce", 0.5
+    c.plan2vec.metric_lr, c.plan2vec.metric_batch = 1e-4, 16
+    c.plan2vec.metric_steps = a.steps
+    c.plan2vec.neighbours = 30
+    c.plan2vec.encoder, c.plan2vec.latent = "resnet18_coord", a.latent
+    c.plan2vec.embedding_lr, c.plan2vec.embedding_batch = 1e-4, 64
+    c.plan2vec.embedding_steps = 20_000
+    c.plan2vec.chunk = 200
+    c.model.bias_init = "torch"
+    c.optim.name, c.optim.b1, c.optim.b2 = "adamw", 0.9, 0.999
+    c.optim.weight_decay = 0.01
+    c.optim.schedule = "constant"
+    c.log_every, c.eval_every, c.checkpoint_every = 500, 0, 2000
+    c.eval.top_k = 0
+    if a.quick:  # a smoke run on small user data
+        c.plan2vec.metric_net, c.plan2vec.encoder, c.plan2vec.neighbours = "mlp", "mlp", 5
+        c.plan2vec.metric_steps = c.plan2vec.embedding_steps = 10
+        c.plan2vec.eval_pairs, c.plan2vec.horizon = 10, 10
+        c.log_every, c.checkpoint_every, c.progress = 5, 0, False
+    c.total_steps = c.plan2vec.metric_steps  # the procedure sets each stage's own
+    return c
