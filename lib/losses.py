@@ -65,3 +65,10 @@ def smooth_l1(predictions: jax.Array, targets: jax.Array, beta: float = 1.0) -> 
 def squared_error(predictions: jax.Array, targets: jax.Array) -> jax.Array:
     """Elementwise (prediction − target)²; its mean is the MSE."""
     return jnp.square(predictions.astype(jnp.float32) - targets.astype(jnp.float32))
+
+
+def gaussian_kl(mean: jax.Array, log_variance: jax.Array) -> jax.Array:
+    """KL(N(mean, exp(log_variance)) ‖ N(0, I)) per example, summed over the last axis: the VAE
+    prior term, −½·Σ(1 + log σ² − μ² − σ²)."""
+    mean, log_variance = mean.astype(jnp.float32), log_variance.astype(jnp.float32)
+    return -0.5 * jnp.sum(1.0 + log_variance - mean * mean - jnp.exp(log_variance), axis=-1)

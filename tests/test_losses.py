@@ -4,6 +4,7 @@ import math
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from lib import losses
 
@@ -77,3 +78,17 @@ def test_smooth_l1_and_squared_error_by_hand():
     # β = 4: all quadratic, d²/8
     np.testing.assert_allclose(losses.smooth_l1(p, t, beta=4.0), [0.0, 0.03125, 0.5, 0.5])
     np.testing.assert_allclose(losses.squared_error(p, t), [0.0, 0.25, 4.0, 4.0])
+
+
+def test_gaussian_kl_closed_form_and_monte_carlo():
+    mean = np.array([[0.0, 0.0], [1.0, -2.0]])
+    log_var = np.array([[0.0, 0.0], [np.log(4.0), np.log(0.25)]])
+    # per dimension: ½(σ² + μ² − 1 − ln σ²): (4 + 1 − 1 − ln 4)/2 + (0.25 + 4 − 1 + ln 4)/2
+    expected = [0.0, (4.0 - np.log(4.0)) / 2 + (3.25 + np.log(4.0)) / 2]
+    np.testing.assert_allclose(losses.gaussian_kl(jnp.array(mean), jnp.array(log_var)),
+                               expected, rtol=1e-6)
+    rng = np.random.default_rng(0)
+    z = mean[1] + np.exp(0.5 * log_var[1]) * rng.normal(size=(200_000, 2))
+    log_q = -0.5 * np.sum((z - mean[1]) ** 2 / np.exp(log_var[1]) + log_var[1], -1)
+    log_p = -0.5 * np.sum(z**2, -1)
+    assert np.mean(log_q - log_p) == pytest.approx(expected[1], rel=0.01)

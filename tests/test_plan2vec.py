@@ -321,11 +321,51 @@ def test_eval_partners_stay_among_the_real_rows():
     assert float(alone.sum()) == 0
 
 
-def test_tasks_refuse_normalised_pixels_and_objective_b():
+class FixedVAE(nnx.Module):
+    """encode: mean = the first 2 pixels, log σ² = 0; decode: logits = z·[1, …, 1] of 4."""
+
+    def encode(self, x):
+        return x[:, :2], jnp.zeros((len(x), 2))
+
+    def decode(self, z):
+        return jnp.repeat(z.sum(-1, keepdims=True), 4, axis=1)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.5])
+def test_vae_loss_by_hand(sigma):
+    config = quick(**{"plan2vec.vae_sigma": sigma, "plan2vec.vae_warmup": 10})
+    task = tasks.VariationalAutoencoder(config)
+    x = np.array([[0.2, 0.4, 1.0, 0.0], [0.5, 0.5, 0.5, 0.5]], np.float32)
+    rng = jax.random.key(5)
+    noise = np.asarray(jax.random.normal(rng, (2, 2)))
+    z = x[:, :2] + noise  # σ = 1
+    logits = np.repeat(z.sum(-1, keepdims=True), 4, 1)
+    p = 1 / (1 + np.exp(-logits))
+    if sigma:
+        reconstruction = ((x - p) ** 2).sum(-1) / (2 * sigma**2)
+    else:
+        reconstruction = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(-1)
+    kl = 0.5 * (x[:, :2] ** 2).sum(-1)  # log σ² = 0: ½·Σμ²
+    loss, metrics = task.train_loss(FixedVAE(), {"image": jnp.asarray(x).reshape(2, 2, 2, 1)},
+                                    rng, jnp.asarray(4))
+    assert float(loss) == pytest.approx(np.mean(reconstruction + 0.4 * kl), rel=1e-5)
+    assert float(metrics["kl"]) == pytest.approx(kl.mean(), rel=1e-6)
+
+
+def test_vae_model_shapes():
+    vae = models.VAE(64, 2, (16,), layers=DEFAULT_LAYERS, rngs=nnx.Rngs(0))
+    x = jnp.ones((3, 64))
+    mean, log_variance = vae.encode(x)
+    assert mean.shape == log_variance.shape == (3, 2)
+    assert vae.decode(mean).shape == (3, 64)
+    assert vae(x.reshape(3, 8, 8, 1).reshape(3, -1), train=False).shape == (3, 2)
+
+
+def test_tasks_refuse_normalised_pixels():
     with pytest.raises(ConfigError, match="data.normalization='none'"):
         tasks.LocalMetric(quick(**{"data.normalization": "dataset"}))
-    with pytest.raises(ConfigError, match="only 'distill'"):
-        tasks.Distillation(quick(**{"plan2vec.objective": "value_iteration"}))
+    with pytest.raises(ConfigError, match="data.normalization='none'"):
+        tasks.Distillation(quick(**{"data.normalization": "dataset"}))
 
 
 # --- the procedure end to end -----------------------------------------------------------------

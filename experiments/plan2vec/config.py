@@ -33,7 +33,7 @@ def declare(c: ml_collections.ConfigDict) -> None:
     c.plan2vec.trajectory_edges = True  # graph: also connect consecutive frames of a trajectory
     c.plan2vec.edge_weight = "one"   # one (hop counts: binary mode) | phi (the edge's φ; trajectory edges get the k-th neighbour's mean φ)
     c.plan2vec.chunk = 300           # frames per block of the all-pairs φ
-    c.plan2vec.objective = "distill"  # distill (a: regress planned path lengths); value_iteration (b) is not built yet
+    c.plan2vec.objective = "distill"  # distill (a: regress planned path lengths) | value_iteration (b: the imagined planning game, experiments.plan2vec.value_iteration)
     c.plan2vec.encoder = "mlp"       # f: mlp | resnet18 | resnet18_coord (CoordConv channels)
     c.plan2vec.encoder_widths = (256, 256)  # encoder=mlp: hidden widths
     c.plan2vec.latent = 10           # size of f(x)
@@ -42,6 +42,23 @@ def declare(c: ml_collections.ConfigDict) -> None:
     c.plan2vec.embedding_lr = 1e-3   # embedding: Adam learning rate
     c.plan2vec.centre_weight = 1e-3  # weight of ‖mean f(x)‖² over the first centre_nodes frames of a batch
     c.plan2vec.centre_nodes = 20
+    c.plan2vec.vi_rollouts = 20      # objective (b): parallel imagined rollouts
+    c.plan2vec.vi_horizon = 50       # objective (b): moves per rollout before a fresh (x, g); also the moves of one round
+    c.plan2vec.vi_epsilon = 0.05     # objective (b): probability of a random neighbour instead of the greedy one
+    c.plan2vec.vi_relabel = 5        # objective (b): hindsight relabelling every this many moves
+    c.plan2vec.vi_updates = 6        # objective (b): optimizer steps per round of the game
+    c.plan2vec.vi_batch = 32         # objective (b): transitions per minibatch
+    c.plan2vec.vi_gamma = 1.0        # objective (b): discount γ
+    c.plan2vec.vi_reward_scale = 0.2  # objective (b): r_scale (spec: 0.2 for mazes; the code's default 1/20)
+    c.plan2vec.vi_target_rate = 0.1  # objective (b): θ_target ← (1 − rate)·θ_target + rate·θ after every step
+    c.plan2vec.vae = True            # train the VAE baseline too (planning with its latent mean)
+    c.plan2vec.vae_latent = 2        # VAE latent size (spec §3: 2)
+    c.plan2vec.vae_widths = (256,)   # VAE encoder hidden widths (the decoder mirrors them)
+    c.plan2vec.vae_steps = 3000      # VAE: Adam steps
+    c.plan2vec.vae_batch = 128       # VAE: frames per step
+    c.plan2vec.vae_sigma = 0.1       # VAE likelihood: > 0 = Gaussian with this σ, 0 = Bernoulli (BCE; the spec is silent: ours, as the Bernoulli VAE ignores its latent (KL 0.02) on spec §6's mazes)
+    c.plan2vec.vae_warmup = 0        # VAE: steps over which the KL weight rises from 0 to 1 (0: always 1)
+    c.plan2vec.vae_lr = 1e-3         # VAE: Adam learning rate (spec §3, paper scale: 1e-3 GoalMass, 3e-4 回-Maze, 1e-4 C-Maze, 3e-5 StreetLearn)
     c.plan2vec.metric_workdir = ""   # reuse this run's frames and trained local metric (its φ): the graph and the embedding are made here (graph or latent sweeps)
     c.plan2vec.eval_pairs = 200      # evaluation: random (start, goal) frame pairs
     c.plan2vec.eval_seed = 0         # evaluation: seed of those pairs
@@ -77,6 +94,22 @@ RULES = {
     "plan2vec.embedding_lr": greater_than(0),
     "plan2vec.centre_weight": at_least(0),
     "plan2vec.centre_nodes": at_least(1),
+    "plan2vec.vi_rollouts": at_least(1),
+    "plan2vec.vi_horizon": at_least(1),
+    "plan2vec.vi_epsilon": in_range(0, 1),
+    "plan2vec.vi_relabel": at_least(1),
+    "plan2vec.vi_updates": at_least(1),
+    "plan2vec.vi_batch": at_least(1),
+    "plan2vec.vi_gamma": in_range(0, 1),
+    "plan2vec.vi_reward_scale": greater_than(0),
+    "plan2vec.vi_target_rate": in_range(0, 1, low_open=True),
+    "plan2vec.vae_latent": at_least(1),
+    "plan2vec.vae_widths": each(at_least(1)),
+    "plan2vec.vae_steps": at_least(1),
+    "plan2vec.vae_batch": at_least(1),
+    "plan2vec.vae_lr": greater_than(0),
+    "plan2vec.vae_warmup": at_least(0),
+    "plan2vec.vae_sigma": at_least(0),
     "plan2vec.eval_pairs": at_least(1),
     "plan2vec.eval_seed": at_least(0),
     "plan2vec.horizon": at_least(1),

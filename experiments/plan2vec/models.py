@@ -23,6 +23,7 @@ from lib.models.coord import WithCoordinates
 from lib.models.layers import LayerSpec
 
 METRIC_NETS = ("mlp", "conv_large", "conv_deep")
+
 ENCODERS = ("mlp", "resnet18", "resnet18_coord")
 
 
@@ -92,6 +93,30 @@ class StackedConvMetric(nnx.Module):
         for i in range(self.num_fc):
             x = jax.nn.relu(getattr(self, f"fc{i}")(x))
         return getattr(self, f"fc{self.num_fc}")(x)[:, 0].astype(jnp.float32)
+
+
+class VAE(nnx.Module):
+    """The VAE baseline (spec §3): an MLP encoder to the mean and log-variance of a Gaussian
+    latent, an MLP decoder to per-pixel logits (Bernoulli likelihood of frames in [0, 1])."""
+
+    def __init__(self, in_features: int, latent: int, widths=(256,), *, layers: LayerSpec,
+                 rngs: nnx.Rngs):
+        self.encoder = MLP(widths, num_classes=2 * latent, in_features=in_features,
+                           layers=layers, rngs=rngs)
+        self.decoder = MLP(tuple(reversed(widths)), num_classes=in_features,
+                           in_features=latent, layers=layers, rngs=rngs)
+        self.latent = latent
+
+    def encode(self, x):
+        out = self.encoder(x, train=False)
+        return out[:, :self.latent], out[:, self.latent:]
+
+    def decode(self, z):
+        return self.decoder(z, train=False)
+
+    def __call__(self, x, *, train: bool):
+        """The latent mean: the code planned with."""
+        return self.encode(x)[0]
 
 
 def pair_block(model, a, b):

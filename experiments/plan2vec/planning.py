@@ -9,7 +9,8 @@ number of distinct frames whose neighbours were queried.
 
 Cost-to-goal Φ of each method, all planned the same way:
     plan2vec   ‖f(n) − f(g)‖ of the learned embedding
-    pixel_l2   ‖x_n − x_g‖ over raw pixels
+    pixel_l2   ‖x_n − x_g‖ over raw pixels (over the state with inputs='state')
+    vae        ‖μ(x_n) − μ(x_g)‖ of the VAE baseline's latent mean (where it was trained)
     sptm       the local metric φ(n, g) itself (SPTM-style greedy, 1-step lookahead)
     geodesic   the true geodesic (shortest path on the ground-truth neighbour graph): the oracle
     random     uniform noise, fresh for every goal
@@ -25,7 +26,7 @@ from scipy import stats
 
 from lib import graphs, pairwise
 
-METHODS = ("plan2vec", "pixel_l2", "sptm", "geodesic", "random")
+METHODS = ("plan2vec", "pixel_l2", "vae", "sptm", "geodesic", "random")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Inputs:
     graph: object  # scipy CSR
     phi: np.ndarray  # [N, N] symmetrised local metric
     embedding: np.ndarray  # [N, latent]
+    vae: np.ndarray | None = None  # [N, vae latent]: the VAE's means, where trained
 
 
 def costs_to(method: str, inputs: Inputs, goals: np.ndarray, geodesic: np.ndarray | None,
@@ -85,6 +87,8 @@ def costs_to(method: str, inputs: Inputs, goals: np.ndarray, geodesic: np.ndarra
     """[len(goals), N] cost-to-goal of `method` for each goal."""
     if method == "plan2vec":
         return pairwise.euclidean(inputs.embedding[goals], inputs.embedding)
+    if method == "vae":
+        return pairwise.euclidean(inputs.vae[goals], inputs.vae)
     if method == "pixel_l2":
         return pairwise.euclidean(inputs.images[goals], inputs.images)
     if method == "sptm":
@@ -115,7 +119,8 @@ def evaluate(inputs: Inputs, *, pairs: np.ndarray, horizon: int, radius: float,
         rows, cols = inputs.graph.nonzero()
         lengths = np.linalg.norm(inputs.positions[rows] - inputs.positions[cols], axis=1)
         out["graph/long_edge_fraction"] = float(np.mean(lengths > long_edge))
-    methods = [m for m in METHODS if m != "geodesic" or geodesic is not None]
+    methods = [m for m in METHODS if (m != "geodesic" or geodesic is not None)
+               and (m != "vae" or inputs.vae is not None)]
     paths = {}
     for method in methods:
         cost = costs_to(method, inputs, goals, geodesic, seed)

@@ -6,6 +6,7 @@
     workdir/graph.npz        the graph: top-k or threshold edges + trajectory edges (lib.graphs)
     workdir/distances.npy    its all-pairs shortest paths (scipy csgraph; −1: no path)
     workdir/embedding/       lib.train.run of tasks.Distillation on the frames and distances
+    workdir/vae/             lib.train.run of tasks.VariationalAutoencoder (plan2vec.vae)
     workdir/embedding.npy    f(x) of every frame
     workdir/planning.json    planning.py's numbers, kept with the settings they were made with
     workdir/config.json, results.json
@@ -35,8 +36,6 @@ from experiments.plan2vec import mazes, models, planning, pointmass, samples
 from lib import config as config_lib
 from lib import features, files, graphs, pairwise, procedure, train
 
-SOURCES = {"metric": "experiments.plan2vec.samples:transitions",
-           "embedding": "experiments.plan2vec.samples:nodes"}
 INPUTS = ("frames", "state")
 EMBEDDING, PHI, GRAPH = "embedding.npy", "phi.npy", "graph.npz"
 DATA_KEYS = ("env", "data_file", "extra_walls", "trajectories", "trajectory_steps",
@@ -45,13 +44,38 @@ METRIC_KEYS = ("metric_net", "metric_loss", "self_pair_probability", "metric_ste
                "metric_batch", "metric_lr")
 GRAPH_KEYS = ("neighbours", "threshold", "trajectory_edges", "edge_weight")
 EMBEDDING_KEYS = ("objective", "encoder", "encoder_widths", "latent", "embedding_steps",
-                  "embedding_batch", "embedding_lr", "centre_weight", "centre_nodes")
+                  "embedding_batch", "embedding_lr", "centre_weight", "centre_nodes",
+                  "vi_rollouts", "vi_horizon", "vi_epsilon", "vi_relabel", "vi_updates",
+                  "vi_batch", "vi_gamma", "vi_reward_scale", "vi_target_rate")
+OBJECTIVES = {"distill": "Distillation", "value_iteration": "ValueIteration"}
 EVAL_KEYS = ("eval_pairs", "eval_seed", "horizon", "success_radius", "gt_radius",
              "long_edge", "h_scale")
-# what each training stage depends on (the embedding also on the metric_workdir it reads)
-STAGE_KEYS = {"metric": DATA_KEYS + METRIC_KEYS,
-              "embedding": DATA_KEYS + METRIC_KEYS + GRAPH_KEYS + EMBEDDING_KEYS
-              + ("metric_workdir",)}
+VAE_KEYS = ("vae_latent", "vae_widths", "vae_steps", "vae_batch", "vae_lr", "vae_warmup",
+            "vae_sigma")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """A training stage: its task and source, the plan2vec keys holding its batch size, steps
+    and learning rate, and the plan2vec keys it depends on."""
+
+    task: str
+    source: str
+    batch: str
+    steps: str
+    lr: str
+    keys: tuple
+
+
+STAGES = {
+    "metric": Stage("LocalMetric", "transitions", "metric_batch", "metric_steps", "metric_lr",
+                    DATA_KEYS + METRIC_KEYS),
+    "embedding": Stage("Distillation", "nodes", "embedding_batch", "embedding_steps",
+                       "embedding_lr", DATA_KEYS + METRIC_KEYS + GRAPH_KEYS + EMBEDDING_KEYS
+                       + ("metric_workdir",)),
+    "vae": Stage("VariationalAutoencoder", "frames", "vae_batch", "vae_steps", "vae_lr",
+                 DATA_KEYS + VAE_KEYS),
+}
 
 
 def make_samples(cfg, seed: int) -> samples.Samples:
@@ -103,6 +127,9 @@ def check(config: ml_collections.ConfigDict) -> None:
     if cfg.neighbours == 0 and cfg.threshold <= 0:
         raise config_lib.ConfigError("plan2vec.neighbours=0 builds the graph from "
                                      "plan2vec.threshold, which must then be > 0")
+    if cfg.objective not in OBJECTIVES:
+        raise config_lib.ConfigError(f"plan2vec.objective={cfg.objective!r}; valid choices: "
+                                     f"{', '.join(OBJECTIVES)}")
     if cfg.inputs not in INPUTS:
         raise config_lib.ConfigError(f"plan2vec.inputs={cfg.inputs!r}; valid choices: "
                                      f"{', '.join(INPUTS)}")
@@ -130,22 +157,22 @@ def check_sizes(config, count: int) -> None:
 
 
 def stage(config, kind: str, data_dir) -> ml_collections.ConfigDict:
-    """The training config of the local metric ('metric') or the embedding ('embedding'). The
-    plan2vec keys a stage does not depend on are set to their defaults, so that changing
-    them (the evaluation's, or the embedding's for the local metric) never makes a finished
-    stage refuse its workdir; changing one it depends on does (lib.train)."""
-    cfg = config.plan2vec
-    metric = kind == "metric"
-    kept = STAGE_KEYS[kind]
+    """The training config of stage `kind` (STAGES). The plan2vec keys a stage does not
+    depend on are set to their defaults, so that changing them (the evaluation's, or the
+    embedding's for the local metric) never makes a finished stage refuse its workdir;
+    changing one it depends on does (lib.train)."""
+    cfg, spec = config.plan2vec, STAGES[kind]
     defaults = paper_config.get_config().plan2vec
+    task = OBJECTIVES[cfg.objective] if kind == "embedding" else spec.task
+    batch = cfg.vi_batch if task == "ValueIteration" else cfg[spec.batch]
     return procedure.stage_config(config, **{
-        "task": f"experiments.plan2vec.tasks:{'LocalMetric' if metric else 'Distillation'}",
-        "data.name": SOURCES[kind], "data.data_dir": str(data_dir),
+        "task": f"experiments.plan2vec.tasks:{task}",
+        "data.name": f"experiments.plan2vec.samples:{spec.source}",
+        "data.data_dir": str(data_dir),
         "data.normalization": "none", "data.augment": "none",
-        "data.batch_size": cfg.metric_batch if metric else cfg.embedding_batch,
-        "total_steps": cfg.metric_steps if metric else cfg.embedding_steps,
-        "optim.lr": cfg.metric_lr if metric else cfg.embedding_lr,
-        **{f"plan2vec.{k}": defaults[k] for k in cfg if k not in kept},
+        "data.batch_size": batch, "total_steps": cfg[spec.steps],
+        "optim.lr": cfg[spec.lr],
+        **{f"plan2vec.{k}": defaults[k] for k in cfg if k not in spec.keys},
     })
 
 
@@ -172,8 +199,10 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
                                                      cfg.chunk))
     phi = np.load(source / PHI)
     _graph(config, workdir, frames, phi)
-    embedding_dir = workdir / "embedding"
-    results["embedding"] = train.run(stage(config, "embedding", workdir), embedding_dir)
+    results["embedding"] = train.run(stage(config, "embedding", workdir),
+                                     workdir / "embedding")
+    if cfg.vae:
+        results["vae"] = train.run(stage(config, "vae", workdir), workdir / "vae")
     values = procedure.evaluation(workdir / "planning.json", settings(config),
                                   lambda: _evaluate(config, workdir, frames, phi))
     summary = {k: v for k, v in values.items() if k not in ("paths", "pairs")}
@@ -274,9 +303,9 @@ def settings(config) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict({k: config.plan2vec[k] for k in EVAL_KEYS})
 
 
-def embed(embedding_dir) -> np.ndarray:
-    """f(x) of every frame, in order."""
-    config, _, state = train.load_final(embedding_dir)
+def embed(run_dir) -> np.ndarray:
+    """The codes of every frame, in order: f(x) of the embedding, the VAE's latent mean."""
+    config, _, state = train.load_final(run_dir)
     trainer = train.Trainer(config)
     out = features.extract(trainer, trainer.place(state),
                            lambda model, batch: model(batch["image"], train=False))
@@ -287,8 +316,9 @@ def _evaluate(config, workdir, frames: samples.Samples, phi: np.ndarray) -> dict
     cfg = config.plan2vec
     codes = embed(workdir / "embedding")
     _save(workdir / EMBEDDING, codes)
+    vae = embed(workdir / "vae") if cfg.vae else None
     inputs = planning.Inputs(frames.images.reshape(len(frames), -1), frames.position,
-                             sparse.load_npz(workdir / GRAPH), phi, codes)
+                             sparse.load_npz(workdir / GRAPH), phi, codes, vae)
     pairs = planning.eval_pairs(cfg.eval_pairs, len(frames), cfg.eval_seed)
     values = planning.evaluate(inputs, pairs=pairs, horizon=cfg.horizon,
                                radius=cfg.success_radius, gt_radius=cfg.gt_radius,

@@ -13,6 +13,7 @@ by the procedure as `samples.npz`):
 
 Sources (data.name), reading data.data_dir/samples.npz:
     experiments.plan2vec.samples:transitions  records {image: x_t, next: x_t+1} per transition
+    experiments.plan2vec.samples:frames       records {image, node}: every frame
     experiments.plan2vec.samples:nodes        records {image, node, distances}: every frame
         with its row of the graph's shortest-path lengths (data.data_dir/distances.npy,
         −1 where unreachable)
@@ -188,3 +189,11 @@ def nodes(data_cfg, split: str) -> Split:
     records = ArrayRecords(samples.images, None, node=np.arange(len(samples), dtype=np.int32),
                            distances=distances)
     return _split(records, samples, f"{data_cfg.data_dir} nodes ({split})")
+
+
+def frames(data_cfg, split: str) -> Split:
+    """Every frame with its node index."""
+    samples = read(data_cfg.data_dir)
+    records = ArrayRecords(samples.images, None,
+                           node=np.arange(len(samples), dtype=np.int32))
+    return _split(records, samples, f"{data_cfg.data_dir} frames ({split})")

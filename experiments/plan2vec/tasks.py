@@ -7,6 +7,8 @@ frame of the batch). `bce`: label 0 near, 1 random, BCE with logits, φ = σ(out
 probability of "far". `smooth_l1`: labels 0 (same frame), 1 (next frame), 2 (random), smooth-L1
 regression, φ = the output.
 
+VariationalAutoencoder (records of experiments.plan2vec.samples:frames): the VAE baseline.
+
 Distillation (records of experiments.plan2vec.samples:nodes), objective (a): each frame i of
 a batch is paired with frame π(i) of a random permutation π of the batch; loss = mean over
 the pairs with a path of (‖f(x_i) − f(x_π(i))‖ − D_graph)² + centre_weight·‖mean of f over the
@@ -15,13 +17,18 @@ first centre_nodes frames‖². Every step is a fresh optax step (no gradient ac
 
 from __future__ import annotations
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+from flax import nnx
 
 from experiments.plan2vec import models
 from lib import losses
 from lib.config import ConfigError
 from lib.models import layer_spec
+from lib.models import state as state_lib
 
 METRIC_LOSSES = ("bce", "smooth_l1")
 NORM_FLOOR = 1e-12  # ‖·‖ = sqrt(max(‖·‖², floor)): finite gradients where f(a) = f(b)
@@ -122,12 +129,19 @@ def embedding_distances(f: jax.Array) -> jax.Array:
     return jnp.sqrt(jnp.maximum(squared, NORM_FLOOR))
 
 
+def encoder_of(config, info, rngs):
+    """The encoder f of plan2vec.encoder, to plan2vec.latent."""
+    cfg = config.plan2vec
+    try:
+        return models.encoder(cfg.encoder, info.image_shape, cfg.latent, cfg.encoder_widths,
+                              layer_spec(config.model), rngs)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+
+
 class Distillation:
     def __init__(self, config):
         cfg = config.plan2vec
-        if cfg.objective != "distill":
-            raise ConfigError(f"plan2vec.objective={cfg.objective!r}: only 'distill' "
-                              "(objective (a)) is built")
         _plain_pixels(config, "the embedding")
         self.centre_weight, self.centre_nodes = cfg.centre_weight, cfg.centre_nodes
 
@@ -135,12 +149,7 @@ class Distillation:
         _needs(info, ("node", "distances"), "the embedding", "experiments.plan2vec.samples:nodes")
 
     def build_model(self, config, info, rngs):
-        cfg = config.plan2vec
-        try:
-            return models.encoder(cfg.encoder, info.image_shape, cfg.latent,
-                                  cfg.encoder_widths, layer_spec(config.model), rngs)
-        except ValueError as e:
-            raise ConfigError(str(e)) from e
+        return encoder_of(config, info, rngs)
 
     @staticmethod
     def _pair_terms(f, batch, partner):
@@ -169,3 +178,199 @@ class Distillation:
         error = phi - jnp.where(valid, target, 0.0)
         return {"count": jnp.sum(weight), "mse": jnp.sum(jnp.square(error) * weight),
                 "mae": jnp.sum(jnp.abs(error) * weight)}
+
+
+class VariationalAutoencoder:
+    """The VAE baseline: negative ELBO = Σ_pixels −log p(x | z) + KL(q(z|x) ‖ N(0, I)), with
+    p Bernoulli (BCE of the decoder's logits) or, with plan2vec.vae_sigma > 0, Gaussian of
+    mean σ(logits) and that standard deviation,
+    one reparameterised sample per frame, the KL weighted up from 0 over plan2vec.vae_warmup
+    steps; planned with the latent mean."""
+
+    def __init__(self, config):
+        _plain_pixels(config, "the VAE")
+        self.latent, self.widths = config.plan2vec.vae_latent, config.plan2vec.vae_widths
+        self.warmup = config.plan2vec.vae_warmup
+        self.sigma = config.plan2vec.vae_sigma
+
+    def build_model(self, config, info, rngs):
+        h, w, c = info.image_shape
+        return models.VAE(h * w * c, self.latent, self.widths, layers=layer_spec(config.model),
+                          rngs=rngs)
+
+    def _terms(self, model, x, noise):
+        flat = x.reshape(len(x), -1)
+        mean, log_variance = model.encode(flat)
+        z = mean + jnp.exp(0.5 * log_variance) * noise
+        logits = model.decode(z)
+        if self.sigma:  # Gaussian, fixed σ, mean σ(logits); the constant term left out
+            reconstruction = losses.squared_error(jax.nn.sigmoid(logits), flat).sum(-1) / (
+                2 * self.sigma**2)
+        else:
+            reconstruction = losses.sigmoid_binary_cross_entropy(logits, flat).sum(-1)
+        return reconstruction, losses.gaussian_kl(mean, log_variance)
+
+    def kl_weight(self, step):
+        """1, or rising linearly from 0 over the first vae_warmup steps (KL annealing)."""
+        if not self.warmup:
+            return 1.0
+        return jnp.minimum(1.0, step.astype(jnp.float32) / self.warmup)
+
+    def train_loss(self, model, batch, rng, step):
+        x = batch["image"]
+        noise = jax.random.normal(rng, (len(x), self.latent))
+        reconstruction, kl = self._terms(model, x, noise)
+        loss = jnp.mean(reconstruction + self.kl_weight(step) * kl)
+        return loss, {"loss": loss, "reconstruction": reconstruction.mean(), "kl": kl.mean()}
+
+    def eval_sums(self, model, batch):
+        x, mask = batch["image"], batch["mask"]
+        reconstruction, kl = self._terms(model, x, jnp.zeros((len(x), self.latent)))
+        return {"count": jnp.sum(mask), "loss": jnp.sum((reconstruction + kl) * mask),
+                "reconstruction": jnp.sum(reconstruction * mask), "kl": jnp.sum(kl * mask)}
+
+
+class Replayed(nnx.Variable):
+    """Minibatches drawn from the replay by the hook, read by the next steps."""
+
+
+class ValueNet(nnx.Module):
+    """The encoder f, its target copy (EMA variables, soft-updated after every step), and the
+    next `updates` minibatches of replayed transitions (frames of x, x*, g; r; success)."""
+
+    def __init__(self, online: nnx.Module, shape: tuple, updates: int, batch: int):
+        self.online = online
+        self.target = state_lib.ema_copy(online)
+        for k in ("x", "x_star", "goal"):
+            setattr(self, f"replayed_{k}", Replayed(jnp.zeros((updates, batch, *shape))))
+        self.replayed_reward = Replayed(jnp.zeros((updates, batch)))
+        self.replayed_success = Replayed(jnp.zeros((updates, batch)))
+
+    def __call__(self, x, *, train: bool):
+        return self.online(x, train=train)
+
+
+class ValueIteration:
+    """Objective (b): Φ(x, g) = ‖f(x) − f(g)‖ regressed on r_scale·r + γ·(1 − success)·
+    Φ_target(x*, g) over replayed transitions of value_iteration.Game. Every vi_updates
+    steps the hook plays one round of the game with the current f (off the training clock)
+    and draws the next vi_updates minibatches of vi_batch transitions from the replay; the
+    step reads its own (records of the nodes source only carry the frames)."""
+
+    def __init__(self, config):
+        cfg = config.plan2vec
+        _plain_pixels(config, "the embedding")
+        self.cfg, self.seed = cfg, config.seed
+        self.data_dir = config.data.data_dir
+        self.shape = None
+        self.game = None
+
+    def check_data(self, info) -> None:
+        _needs(info, ("node",), "the value-iteration embedding",
+               "experiments.plan2vec.samples:nodes")
+
+    def build_model(self, config, info, rngs):
+        self.shape = info.image_shape
+        return ValueNet(encoder_of(config, info, rngs), info.image_shape, self.cfg.vi_updates,
+                        self.cfg.vi_batch)
+
+    def start(self, model) -> None:
+        state_lib.copy_into(model.target, model.online)
+
+    def update_state(self, model, step) -> None:
+        state_lib.ema_update(model.target, model.online, 1.0 - self.cfg.vi_target_rate)
+
+    # --- the game on the host ---------------------------------------------------------------
+
+    def _load(self):
+        """The frames and the graph's neighbours (once per process)."""
+        if self.game is None:
+            from scipy import sparse
+
+            from experiments.plan2vec import samples, value_iteration
+            from lib import graphs
+
+            self.frames = samples.read(self.data_dir).images
+            graph = sparse.load_npz(pathlib.Path(self.data_dir) / "graph.npz")
+            table, valid = value_iteration.neighbour_table(graphs.neighbours(graph))
+            self.game = value_iteration.Game(table, valid, self.cfg.vi_horizon,
+                                             self.cfg.vi_epsilon, self.cfg.vi_relabel)
+        return self.game
+
+    def extra_state(self, shapes) -> dict:
+        """The replay ring buffer (node indices) and the rollouts' state."""
+        from experiments.plan2vec import value_iteration
+
+        cfg, size = self.cfg, self.replay_size()
+        return {
+            **{f"replay/{k}": np.zeros(size, np.int32 if k in ("x", "x_star", "goal")
+                                       else np.float32) for k in value_iteration.FIELDS},
+            "replay/position": np.zeros((), np.int32), "replay/filled": np.zeros((), np.int32),
+            **{f"rollout/{k}": np.zeros(cfg.vi_rollouts, np.int32) for k in ("x", "goal", "t")},
+        }
+
+    def replay_size(self) -> int:
+        return 2 * self.cfg.vi_horizon * self.cfg.vi_rollouts
+
+    def hook_due(self, step: int) -> bool:
+        return step % self.cfg.vi_updates == 0
+
+    def hook(self, trainer, state, step):
+        from experiments.plan2vec import value_iteration
+
+        game = self._load()
+        cfg = self.cfg
+        extra = {k: np.array(v) for k, v in jax.device_get(state["extra"]).items()}
+        rng = np.random.default_rng([self.seed, step])
+        codes = self._codes(trainer, state)
+        rollout = ({k: extra[f"rollout/{k}"].astype(np.int64) for k in ("x", "goal", "t")}
+                   if step > 0 else value_iteration.start(cfg.vi_rollouts, len(codes), rng))
+        rollout, made = game.play(rollout, codes, rng)
+        replay = {k: extra[f"replay/{k}"] for k in value_iteration.FIELDS}
+        replay, position, filled = value_iteration.push(
+            replay, int(extra["replay/position"]), int(extra["replay/filled"]), made)
+        picks = rng.integers(filled, size=(cfg.vi_updates, cfg.vi_batch))
+        extra.update({f"replay/{k}": v for k, v in replay.items()})
+        extra.update({"replay/position": np.asarray(position, np.int32),
+                      "replay/filled": np.asarray(filled, np.int32)})
+        extra.update({f"rollout/{k}": v.astype(np.int32) for k, v in rollout.items()})
+        model_state = dict(state["model_state"])
+        for k in ("x", "x_star", "goal"):
+            model_state[f"replayed_{k}"] = self.frames[replay[k][picks]]
+        for k in ("reward", "success"):
+            model_state[f"replayed_{k}"] = replay[k][picks]
+        values = {"vi/success_rate": float(made["success"].mean()),
+                  "vi/replay_filled": float(filled)}
+        return trainer.place({**state, "extra": extra, "model_state": model_state}), values
+
+    def _codes(self, trainer, state) -> np.ndarray:
+        """f(x) of every frame with the current parameters."""
+        if not hasattr(self, "_encode"):
+            self._encode = jax.jit(lambda st, x: trainer.setup.model(st)(x, train=False))
+        chunk = 512
+        return np.concatenate([np.asarray(self._encode(state, self.frames[i:i + chunk]))
+                               for i in range(0, len(self.frames), chunk)])
+
+    # --- the step ---------------------------------------------------------------------------
+
+    def train_loss(self, model, batch, rng, step):
+        del batch, rng
+        i = step % self.cfg.vi_updates
+        x, x_star, goal, reward, success = (
+            getattr(model, f"replayed_{k}")[...][i]
+            for k in ("x", "x_star", "goal", "reward", "success"))
+        f = model.online(jnp.concatenate([x, goal]), train=True)
+        phi = embedding_distances(jnp.stack(jnp.split(f, 2), 1))
+        target_codes = model.target(jnp.concatenate([x_star, goal]), train=False)
+        bootstrap = embedding_distances(jnp.stack(jnp.split(target_codes, 2), 1))
+        target = jax.lax.stop_gradient(self.cfg.vi_reward_scale * reward + self.cfg.vi_gamma
+                                       * (1.0 - success) * bootstrap)
+        loss = jnp.mean(losses.squared_error(phi, target))
+        return loss, {"loss": loss, "target": target.mean()}
+
+    def eval_sums(self, model, batch):
+        """Mean Φ between each frame and a fixed partner (the planning evaluation judges Φ)."""
+        f = model(batch["image"], train=False)
+        partner, paired = partners(batch["mask"], half=False)
+        phi = embedding_distances(jnp.stack([f, f[partner]], 1))
+        return {"count": jnp.sum(paired), "phi": jnp.sum(phi * paired)}

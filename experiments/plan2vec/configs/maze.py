@@ -38,6 +38,7 @@ def get_config(arg=None):
     c.progress = False
     if a.quick:
         c.plan2vec.trajectories, c.plan2vec.metric_steps, c.plan2vec.embedding_steps = 30, 20, 20
+        c.plan2vec.vae_steps = 20
         c.plan2vec.neighbours, c.plan2vec.eval_pairs, c.plan2vec.horizon = 5, 20, 10
         c.plan2vec.embedding_batch, c.plan2vec.metric_batch = 64, 64
         c.log_every = 10

@@ -62,7 +62,7 @@ def get_config(arg=None):
     if a.quick:
         c.plan2vec.trajectories, c.plan2vec.image_size = 20, 16
         c.plan2vec.metric_net, c.plan2vec.encoder, c.plan2vec.neighbours = "mlp", "mlp", 5
-        c.plan2vec.metric_steps = c.plan2vec.embedding_steps = 10
+        c.plan2vec.metric_steps = c.plan2vec.embedding_steps = c.plan2vec.vae_steps = 10
         c.plan2vec.metric_batch, c.plan2vec.embedding_batch = 32, 32
         c.plan2vec.eval_pairs, c.plan2vec.horizon = 10, 10
         c.log_every, c.checkpoint_every, c.progress = 5, 0, False

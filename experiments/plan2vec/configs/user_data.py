@@ -51,7 +51,7 @@ def get_config(arg=None):
     c.eval.top_k = 0
     if a.quick:  # a smoke run on small user data
         c.plan2vec.metric_net, c.plan2vec.encoder, c.plan2vec.neighbours = "mlp", "mlp", 5
-        c.plan2vec.metric_steps = c.plan2vec.embedding_steps = 10
+        c.plan2vec.metric_steps = c.plan2vec.embedding_steps = c.plan2vec.vae_steps = 10
         c.plan2vec.eval_pairs, c.plan2vec.horizon = 10, 10
         c.log_every, c.checkpoint_every, c.progress = 5, 0, False
     c.total_steps = c.plan2vec.metric_steps  # the procedure sets each stage's own
