@@ -68,7 +68,7 @@ EXTRA_ARGS = {  # by "slug/file.py"
                              "pretrain=subsample,fraction=0.2"],
     "background_aug/spurious.py": ["quick,method=moco,variant=bg_swaps",
                                    "method=byol,variant=bg_random,seed=1"],
-    "plan2vec/maze.py": ["env=hui_maze,latent=2,seed=3"],
+    "plan2vec/maze.py": ["env=hui_maze,latent=2,seed=3", "objective=value_iteration,quick"],
     "plan2vec/pointmass.py": ["env=hui_maze,inputs=frames,quick", "env=goal_mass,latent=100"],
     "plan2vec/user_data.py": ["data=rope,steps=100,latent=2"],
     "reservoir/synthetic.py": ["encoder=LTLGLCL,backskip=stochastic,steps=10"],

@@ -53,7 +53,7 @@ def declare(c: ml_collections.ConfigDict) -> None:
     c.plan2vec.vi_target_rate = 0.1  # objective (b): θ_target ← (1 − rate)·θ_target + rate·θ after every step
     c.plan2vec.vae = True            # train the VAE baseline too (planning with its latent mean)
     c.plan2vec.vae_latent = 2        # VAE latent size (spec §3: 2)
-    c.plan2vec.vae_widths = (256,)   # VAE encoder hidden widths (the decoder mirrors them)
+    c.plan2vec.vae_widths = (512, 256)  # VAE encoder hidden widths (the decoder mirrors them; ours: of (256,), (512, 256) and (1024, 512, 256) its latent followed the true distances best)
     c.plan2vec.vae_steps = 3000      # VAE: Adam steps
     c.plan2vec.vae_batch = 128       # VAE: frames per step
     c.plan2vec.vae_sigma = 0.1       # VAE likelihood: > 0 = Gaussian with this σ, 0 = Bernoulli (BCE; the spec is silent: ours, as the Bernoulli VAE ignores its latent (KL 0.02) on spec §6's mazes)

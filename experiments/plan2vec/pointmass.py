@@ -10,14 +10,19 @@ the agent's mass m = 0.1 (ours: the spec gives no mass; this one makes a step ab
 0.025). Walls stop the agent by contact.
 
 Frames: top-down 64×64 grey images in [0, 1] (rows follow y, as mazes.render) from MuJoCo's
-renderer through an orthographic camera, where an OpenGL backend works (MUJOCO_GL, default
-egl here); otherwise (or with renderer='ours') from mazes.render of the simulated positions.
+renderer through an orthographic camera, where an OpenGL backend works (MUJOCO_GL as set,
+else egl, tried in a child process first); otherwise (or with renderer='ours') from
+mazes.render of the simulated positions.
 The goal marker is not drawn (the code moved it out of frame).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -33,7 +38,6 @@ FORCE, MASS, DT, FRAME_SKIP, EPISODE = 0.5, 0.1, 0.01, 10, 50
 ACTIONS = FORCE * mazes.ACTIONS
 RENDERERS = ("auto", "mujoco", "ours")
 BORDER_THICKNESS = 0.01
-os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; read when mujoco is imported
 
 
 def check(renderer: str) -> None:
@@ -44,12 +48,47 @@ def check(renderer: str) -> None:
     _mujoco()
 
 
+_PROBE = """
+import mujoco
+model = mujoco.MjModel.from_xml_string("<mujoco><worldbody><geom size='.1'/></worldbody></mujoco>")
+mujoco.Renderer(model, 8, 8).close()
+"""
+
+
+@functools.cache
+def rendering_problem() -> str | None:
+    """None where MuJoCo's offscreen renderer starts (with MUJOCO_GL as set, else egl), else
+    why not. Tried in a child process: a missing OpenGL backend can abort the process that
+    tries it, or fail `import mujoco` itself, not only raise."""
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    if env["MUJOCO_GL"].lower() in ("disable", "disabled", "off", "false", "0"):
+        return f"MUJOCO_GL={env['MUJOCO_GL']} turns rendering off"
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
+                              timeout=120, env=env)
+    except subprocess.TimeoutExpired:
+        return "starting it took over 120 s"
+    if done.returncode == 0:
+        return None
+    lines = (done.stderr or f"exit code {done.returncode}").strip().splitlines()
+    return lines[-1] if lines else f"exit code {done.returncode}"
+
+
 def _mujoco():
+    """The mujoco module. Unless the user set MUJOCO_GL, it is imported with egl where that
+    renders, else with rendering off (the simulation needs no OpenGL)."""
+    if "mujoco" not in sys.modules and "MUJOCO_GL" not in os.environ:
+        if importlib.util.find_spec("mujoco") is not None:
+            os.environ["MUJOCO_GL"] = "egl" if rendering_problem() is None else "disable"
     try:
         import mujoco
     except ImportError as e:
         raise ConfigError("the point-mass environments simulate with MuJoCo, which is not "
                           "installed: pip install -e '.[mujoco]'") from e
+    except Exception as e:  # an OpenGL backend named by MUJOCO_GL that does not load
+        raise ConfigError(f"import mujoco fails with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}"
+                          f" ({type(e).__name__}: {e}); set MUJOCO_GL=egl, osmesa or disable "
+                          "(rendering off: plan2vec.renderer='ours')") from e
     return mujoco
 
 
@@ -105,13 +144,14 @@ class PointMass:
         self.data = self.mujoco.MjData(self.model)
         self.renderer, self.renderer_name = None, "ours"
         if renderer != "ours":
-            try:
+            problem = rendering_problem() if hasattr(self.mujoco, "Renderer") else (
+                f"this mujoco has no renderer (MUJOCO_GL={os.environ.get('MUJOCO_GL')!r})")
+            if problem is None:
                 self.renderer = self.mujoco.Renderer(self.model, size, size)
                 self.renderer_name = "mujoco"
-            except Exception as e:  # no OpenGL backend: MuJoCo raises several kinds
-                if renderer == "mujoco":
-                    raise ConfigError(f"MuJoCo's renderer cannot start here ({e}); set "
-                                      "plan2vec.renderer='ours' or another MUJOCO_GL") from e
+            elif renderer == "mujoco":
+                raise ConfigError(f"MuJoCo's renderer cannot start here ({problem}); set "
+                                  "plan2vec.renderer='ours' or another MUJOCO_GL")
 
     def reset(self, xy) -> np.ndarray:
         self.data.qpos[:] = xy

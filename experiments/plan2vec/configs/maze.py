@@ -11,7 +11,8 @@ true-geodesic and random baselines on the same graph.
 Command:
     python -m lib.main --config=experiments/plan2vec/configs/maze.py:env=c_maze \\
       --workdir=/tmp/plan2vec_c_maze
-Args: env (open_room | c_maze | hui_maze), seed, latent, quick (tiny steps for smoke tests).
+Args: env (open_room | c_maze | hui_maze), seed, latent, objective (distill | value_iteration:
+objective (b), Adam 3e-4), quick (tiny steps for smoke tests).
 Hardware: a 2-core CPU. Expected wall time: about a minute per maze and seed.
 """
 
@@ -20,7 +21,7 @@ from lib.config import parse_arg
 
 
 def get_config(arg=None):
-    a = parse_arg(arg, env="c_maze", seed=0, latent=10, quick=False)
+    a = parse_arg(arg, env="c_maze", seed=0, latent=10, objective="distill", quick=False)
     c = paper_config.get_config()
     c.seed = a.seed
     c.procedure = "experiments.plan2vec.procedure:run"
@@ -30,6 +31,9 @@ def get_config(arg=None):
     c.data.eval_batch_size = 256
     c.plan2vec.env = a.env
     c.plan2vec.latent = a.latent
+    c.plan2vec.objective = a.objective
+    if a.objective == "value_iteration":
+        c.plan2vec.embedding_lr = 3e-4  # spec §2: the mazes' rate for objective (b)
     c.model.bias_init = "torch"
     c.optim.name, c.optim.weight_decay = "adam", 0.0
     c.optim.schedule = "constant"
