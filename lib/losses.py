@@ -58,6 +58,8 @@ def sigmoid_binary_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Ar
 
 def smooth_l1(predictions: jax.Array, targets: jax.Array, beta: float = 1.0) -> jax.Array:
     """Elementwise smooth-L1 (PyTorch's SmoothL1Loss): 0.5·d²/β where |d| < β, else |d| − β/2."""
+    if beta <= 0:
+        raise ValueError(f"smooth_l1 needs β > 0, got {beta}")
     d = jnp.abs(predictions.astype(jnp.float32) - targets.astype(jnp.float32))
     return jnp.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta)
 

@@ -413,6 +413,10 @@ def test_rerun_resumes_and_metric_workdir_reuses(finished, tmp_path):
     assert {p: (workdir / p).stat().st_mtime_ns for p in stamps} == stamps
     with pytest.raises(ConfigError, match="holds a graph built with"):
         procedure.run(quick(**{"plan2vec.neighbours": 6}), workdir)
+    with pytest.raises(ConfigError, match="seed: 0 there, 1 here"):
+        procedure.run(quick(**{"plan2vec.metric_workdir": str(workdir), "seed": 1}),
+                      tmp_path / "other_seed")
+    assert not (tmp_path / "other_seed").exists()
     other = procedure.run(quick(**{"plan2vec.metric_workdir": str(workdir),
                                    "plan2vec.latent": 2, "plan2vec.threshold": 0.5}),
                           tmp_path / "latent2")

@@ -65,6 +65,22 @@ def test_play_restarts_on_success_and_relabels_in_hindsight():
     assert len(made["x"]) == 5 and state["t"][0] == 0  # restarted after the success
 
 
+def test_hindsight_stays_within_an_episode():
+    game, codes = path_game(relabel=2, horizon=4)
+    rng = np.random.default_rng(3)
+    # from 2 toward 4: the first move 2→3 succeeds (4 ∈ N(3)) and the rollout restarts, so at
+    # the relabelling after move 2 only move 2's transition (of the new episode) is relabelled
+    rollout = {"x": np.array([2]), "goal": np.array([4]), "t": np.array([0])}
+    _, made = game.play(rollout, codes, rng)
+    assert made["x"][0] == 2 and made["x_star"][0] == 3 and made["success"][0] == 1
+    relabelled = made["goal"][2]  # after moves 1 and 2: one hindsight copy, of move 2
+    assert made["x"][2] == made["x"][1] and made["x_star"][2] == made["x_star"][1]
+    assert relabelled == made["x_star"][1] and made["success"][2] == 1
+    # 4 moves, one copy after move 2 (not 2: move 1 ended the previous episode), then 1 or 2
+    # after move 4 (2 unless move 3 ended an episode)
+    assert len(made["x"]) in (6, 7)
+
+
 def test_replay_ring_buffer_overwrites_the_oldest():
     replay = {k: np.zeros(4) for k in value_iteration.FIELDS}
     new = {k: np.arange(1, 4, dtype=float) for k in value_iteration.FIELDS}
@@ -105,6 +121,26 @@ def test_target_soft_update_and_regression_target():
     assert float(metrics["target"]) == pytest.approx(target.mean(), rel=1e-5)
     assert float(loss) == pytest.approx(np.mean((np.sqrt(np.maximum(phi**2, 1e-12)) - target)
                                                 ** 2), rel=1e-5)
+
+
+class Normed(nnx.Module):
+    def __init__(self):
+        self.bn = nnx.BatchNorm(2, rngs=nnx.Rngs(0))
+        self.head = nnx.Linear(2, 2, rngs=nnx.Rngs(1))
+
+    def __call__(self, x, *, train):
+        return self.head(self.bn(x.reshape(len(x), -1), use_running_average=not train))
+
+
+def test_target_takes_the_online_batch_statistics():
+    config = config_lib.updated(config_lib.load_file(MAZE, "quick=True"),
+                                {"plan2vec.objective": "value_iteration"})
+    task = tasks.ValueIteration(config)
+    net = tasks.ValueNet(Normed(), (1, 1, 2), 1, 1)
+    net.online(jnp.array([[1.0, 2.0], [3.0, 8.0]]), train=True)  # moves the running mean
+    task.update_state(net, 0)
+    np.testing.assert_array_equal(net.target.bn.mean[...], net.online.bn.mean[...])
+    assert float(jnp.abs(net.target.bn.mean[...]).sum()) > 0
 
 
 def test_quick_value_iteration_run(tmp_path):

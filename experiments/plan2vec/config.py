@@ -31,9 +31,9 @@ def declare(c: ml_collections.ConfigDict) -> None:
     c.plan2vec.neighbours = 15       # graph: each frame's k nearest by φ (0: use plan2vec.threshold)
     c.plan2vec.threshold = 0.0       # graph: with neighbours=0 the edges where φ ≤ this (φ units); with neighbours > 0 a cap, of the k nearest only those with φ ≤ this (0: no cap)
     c.plan2vec.trajectory_edges = True  # graph: also connect consecutive frames of a trajectory
-    c.plan2vec.edge_weight = "one"   # one (hop counts: binary mode) | phi (the edge's φ; trajectory edges get the k-th neighbour's mean φ)
+    c.plan2vec.edge_weight = "one"   # one (hop counts: binary mode) | phi (the edge's φ; trajectory edges get plan2vec.threshold, or without one the mean φ of the k-th nearest)
     c.plan2vec.chunk = 300           # frames per block of the all-pairs φ
-    c.plan2vec.objective = "distill"  # distill (a: regress planned path lengths) | value_iteration (b: the imagined planning game, experiments.plan2vec.value_iteration)
+    c.plan2vec.objective = "distill"  # distill (a: regress planned path lengths) | value_iteration (b: the imagined planning game, experiments.plan2vec.value_iteration; the spec's maze rate is embedding_lr=3e-4, which configs/maze.py:objective=value_iteration sets)
     c.plan2vec.encoder = "mlp"       # f: mlp | resnet18 | resnet18_coord (CoordConv channels)
     c.plan2vec.encoder_widths = (256, 256)  # encoder=mlp: hidden widths
     c.plan2vec.latent = 10           # size of f(x)

@@ -97,7 +97,8 @@ class StackedConvMetric(nnx.Module):
 
 class VAE(nnx.Module):
     """The VAE baseline (spec §3): an MLP encoder to the mean and log-variance of a Gaussian
-    latent, an MLP decoder to per-pixel logits (Bernoulli likelihood of frames in [0, 1])."""
+    latent, an MLP decoder to per-pixel logits (the likelihood is the task's: Gaussian around
+    σ(logits), or Bernoulli)."""
 
     def __init__(self, in_features: int, latent: int, widths=(256,), *, layers: LayerSpec,
                  rngs: nnx.Rngs):
@@ -123,11 +124,13 @@ def pair_block(model, a, b):
     """(outputs for every (a_i, b_j), outputs for every (b_j, a_i)), each [n, m]."""
     if isinstance(model, PairMLP):
         return model.block(a, b)
-    n, m = len(a), len(b)
-    left = jnp.repeat(a, m, axis=0)
-    right = jnp.tile(b, (n,) + (1,) * (b.ndim - 1))
-    return (model(left, right, train=False).reshape(n, m),
-            model(right, left, train=False).reshape(n, m))
+    m = len(b)
+
+    def row(ai):  # one a against every b: m pairs per call, so memory stays that of m pairs
+        left = jnp.broadcast_to(ai, (m, *ai.shape))
+        return model(left, b, train=False), model(b, left, train=False)
+
+    return jax.lax.map(row, a)
 
 
 def local_metric(name: str, image_shape: tuple, layers: LayerSpec, rngs: nnx.Rngs

@@ -130,22 +130,28 @@ def evaluate(inputs: Inputs, *, pairs: np.ndarray, horizon: int, radius: float,
         out[f"plan/success/{method}"] = float(np.mean([p.success for p in plans]))
         if method == "plan2vec":
             paths = [list(p.path) for p in plans]
-            done = [p for p in plans if p.success]
-            out["cost/greedy_expanded"] = float(np.mean([p.expanded for p in done])) if done \
-                else float("nan")
+            solved = np.array([p.success for p in plans])
+            greedy_plans = [p for p in plans if p.success]
             phi_pairs = cost[np.arange(len(pairs)), starts]
     if geodesic is not None:
         true_pairs = geodesic[np.arange(len(pairs)), starts]
         finite = np.isfinite(true_pairs)
         out["plan/spearman"] = spearman(phi_pairs[finite], true_pairs[finite])
-    out.update(search_costs(inputs, pairs, h_scale))
+    if greedy_plans:
+        out.update({"cost/pairs": len(greedy_plans),
+                    "cost/greedy_expanded": float(np.mean([p.expanded for p in greedy_plans])),
+                    "cost/greedy_moves": float(np.mean([len(p.path) - 1
+                                                        for p in greedy_plans])),
+                    **search_costs(inputs, pairs[solved], h_scale)})
     return {**out, "paths": paths}
 
 
 def search_costs(inputs: Inputs, pairs: np.ndarray, h_scale: float) -> dict:
-    """Mean nodes expanded between the evaluation pairs by BFS, Dijkstra and A* (heuristic
-    h_scale·Φ_plan2vec), and the shortest path lengths (hops; graph weights), over the pairs
-    the graph connects."""
+    """Mean nodes expanded between `pairs` by BFS, Dijkstra and A* (heuristic
+    h_scale·Φ_plan2vec) to the goal node itself, and the shortest path lengths (hops; graph
+    weights), over the pairs the graph connects. evaluate() passes the pairs greedy planning
+    solved, which it stops within the success radius of the goal, so its moves can be fewer
+    than the shortest path's hops."""
     hops = graphs.shortest_paths(inputs.graph, indices=pairs[:, 0], unweighted=True)
     weighted = graphs.shortest_paths(inputs.graph, indices=pairs[:, 0])
     bfs, dijkstra, astar, astar_length, lengths, shortest = [], [], [], [], [], []

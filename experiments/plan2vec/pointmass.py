@@ -34,7 +34,7 @@ ENVS = {  # env name: (maze, start/goal box half-width, success radius)
     "point_c_maze": ("c_maze", 0.24, 0.02),
     "point_hui_maze": ("hui_maze", 0.24, 0.02),
 }
-FORCE, MASS, DT, FRAME_SKIP, EPISODE = 0.5, 0.1, 0.01, 10, 50
+FORCE, MASS, DT, FRAME_SKIP = 0.5, 0.1, 0.01, 10
 ACTIONS = FORCE * mazes.ACTIONS
 RENDERERS = ("auto", "mujoco", "ours")
 BORDER_THICKNESS = 0.01

@@ -130,6 +130,10 @@ def check(config: ml_collections.ConfigDict) -> None:
     if cfg.objective not in OBJECTIVES:
         raise config_lib.ConfigError(f"plan2vec.objective={cfg.objective!r}; valid choices: "
                                      f"{', '.join(OBJECTIVES)}")
+    if cfg.objective == "value_iteration" and cfg.vi_relabel > cfg.vi_horizon:
+        raise config_lib.ConfigError(f"plan2vec.vi_relabel={cfg.vi_relabel} exceeds "
+                                     f"plan2vec.vi_horizon={cfg.vi_horizon}: no transition "
+                                     "would ever be relabelled")
     if cfg.inputs not in INPUTS:
         raise config_lib.ConfigError(f"plan2vec.inputs={cfg.inputs!r}; valid choices: "
                                      f"{', '.join(INPUTS)}")
@@ -184,6 +188,8 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     if cfg.metric_workdir and not (source / PHI).exists():
         raise config_lib.ConfigError(f"plan2vec.metric_workdir={cfg.metric_workdir!r} holds no "
                                      f"finished local metric ({PHI}); run it first")
+    if cfg.metric_workdir:
+        _check_source(config, source)
     frames = _samples(config, source)
     check_sizes(config, len(frames))
     _check_graph_record(config, workdir)
@@ -219,6 +225,30 @@ def _samples(config, folder) -> samples.Samples:
     if path.exists():
         return samples.load(path)
     return make_samples(config.plan2vec, config.seed)
+
+
+def _check_source(config, source) -> None:
+    """metric_workdir must be a finished run of the same frames and local metric."""
+    path = source / "config.json"
+    if not (source / "results.json").exists() or not path.exists():
+        raise config_lib.ConfigError(f"plan2vec.metric_workdir={str(source)!r} is not a "
+                                     "finished plan2vec run; finish it first")
+    saved = json.loads(path.read_text())
+    keys = ("seed", *[f"plan2vec.{k}" for k in DATA_KEYS + METRIC_KEYS])
+
+    def value(tree, key):
+        for part in key.split("."):
+            tree = tree.get(part) if isinstance(tree, dict) else None
+        return tree
+
+    mine = json.loads(config.to_json_best_effort())
+    differ = [k for k in keys if value(saved, k) != value(mine, k)]
+    if differ:
+        listed = ", ".join(f"{k}: {value(saved, k)!r} there, {value(mine, k)!r} here"
+                           for k in differ)
+        raise config_lib.ConfigError(
+            f"plan2vec.metric_workdir={str(source)!r} made its frames and local metric with "
+            f"other settings ({listed}); use the same ones")
 
 
 def _graph_settings(config) -> dict:
@@ -264,10 +294,10 @@ def build_graph(cfg, phi: np.ndarray, frames: samples.Samples):
     forced = graphs.trajectory_pairs(frames.trajectory, frames.step) if cfg.trajectory_edges \
         else None
     threshold = cfg.threshold if cfg.threshold > 0 else None
-    forced_weight = threshold
-    if forced_weight is None:
-        kth = np.sort(np.where(np.eye(len(phi), dtype=bool), np.inf, phi), axis=1)[
-            :, cfg.neighbours - 1]
+    forced_weight = threshold if threshold is not None else 1.0
+    if threshold is None and cfg.edge_weight == "phi" and forced is not None:
+        off_diagonal = np.where(np.eye(len(phi), dtype=bool), np.inf, phi)
+        kth = np.partition(off_diagonal, cfg.neighbours - 1, axis=1)[:, cfg.neighbours - 1]
         forced_weight = float(np.mean(kth))
     try:
         return graphs.build(phi, k=cfg.neighbours, threshold=threshold, forced=forced,
@@ -300,7 +330,7 @@ def local_metric_matrix(metric_dir, images: np.ndarray, chunk: int) -> np.ndarra
 def settings(config) -> ml_collections.ConfigDict:
     """What planning.json depends on besides the trained stages (which refuse a change of
     what they depend on)."""
-    return ml_collections.ConfigDict({k: config.plan2vec[k] for k in EVAL_KEYS})
+    return ml_collections.ConfigDict({k: config.plan2vec[k] for k in (*EVAL_KEYS, "vae")})
 
 
 def embed(run_dir) -> np.ndarray:

@@ -276,9 +276,13 @@ class ValueIteration:
 
     def start(self, model) -> None:
         state_lib.copy_into(model.target, model.online)
+        nnx.update(model.target, nnx.state(model.online, nnx.BatchStat))
 
     def update_state(self, model, step) -> None:
+        """The soft update of the target's parameters; its BatchNorm statistics (ResNet
+        encoders) are the online network's running ones."""
         state_lib.ema_update(model.target, model.online, 1.0 - self.cfg.vi_target_rate)
+        nnx.update(model.target, nnx.state(model.online, nnx.BatchStat))
 
     # --- the game on the host ---------------------------------------------------------------
 

@@ -6,8 +6,8 @@ regresses Φ(x, g) on r_scale·r + γ·(1 − success)·Φ_target(x*, g) from it
 In the graph's binary mode: from x toward g the move goes to x* = argmin over the neighbours
 N(x) of Φ(n, g) (a uniformly random neighbour with probability ε); r = 0 if g ∈ N(x), else 1;
 success when x* = g or g ∈ N(x*). A rollout starts again from a fresh (x, g) on success or
-after `horizon` moves. Every `relabel` moves, each rollout's last `relabel` transitions are
-stored again with the node reached as their goal (hindsight).
+after `horizon` moves. Every `relabel` moves, each rollout's last `relabel` transitions of
+its current episode are stored again with the node reached as their goal (hindsight).
 """
 
 from __future__ import annotations
@@ -68,16 +68,17 @@ class Game:
         new state and the transitions made (hindsight copies included)."""
         x, goal, t = (rollout[k].copy() for k in ("x", "goal", "t"))
         n = len(self.table)
+        episode = np.zeros(len(x), np.int64)  # counts restarts: hindsight stays in an episode
         made, recent = [], []
         for move in range(1, self.horizon + 1):
             x_star = self.moves(x, goal, codes, rng)
             step = self.transitions(x, x_star, goal)
             made.append(step)
-            recent.append((x.copy(), x_star.copy()))
+            recent.append((x.copy(), x_star.copy(), episode.copy()))
             if move % self.relabel == 0:  # hindsight: the node reached as the goal
-                achieved = x_star
-                for before, after in recent:
-                    made.append(self.transitions(before, after, achieved))
+                for before, after, when in recent:
+                    same = when == episode
+                    made.append(self.transitions(before[same], after[same], x_star[same]))
                 recent = []
             t += 1
             done = (step["success"] > 0) | (t >= self.horizon)
@@ -85,6 +86,7 @@ class Game:
             x = np.where(done, fresh["x"], x_star)
             goal = np.where(done, fresh["goal"], goal)
             t = np.where(done, 0, t)
+            episode += done
         joined = {k: np.concatenate([m[k] for m in made]) for k in FIELDS}
         return {"x": x, "goal": goal, "t": t}, joined
 
