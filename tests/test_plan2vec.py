@@ -444,7 +444,8 @@ def test_user_rope_data_without_positions(tmp_path):
     config = config_lib.updated(
         config_lib.load_file(REPO / "experiments/plan2vec/configs/user_data.py",
                              "data=rope,quick"),
-        {"plan2vec.data_file": str(tmp_path / "rope.npz"), "async_checkpointing": False})
+        {"plan2vec.env": "file", "plan2vec.data_file": str(tmp_path / "rope.npz"),
+         "async_checkpointing": False})
     results = procedure.run(config, tmp_path / "run")
     assert results["graph/nodes"] == 96 and results["data/renderer"] == "(the user's frames)"
     assert "plan/success/geodesic" not in results and "plan/spearman" not in results

@@ -16,7 +16,8 @@ Command:
     python -m lib.main --config=experiments/plan2vec/configs/user_data.py:data=streetlearn \\
       --config.plan2vec.data_file=/data/streetlearn_small.npz --workdir=/tmp/p2v_streetlearn
 Args: data (rope | streetlearn), latent, seed, radius (success radius in the unit of
-'position'; default the mazes' 0.04), quick (tiny steps and MLPs, for a first look),
+'position'; default the mazes' 0.04), quick (tiny steps and MLPs, for a first look; it reads
+the open-room maze's frames, an offline stand-in, unless given --config.plan2vec.env=file),
 steps (local-metric steps: the spec's 100 epochs are 100·T/16 for T transitions; the default
 62,500 is 100 epochs of 10,000).
 Hardware: one GPU. Expected wall time: not measured (no data and no GPU here).
@@ -59,7 +60,8 @@ def get_config(arg=None):
     c.optim.schedule = "constant"
     c.log_every, c.eval_every, c.checkpoint_every = 500, 0, 2000
     c.eval.top_k = 0
-    if a.quick:  # a smoke run on small user data
+    if a.quick:  # a smoke run; without a data file, on offline stand-in frames
+        c.plan2vec.env, c.plan2vec.trajectories, c.plan2vec.image_size = "open_room", 30, 16
         c.plan2vec.metric_net, c.plan2vec.encoder, c.plan2vec.neighbours = "mlp", "mlp", 5
         c.plan2vec.metric_steps = c.plan2vec.embedding_steps = c.plan2vec.vae_steps = 10
         c.plan2vec.eval_pairs, c.plan2vec.horizon = 10, 10
