@@ -450,3 +450,70 @@ def test_user_rope_data_without_positions(tmp_path):
     assert results["graph/nodes"] == 96 and results["data/renderer"] == "(the user's frames)"
     assert "plan/success/geodesic" not in results and "plan/spearman" not in results
     assert 0 <= results["plan/success/plan2vec"] <= 1
+
+
+# --- claims -----------------------------------------------------------------------------------
+
+
+def _run(success=0.9, pixel=0.1, vae=0.1, geodesic=1.0, rho=0.98, long_edges=0.0005):
+    return {"truth/components": 1, "graph/components": 1, "graph/long_edge_fraction": long_edges,
+            "plan/success/plan2vec": success, "plan/success/pixel_l2": pixel,
+            "plan/success/vae": vae, "plan/success/geodesic": geodesic, "plan/spearman": rho,
+            "cost/greedy_expanded": 9.0, "cost/greedy_moves": 9.0, "cost/shortest_hops": 9.0,
+            "cost/astar_expanded": 12.0, "cost/dijkstra_expanded": 600.0}
+
+
+def passing_measurements():
+    runs = {"open_room": [_run(), _run()], "c_maze": [_run(0.7), _run(0.75)]}
+    distance = {"asymmetry": 0.0, "triangle_violations": 0, "triples": 20_000}
+    return {"runs": runs, "latent2": _run(0.6), "value_iteration": _run(0.9, rho=0.95),
+            "distances": {env: [dict(distance), dict(distance)] for env in runs},
+            "gradients": {"fresh_error": 1e-8, "accumulated_gap": 0.1, "update_norm": 3.0}}
+
+
+def _failing(m):
+    from experiments.plan2vec import claims
+    from lib import repro
+
+    return {r.id for r in repro.evaluate_small(claims, m) if not r.passed}
+
+
+def test_every_claim_passes_on_the_passing_fixture():
+    assert _failing(passing_measurements()) == set()
+
+
+def _set(env, seed, **values):
+    def mutate(m):
+        m["runs"][env][seed].update(values)
+    return mutate
+
+
+@pytest.mark.parametrize("mutation, expected", [
+    (_set("c_maze", 1, **{"truth/components": 2}), {"(1) the ground-truth neighbour graph is "
+                                                    "connected"}),
+    (lambda m: m["distances"]["open_room"][1].update(triangle_violations=1),
+     {"(2) graph distances are symmetric and obey the triangle inequality"}),
+    (_set("c_maze", 1, **{"plan/success/geodesic": 0.945}),
+     {"(3) greedy planning with the true geodesic as Φ"}),
+    (_set("open_room", 1, **{"plan/spearman": 0.899}), {"(4) Spearman(Φ, true geodesic)"}),
+    (_set("open_room", 0, **{"plan/success/plan2vec": 0.69}),
+     {"(5) open-room Plan2vec success"}),
+    (_set("c_maze", 0, **{"plan/success/pixel_l2": 0.46}),
+     {"(6) C-maze Plan2vec success against pixel-L2"}),
+    (lambda m: m["gradients"].update(fresh_error=1e-3),
+     {"(7) the embedding step zeroes gradients each step"}),
+    (lambda m: m["gradients"].update(accumulated_gap=0.0),
+     {"(7) the embedding step zeroes gradients each step"}),
+    (lambda m: m["value_iteration"].update({"plan/spearman": 0.79}),
+     {"soft: objective (b), the imagined planning game"}),
+    (lambda m: m["runs"].pop("c_maze"), None),  # a maze missing fails every claim reading it
+])
+def test_claims_fail_exactly_where_their_statement_is_false(mutation, expected):
+    m = passing_measurements()
+    mutation(m)
+    failing = _failing(m)
+    if expected is None:
+        assert {"(1) the ground-truth neighbour graph is connected",
+                "(6) C-maze Plan2vec success against pixel-L2"} <= failing
+    else:
+        assert failing == expected
