@@ -395,6 +395,13 @@ def test_quick_procedure_end_to_end(finished):
     assert len(planned["paths"]) == 20 and all(len(p) <= 11 for p in planned["paths"])
 
 
+def test_run_plot_and_its_cli(finished, tmp_path):
+    workdir, _ = finished
+    assert analysis.main([str(workdir), "--out", str(tmp_path / "run.png")]) == 0
+    assert (tmp_path / "run.png").stat().st_size > 10_000
+    assert analysis.main([str(tmp_path / "nothing")]) == 2
+
+
 def test_embedding_step_zeroes_gradients_each_step(finished):
     check = analysis.gradient_check(finished[0])
     assert check["fresh_error"] <= 1e-6 * check["update_norm"]

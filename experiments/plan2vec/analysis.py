@@ -102,7 +102,8 @@ def _maze_of(run_dir: pathlib.Path) -> mazes.Maze | None:
 
 def plot_run(run_dir: pathlib.Path, out: pathlib.Path) -> None:
     """Three panels: frames on the maze coloured by position; the embedding (its first two
-    principal components) coloured the same; plan2vec's first planned paths on the maze."""
+    principal components) coloured the same; plan2vec's first planned paths on the maze
+    (dotted where the plan never came within the success radius of its goal)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,12 +135,14 @@ def plot_run(run_dir: pathlib.Path, out: pathlib.Path) -> None:
         projected = np.concatenate([projected, np.zeros_like(projected)], 1)
     axes[1].scatter(*projected.T, c=colours, s=4)
     axes[1].set_title(f"embedding f(x) (latent {codes.shape[1]}; first 2 PCs)")
+    radius = json.loads((run_dir / "config.json").read_text())["plan2vec"]["success_radius"]
     for path, (start, goal) in list(zip(planning["paths"], planning["pairs"]))[:PATHS_SHOWN]:
         xy = frames.position[path]
-        line, = axes[2].plot(*xy.T, "-", lw=1.5)
+        reached = np.linalg.norm(xy - frames.position[goal], axis=1).min() < radius
+        line, = axes[2].plot(*xy.T, "-" if reached else ":", lw=1.5)
         axes[2].plot(*frames.position[start], "o", color=line.get_color())
         axes[2].plot(*frames.position[goal], "*", ms=12, color=line.get_color())
-    axes[2].set_title(f"greedy plans (o start, * goal); success "
+    axes[2].set_title(f"greedy plans (o start, * goal, dotted: failed); success "
                       f"{planning['plan/success/plan2vec']:.2f}")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
