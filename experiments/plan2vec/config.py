@@ -74,6 +74,31 @@ def get_config() -> ml_collections.ConfigDict:
     return config_lib.add_sections(base.get_config(), __name__)
 
 
+def procedure_config(seed: int) -> ml_collections.ConfigDict:
+    """What every plan2vec config shares: the procedure (which sets each stage's task, data,
+    batch, steps and rate), raw frames, PyTorch-style biases, constant-rate Adam."""
+    c = get_config()
+    c.seed = seed
+    c.procedure = "experiments.plan2vec.procedure:run"
+    c.task = "experiments.plan2vec.tasks:LocalMetric"  # per stage: set by the procedure
+    c.data.name = "experiments.plan2vec.samples:transitions"
+    c.data.normalization, c.data.augment = "none", "none"
+    c.data.eval_batch_size = 256
+    c.model.bias_init = "torch"
+    c.optim.name, c.optim.weight_decay, c.optim.schedule = "adam", 0.0, "constant"
+    c.log_every, c.eval_every, c.checkpoint_every = 500, 0, 2000
+    c.eval.top_k = 0
+    return c
+
+
+def smoke(c: ml_collections.ConfigDict) -> None:
+    """A config's `quick` mode at paper scale: MLP nets, 10 steps per stage, 10 pairs."""
+    c.plan2vec.metric_net, c.plan2vec.encoder, c.plan2vec.neighbours = "mlp", "mlp", 5
+    c.plan2vec.metric_steps = c.plan2vec.embedding_steps = c.plan2vec.vae_steps = 10
+    c.plan2vec.eval_pairs, c.plan2vec.horizon = 10, 10
+    c.log_every, c.checkpoint_every, c.progress = 5, 0, False
+
+
 RULES = {
     "plan2vec.extra_walls": each(finite),
     "plan2vec.trajectories": at_least(1),

@@ -262,7 +262,6 @@ class ValueIteration:
         _plain_pixels(config, "the embedding")
         self.cfg, self.seed = cfg, config.seed
         self.data_dir = config.data.data_dir
-        self.shape = None
         self.game = None
 
     def check_data(self, info) -> None:
@@ -270,7 +269,6 @@ class ValueIteration:
                "experiments.plan2vec.samples:nodes")
 
     def build_model(self, config, info, rngs):
-        self.shape = info.image_shape
         return ValueNet(encoder_of(config, info, rngs), info.image_shape, self.cfg.vi_updates,
                         self.cfg.vi_batch)
 

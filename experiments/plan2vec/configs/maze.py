@@ -22,24 +22,13 @@ from lib.config import parse_arg
 
 def get_config(arg=None):
     a = parse_arg(arg, env="c_maze", seed=0, latent=10, objective="distill", quick=False)
-    c = paper_config.get_config()
-    c.seed = a.seed
-    c.procedure = "experiments.plan2vec.procedure:run"
-    c.task = "experiments.plan2vec.tasks:LocalMetric"  # per stage: set by the procedure
-    c.data.name = "experiments.plan2vec.samples:transitions"
-    c.data.normalization, c.data.augment = "none", "none"
-    c.data.eval_batch_size = 256
+    c = paper_config.procedure_config(a.seed)
     c.plan2vec.env = a.env
     c.plan2vec.latent = a.latent
     c.plan2vec.objective = a.objective
     if a.objective == "value_iteration":
         c.plan2vec.embedding_lr = 3e-4  # spec §2: the mazes' rate for objective (b)
-    c.model.bias_init = "torch"
-    c.optim.name, c.optim.weight_decay = "adam", 0.0
-    c.optim.schedule = "constant"
-    c.log_every, c.eval_every, c.checkpoint_every = 500, 0, 0
-    c.eval.top_k = 0
-    c.progress = False
+    c.checkpoint_every, c.progress = 0, False
     if a.quick:
         c.plan2vec.trajectories, c.plan2vec.metric_steps, c.plan2vec.embedding_steps = 30, 20, 20
         c.plan2vec.vae_steps = 20

@@ -36,13 +36,7 @@ VAE_LR = {"goal_mass": 1e-3, "c_maze": 1e-4, "hui_maze": 3e-4}  # spec §3
 
 def get_config(arg=None):
     a = parse_arg(arg, env="c_maze", inputs="frames", latent=3, seed=0, quick=False)
-    c = paper_config.get_config()
-    c.seed = a.seed
-    c.procedure = "experiments.plan2vec.procedure:run"
-    c.task = "experiments.plan2vec.tasks:LocalMetric"  # per stage: set by the procedure
-    c.data.name = "experiments.plan2vec.samples:transitions"
-    c.data.normalization, c.data.augment = "none", "none"
-    c.data.eval_batch_size = 256
+    c = paper_config.procedure_config(a.seed)
     c.plan2vec.env = f"point_{a.env}"
     c.plan2vec.inputs = a.inputs
     c.plan2vec.trajectories, c.plan2vec.trajectory_steps = 1000, 10
@@ -58,18 +52,10 @@ def get_config(arg=None):
         c.plan2vec.encoder = "resnet18_coord"
         c.plan2vec.embedding_lr, c.plan2vec.embedding_batch = 1e-4, 64
         c.plan2vec.embedding_steps = 20_000
-    c.model.bias_init = "torch"
-    c.optim.name, c.optim.weight_decay = "adam", 0.0
-    c.optim.schedule = "constant"
-    c.log_every, c.eval_every, c.checkpoint_every = 500, 0, 2000
-    c.eval.top_k = 0
     if a.quick:
+        paper_config.smoke(c)
         c.plan2vec.trajectories, c.plan2vec.image_size = 20, 16
-        c.plan2vec.metric_net, c.plan2vec.encoder, c.plan2vec.neighbours = "mlp", "mlp", 5
-        c.plan2vec.metric_steps = c.plan2vec.embedding_steps = c.plan2vec.vae_steps = 10
         c.plan2vec.metric_batch, c.plan2vec.embedding_batch = 32, 32
-        c.plan2vec.eval_pairs, c.plan2vec.horizon = 10, 10
-        c.log_every, c.checkpoint_every, c.progress = 5, 0, False
     c.total_steps = c.plan2vec.metric_steps  # the procedure sets each stage's own
     return c
 

@@ -33,13 +33,7 @@ from lib.config import parse_arg
 def get_config(arg=None):
     a = parse_arg(arg, data="streetlearn", latent=3, seed=0, steps=62_500, radius=0.04,
                   quick=False)
-    c = paper_config.get_config()
-    c.seed = a.seed
-    c.procedure = "experiments.plan2vec.procedure:run"
-    c.task = "experiments.plan2vec.tasks:LocalMetric"
-    c.data.name = "experiments.plan2vec.samples:transitions"
-    c.data.normalization, c.data.augment = "none", "none"
-    c.data.eval_batch_size = 256
+    c = paper_config.procedure_config(a.seed)
     c.plan2vec.env = "file"
     c.plan2vec.metric_net = "conv_deep" if a.data == "streetlearn" else "conv_large"
     c.plan2vec.metric_loss, c.plan2vec.self_pair_probability = "bce", 0.5
@@ -50,21 +44,13 @@ def get_config(arg=None):
     c.plan2vec.embedding_lr, c.plan2vec.embedding_batch = 1e-4, 64
     c.plan2vec.embedding_steps = 20_000
     c.plan2vec.chunk = 200
-    c.model.bias_init = "torch"
     c.plan2vec.success_radius = a.radius
     c.plan2vec.gt_radius, c.plan2vec.long_edge = 0.9 * a.radius, 1.5 * a.radius
     if a.data == "streetlearn":
         c.plan2vec.vae_lr = 3e-5
-    c.optim.name, c.optim.b1, c.optim.b2 = "adam", 0.9, 0.999
-    c.optim.weight_decay = 0.01
-    c.optim.schedule = "constant"
-    c.log_every, c.eval_every, c.checkpoint_every = 500, 0, 2000
-    c.eval.top_k = 0
+    c.optim.b1, c.optim.b2, c.optim.weight_decay = 0.9, 0.999, 0.01
     if a.quick:  # a smoke run; without a data file, on offline stand-in frames
+        paper_config.smoke(c)
         c.plan2vec.env, c.plan2vec.trajectories, c.plan2vec.image_size = "open_room", 30, 16
-        c.plan2vec.metric_net, c.plan2vec.encoder, c.plan2vec.neighbours = "mlp", "mlp", 5
-        c.plan2vec.metric_steps = c.plan2vec.embedding_steps = c.plan2vec.vae_steps = 10
-        c.plan2vec.eval_pairs, c.plan2vec.horizon = 10, 10
-        c.log_every, c.checkpoint_every, c.progress = 5, 0, False
     c.total_steps = c.plan2vec.metric_steps  # the procedure sets each stage's own
     return c
