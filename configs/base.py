@@ -34,6 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 2           # checkpoints kept on disk (the newest N)
     c.async_checkpointing = True     # write checkpoints in the background
     c.progress = True                # console progress lines (step, loss, steps/s, ETA)
+    c.compile_cache = "auto"         # persistent compilation cache: auto (JAX_COMPILATION_CACHE_DIR if set, else .jax_cache beside the workdir) | off | a directory (lib/compile_cache.py)
     c.keep_steps = (0,)              # steps whose state is also checkpointed and never deleted (e.g. IMP rewind points; 0s ignored)
     c.procedure = ""                 # "module:function" of a multi-stage procedure (lib.procedure:imp) ('' = one training run)
     c.sections = ("",)               # modules declaring a paper's own config sections (experiments.<slug>.config; their get_config sets it)

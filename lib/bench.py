@@ -370,7 +370,8 @@ def trainer_overhead(depth: int, batch: int, steps: int, rounds: int = 3) -> dic
             bare.append(time.perf_counter() - t0)
             t0 = time.perf_counter()  # checkpoint_every=0: the loop itself never saves
             state = _block(train._loop(trainer, state, it, config.total_steps - steps, ckpt,
-                                       writer, preemption))
+                                       writer, preemption, {}, metrics.TrainClock(0.0),
+                                       train.CompileStats()))
             looped.append(time.perf_counter() - t0)
         preemption.close()
         ckpt.close()

@@ -114,9 +114,10 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> None:
     del argv
-    from lib import checkpoint, data, metrics, registry, train
+    from lib import checkpoint, compile_cache, data, metrics, precision, registry, train
 
     metrics.quiet_library_logs()
+    precision.guard_cpu_bfloat16(_CONFIG.value.model.dtype)  # before JAX's backend starts
     try:
         distributed.initialize(
             distributed.resolve(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value),
@@ -127,6 +128,7 @@ def main(argv: list[str]) -> None:
     config = _CONFIG.value
     try:
         files.check_workdir(_WORKDIR.value)
+        compile_cache.enable(config.compile_cache, _WORKDIR.value)  # a procedure's stages too
         run = registry.resolve(config.procedure, "procedure") if config.procedure else train.run
         results = run(config, _WORKDIR.value)
     except distributed.Preempted as e:  # every process is here: jax's shutdown barrier is fine

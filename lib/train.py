@@ -31,6 +31,7 @@ from flax import nnx, traverse_util
 
 from lib import (
     checkpoint,
+    compile_cache,
     data,
     distributed,
     files,
@@ -602,6 +603,7 @@ def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
     results_path = workdir / "results.json"
     config_lib.validate(config)
     files.check_workdir(workdir)
+    compile_cache.enable(config.compile_cache, workdir)  # before anything compiles
     trainer = Trainer(config)  # bad config, data or mesh fail here
     changed = _changed_keys(workdir, config)
     if results_path.exists():
@@ -640,12 +642,13 @@ def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
         writer.truncate_after(start)
     t0 = time.perf_counter()
     clock = metrics.TrainClock(loop_state.get("clock", 0.0))
+    compiles = CompileStats()
     try:
         if loop_state.get("eval_pending"):  # skipped at the preemption that saved `start`
             writer.write(start, {**trainer.evaluate(state), CLOCK_KEY: clock.seconds})
         if start < config.total_steps:
             state = _loop(trainer, state, train_iter, start, ckpt, writer, preemption,
-                          loop_state.get("window", {}), clock)
+                          loop_state.get("window", {}), clock, compiles)
             final = {**trainer.evaluate(state), CLOCK_KEY: clock.seconds}
             writer.write(config.total_steps, final)  # logged before the final checkpoint
             ckpt.save(config.total_steps, state, train_iter.get_state(),
@@ -656,11 +659,13 @@ def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
     finally:
         ckpt.close()
         writer.close()
+        train_iter.close()  # stops Grain's worker processes and frees their shared memory
     results = {
         **final,
         **trainer.counts(state),
         "steps": config.total_steps,
         "wall_seconds_this_start": round(time.perf_counter() - t0, 2),
+        **compiles.results(),
     }
     if jax.process_index() == 0:
         files.write_text_atomic(results_path,
@@ -678,9 +683,40 @@ def _due(step: int, every: int) -> bool:
     return every > 0 and step % every == 0
 
 
+@dataclasses.dataclass
+class CompileStats:
+    """The train step's compilations in this start: seconds, and how many executables came
+    from the persistent compilation cache (lib.compile_cache) with the seconds that saved."""
+
+    seconds: float = 0.0
+    executables: int = 0
+    cache_hits: int = 0
+    saved_s: float = 0.0
+
+    def compile(self, lowered, progress: bool):
+        t0 = time.perf_counter()
+        with compile_cache.Hits() as hits:
+            executable = lowered.compile()
+        seconds = time.perf_counter() - t0
+        self.seconds += seconds
+        self.executables += 1
+        self.cache_hits += hits.count
+        self.saved_s += hits.saved_s
+        if progress and jax.process_index() == 0:
+            how = (f"read from the compilation cache ({hits.saved_s:.1f} s of compiling saved)"
+                   if hits.count else "compiled")
+            print(f"train step {how} in {seconds:.1f} s", flush=True)
+        return executable
+
+    def results(self) -> dict:
+        """For results.json; "wall_" marks values that differ between runs of one config."""
+        return {"wall_compile_seconds_this_start": round(self.seconds, 2),
+                "wall_compile_cache_hits_this_start": self.cache_hits}
+
+
 def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
           preemption: distributed.PreemptionWatch, window_state: dict,
-          clock: metrics.TrainClock) -> dict:
+          clock: metrics.TrainClock, compiles: CompileStats) -> dict:
     """Steps start+1 … total with logging, periodic evals and checkpoints; returns the state.
 
     A task with `hook_due(step)`/`hook(trainer, state, step)` changes the state between steps
@@ -745,7 +781,8 @@ def _loop(trainer: Trainer, state, train_iter, start: int, ckpt, writer,
     def train_step(state, batch):
         shape = (jax.tree.structure(batch), tuple(x.shape for x in jax.tree.leaves(batch)))
         if shape not in compiled:  # compilation is not training time
-            compiled[shape] = paused(lambda: trainer.train_step.lower(state, batch).compile())
+            compiled[shape] = paused(lambda: compiles.compile(
+                trainer.train_step.lower(state, batch), config.progress))
         return compiled[shape](state, batch)
 
     batch = sharding.global_batch(next(train_iter), trainer.batch_sharding)

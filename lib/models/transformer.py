@@ -114,8 +114,11 @@ def layer_norm(dims: Dims, rngs: nnx.Rngs) -> nnx.LayerNorm:
 class Attention(nnx.Module):
     """Multi-head attention with 2-D (width × width) query/key/value/out projections, reshaped
     into heads after the matmul (so an orthogonal init is orthogonal as a d × d matrix).
-    Logits and softmax in float32; `mask` is boolean, broadcastable to (B, heads, Tq, Tk),
-    True where a query may attend."""
+    `mask` is boolean, broadcastable to (B, heads, Tq, Tk), True where a query may attend.
+
+    Both matmuls run in the compute dtype (bfloat16 accumulates in float32 on GPU and TPU), the
+    scaling, masking and softmax in float32: so under bfloat16 the backward pass's matmuls are
+    bfloat16 too (jax.nn.dot_product_attention's float32 logits make them float32 × bfloat16)."""
 
     def __init__(self, dims: Dims, init: Init = Init(), *, rngs: nnx.Rngs):
         self.heads, self.rate = dims.heads, dims.attention_dropout
@@ -127,15 +130,14 @@ class Attention(nnx.Module):
         b, tq, d = x.shape
         q, k, v = (y.reshape(b, y.shape[1], self.heads, d // self.heads)
                    for y in (self.query(x), self.key(context), self.value(context)))
-        if rng is None or self.rate == 0:
-            out = jax.nn.dot_product_attention(q, k, v, mask=mask)
-        else:  # dropout on the attention weights needs them explicit
-            logits = jnp.einsum("bqhd,bkhd->bhqk", q, k,
-                                preferred_element_type=jnp.float32) / math.sqrt(d // self.heads)
-            if mask is not None:
-                logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
-            weights = dropout(jax.nn.softmax(logits, axis=-1), self.rate, rng)
-            out = jnp.einsum("bhqk,bkhd->bqhd", weights.astype(v.dtype), v)
+        logits = (jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
+                  / math.sqrt(d // self.heads))
+        if mask is not None:
+            logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
+        weights = jax.nn.softmax(logits, axis=-1)
+        if rng is not None and self.rate > 0:
+            weights = dropout(weights, self.rate, rng)
+        out = jnp.einsum("bhqk,bkhd->bqhd", weights.astype(v.dtype), v)
         return self.out(out.reshape(b, tq, d))
 
 
