@@ -51,7 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.bn_momentum = 0.9        # running ← m·running + (1-m)·batch (PyTorch momentum 0.1)
     c.model.bn_epsilon = 1e-5
     c.model.bn_group_size = 0        # BatchNorm statistics over groups of this many examples in training (per-device BN, MoCo's shuffled BN); 0 = the whole batch
-    c.model.dtype = "float32"        # compute dtype: float32 | bfloat16 (parameters stay float32)
+    c.model.dtype = "float32"        # compute dtype: float32 | bfloat16 (parameters, optimizer state, BN statistics and losses stay float32; bfloat16 needs no loss scaling: lib/precision.py)
     c.model.conv_weight_grad = "auto"  # auto (transposed on CPU, else xla) | xla | transposed: how conv weight gradients are formulated (lib/models/conv.py); same values to float rounding
     c.model.widths = (16, 32, 64, 64)  # convnet: widths of its 3x3 conv-BN-ReLU modules; mlp: hidden layer widths
     c.model.pool_after = (1, 3)      # convnet: modules followed by a 2x2 max-pool

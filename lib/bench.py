@@ -31,6 +31,11 @@
 - where the step's time goes: XLA's per-op profile of the ResNet train step, and each
   ResNet-20 convolution's forward, input and weight gradient alone (lib.bench_ops).
 
+    python -m lib.bench --suite gpu [--tiny] [--budget 480] [--steps 20]
+
+the accelerator suite (lib.bench_gpu): ResNet-50 images/s, ViT-B/16 MFU, the compile time
+cold and from the persistent cache, and the papers' paper-scale train steps, in bfloat16.
+
     python -m lib.bench --compare torch [--steps 10 --rounds 3]
 
 times ResNet-20 in our train step against a plain PyTorch loop of our own (lib.bench_torch,
@@ -65,6 +70,7 @@ from lib import (
     losses,
     metrics,
     models,
+    precision,
     runinfo,
     sharding,
     sparsity,
@@ -739,10 +745,22 @@ def main() -> None:
                         "slimmable, reservoir")
     parser.add_argument("--compare", choices=["torch"], help="time ResNet-20 in our train step "
                         "against a plain PyTorch loop (needs the [bench] extra) and print ratios")
+    parser.add_argument("--suite", choices=["gpu"], help="gpu: the accelerator suite of "
+                        "lib.bench_gpu (ResNet-50, ViT-B/16 MFU, compile cache, the papers' "
+                        "paper-scale steps), one JSON report")
+    parser.add_argument("--tiny", action="store_true", help="--suite gpu at tiny shapes "
+                        "(a CPU smoke test)")
+    parser.add_argument("--budget", type=float, default=480.0, help="--suite gpu: seconds "
+                        "after which no further section starts")
     parser.add_argument("--topology_worker", help=argparse.SUPPRESS)
     parser.add_argument("--compare_worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     metrics.quiet_library_logs()
+    if args.suite == "gpu":
+        precision.guard_cpu_bfloat16("bfloat16")  # before JAX's backend starts
+        from lib import bench_gpu  # it builds on this module
+
+        return bench_gpu.main(args.tiny, args.budget, args.steps)
     if args.topology_worker:
         return _topology_worker(args.topology_worker)
     if args.compare_worker:

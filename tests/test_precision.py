@@ -40,6 +40,21 @@ def test_matmul_flops_of_a_dot_a_conv_and_a_scan_by_hand():
     assert precision.share({}) == 0.0
 
 
+def test_a_depthwise_convolution_and_its_weight_gradient_count_their_multiply_adds():
+    """Feature groups (forward) and batch groups (XLA's form of the weight gradient) are
+    counted as their multiply-adds: 2·(2·8·8·8 outputs)·(3·3 taps × 1 input channel) each."""
+    def conv(x, w):
+        return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=8,
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    x, w = jnp.ones((2, 8, 8, 8)), jnp.ones((3, 3, 1, 8))
+    forward = 2 * (2 * 8 * 8 * 8) * 9
+    assert precision.matmul_flops(conv, x, w) == {"float32×float32": forward}
+    weight_grad = jax.grad(lambda x, w: jnp.sum(conv(x, w)), 1)  # the forward, then a
+    assert precision.matmul_flops(weight_grad, x, w) == {  # batch-grouped convolution
+        "float32×float32": 2 * forward}
+
+
 # One config per model family, at its quick size: (config file, arg, overrides).
 FAMILIES = {
     "cifar_resnet": ("batchnorm_only/configs/fashion_mnist.py", "quick", {}),
