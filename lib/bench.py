@@ -750,17 +750,26 @@ def main() -> None:
                         "paper-scale steps), one JSON report")
     parser.add_argument("--tiny", action="store_true", help="--suite gpu at tiny shapes "
                         "(a CPU smoke test)")
-    parser.add_argument("--budget", type=float, default=480.0, help="--suite gpu: seconds "
-                        "after which no further section starts")
+    parser.add_argument("--budget", type=float, help="--suite gpu: no section starts that "
+                        "would end (at the longest section's time) after this many seconds "
+                        "(default 360)")
+    parser.add_argument("--compile_worker", help=argparse.SUPPRESS)
     parser.add_argument("--topology_worker", help=argparse.SUPPRESS)
     parser.add_argument("--compare_worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     metrics.quiet_library_logs()
-    if args.suite == "gpu":
+    if (args.tiny or args.budget is not None) and args.suite != "gpu":
+        parser.error("--tiny and --budget belong to --suite gpu")
+    if args.suite and (args.steps < 1 or (args.budget or 0) < 0):
+        parser.error(f"--steps={args.steps} must be ≥ 1 and --budget={args.budget} ≥ 0")
+    if args.suite == "gpu" or args.compile_worker:
         precision.guard_cpu_bfloat16("bfloat16")  # before JAX's backend starts
         from lib import bench_gpu  # it builds on this module
 
-        return bench_gpu.main(args.tiny, args.budget, args.steps)
+        if args.compile_worker:
+            return bench_gpu.compile_worker(args.compile_worker)
+        return bench_gpu.main(args.tiny, bench_gpu.BUDGET_S if args.budget is None
+                              else args.budget, args.steps)
     if args.topology_worker:
         return _topology_worker(args.topology_worker)
     if args.compare_worker:

@@ -417,7 +417,19 @@ def main() -> None:
                         help="folder of train.array_record (default: a temporary one)")
     parser.add_argument("--write-only", action="store_true", help="write the records and stop")
     args = parser.parse_args()
-    args.workers = [int(w) for w in args.workers.split(",") if w]
+    try:
+        args.workers = [int(w) for w in args.workers.split(",") if w]
+    except ValueError:
+        parser.error(f"--workers={args.workers!r}: comma-separated integers, e.g. 0,1,2")
+    positive = {"--records": args.records, "--batch": args.batch, "--batches": args.batches,
+                "--device-rate": args.device_rate}
+    bad = [f"{k}={v}" for k, v in positive.items() if v <= 0]
+    bad += [f"--workers {w}" for w in args.workers if w < 0]
+    bad += [f"--idle-steps={args.idle_steps}"] * (args.idle_steps < 0)
+    bad += [f"--idle-workers={args.idle_workers}"] * ((args.idle_workers or 0) < 0)
+    if bad or not args.workers:
+        parser.error(f"{', '.join(bad) or '--workers is empty'}: counts and rates must be "
+                     "positive (worker counts ≥ 0)")
     if args.idle_model is None:
         args.idle_model = "tiny" if jax.default_backend() == "cpu" else "resnet50"
     metrics.quiet_library_logs()

@@ -52,7 +52,7 @@ def _parse_value(key: str, text: str, default: Any) -> Any:
 OPERATIONAL_KEYS = (
     "data.data_dir", "data.prefetch", "data.eval_batch_size", "log_every", "eval_every",
     "checkpoint_every", "keep_checkpoints", "async_checkpointing", "progress", "mesh.",
-    "keep_steps", "init.workdir", "sparsity.mask", "sections",
+    "keep_steps", "init.workdir", "sparsity.mask", "sections", "compile_cache",
     "data.tokenizer",  # a path (the workdir's own when trained there); its sha256 is checked
 )
 

@@ -31,7 +31,9 @@ YNN_OFF = "--xla_cpu_experimental_ynn_fusion_type="
 
 
 def _flops(eqn) -> int:
-    """2 × multiply-adds of one dot or convolution, from its shapes."""
+    """2 × multiply-adds of one dot or convolution, from its shapes. For a convolution, an
+    upper bound: taps that fall on padding, or on the holes of an input-dilated (transposed)
+    convolution, count too (as in the usual 2·outputs·kernel-volume convention)."""
     out = eqn.outvars[0].aval.shape
     if eqn.primitive.name == "dot_general":
         (contracting, _), _ = eqn.params["dimension_numbers"]

@@ -129,7 +129,9 @@ def measure_runs(workdir: pathlib.Path, runs: list[tuple[str, str, Callable[[], 
     workdir/jax_cache first; each run prints label, describe(results), elapsed time and ETA."""
     import jax
 
-    jax.config.update("jax_compilation_cache_dir", str(workdir / "jax_cache"))
+    from lib import compile_cache
+
+    compile_cache.enable(str(workdir / "jax_cache"), workdir)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     out: dict[str, list[dict]] = {}
     t0 = time.perf_counter()

@@ -3,6 +3,8 @@ arithmetic and plumbing (its measurements are never asserted against targets her
 
 import io
 import json
+import pathlib
+import subprocess
 import sys
 
 import numpy as np
@@ -118,3 +120,14 @@ def test_cli_writes_then_reuses_the_records(tmp_path, monkeypatch, capsys):
         lines.append(json.loads(capsys.readouterr().out.strip()))
     assert [line["reused"] for line in lines] == [False, True]
     assert lines[0]["records"] == 3 and lines[0]["bench"] == "records"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--records", "0"], "--records=0"),
+    (["--workers", "a"], "--workers='a'"),
+    (["--device-rate", "0"], "--device-rate=0.0"),
+])
+def test_bad_arguments_exit_2_with_a_message(args, message):
+    out = subprocess.run([sys.executable, "-m", "lib.bench_input", *args],
+                         cwd=pathlib.Path(__file__).parents[1], capture_output=True, text=True)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr

@@ -1,6 +1,8 @@
 """The persistent compilation cache: where each setting puts it, and a repeated run that reads
 its train step from it instead of compiling."""
 
+import json
+
 import jax
 import pytest
 from jax.experimental.compilation_cache import compilation_cache
@@ -24,7 +26,26 @@ def test_directory_of_each_setting(suite_cache, tmp_path):
     assert compile_cache.directory("/x/cache", workdir) == "/x/cache"
     jax.config.update("jax_compilation_cache_dir", None)
     assert compile_cache.directory("auto", workdir) == str(tmp_path / "runs" / ".jax_cache")
-    assert compile_cache.directory("off", workdir) is None
+
+
+def test_off_goes_back_to_the_directory_jax_started_with(suite_cache, tmp_path):
+    """The suite's JAX_COMPILATION_CACHE_DIR, not a directory an earlier run enabled."""
+    compile_cache.enable(str(tmp_path / "elsewhere"), tmp_path)
+    assert compile_cache.enable("off", tmp_path) == suite_cache
+    assert jax.config.jax_compilation_cache_dir == suite_cache
+
+
+def test_a_workdir_from_before_the_key_existed_resumes(tmp_path):
+    """compile_cache is operational: a saved config without it (or with another value) is the
+    same run."""
+    config = digits_config(steps=4)
+    first = train.run(config, tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    del saved["compile_cache"]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+    (tmp_path / "run" / "results.json").unlink()
+    config.compile_cache = "off"
+    assert train.run(config, tmp_path / "run")["eval/loss"] == first["eval/loss"]
 
 
 def test_a_repeated_run_reads_its_train_step_from_the_cache(suite_cache, tmp_path):
