@@ -389,3 +389,19 @@ def test_tiny_imagenet_files(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="corruptions contrast"):
         list(data.eval_batches(c, other={**other, "name": "tiny_imagenet_c/fog_5"}))
     assert len(wnids) == 200
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_batch_normalisation_equals_the_per_channel_formula_exactly(dtype):
+    """The row-wise pass of _Collate gives float32 (x · a_c + b_c) bit for bit, per channel."""
+    from lib.data.pipeline import _Collate
+
+    rng = np.random.default_rng(0)
+    images = (rng.integers(0, 256, (4, 5, 7, 3)) if dtype == np.uint8
+              else rng.normal(size=(4, 5, 7, 3))).astype(dtype)
+    scale, shift = np.float32([0.5, 1 / 3, 2.0]), np.float32([-1.0, 0.25, 3.0])
+    expected = np.empty(images.shape, np.float32)
+    for c in range(3):
+        expected[..., c] = images[..., c].astype(np.float32) * scale[c] + shift[c]
+    out = _Collate(scale, shift)([{"image": x, "label": 0} for x in images])["image"]
+    assert out.dtype == np.float32 and np.array_equal(out, expected)
