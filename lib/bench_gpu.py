@@ -80,15 +80,8 @@ class Case:
     def config(self):
         c = (config_lib.load_file(self.config_file, self.arg) if self.config_file
              else base.get_config())
-        for key, value in self.overrides:
-            node = c
-            *path, last = key.split(".")
-            for part in path:
-                node = node[part]
-            node[last] = value
-        c.model.dtype = "bfloat16"
-        c.data.batch_size = self.batch
-        return c
+        return config_lib.updated(c, {**dict(self.overrides), "model.dtype": "bfloat16",
+                                      "data.batch_size": self.batch})
 
     def arrays(self, setup: train.Setup) -> dict:
         if self.length:
