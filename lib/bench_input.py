@@ -35,7 +35,7 @@ from array_record.python import array_record_data_source, array_record_module
 from PIL import Image, ImageDraw
 
 from configs import base, common
-from lib import bench, data, metrics, train
+from lib import bench, data, metrics, precision, train
 from lib import config as config_lib
 from lib import task as task_lib
 from lib.data import records as records_lib
@@ -417,6 +417,7 @@ def main() -> None:
                         help="folder of train.array_record (default: a temporary one)")
     parser.add_argument("--write-only", action="store_true", help="write the records and stop")
     args = parser.parse_args()
+    precision.guard_cpu_bfloat16("bfloat16")  # the resnet50 preset; before the backend starts
     try:
         args.workers = [int(w) for w in args.workers.split(",") if w]
     except ValueError:

@@ -38,6 +38,7 @@ from lib import (
     metrics,
     models,
     optim,
+    precision,
     registry,
     runinfo,
     sharding,
@@ -604,6 +605,7 @@ def _run(config: ml_collections.ConfigDict, workdir: epath.Path,
     config_lib.validate(config)
     files.check_workdir(workdir)
     compile_cache.enable(config.compile_cache, workdir)  # before anything compiles
+    precision.guard_cpu_bfloat16(config.model.dtype)  # warns if too late (lib.main is not)
     trainer = Trainer(config)  # bad config, data or mesh fail here
     changed = _changed_keys(workdir, config)
     if results_path.exists():
