@@ -96,6 +96,11 @@ def _config(depth: int, batch: int, steps: int, dataset: str = "fashion_mnist"):
     return c
 
 
+def say(message: str) -> None:
+    """Progress on stderr: stdout carries the JSON."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def _block(tree):
     jax.block_until_ready(tree)
     return tree

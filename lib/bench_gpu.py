@@ -220,10 +220,6 @@ def cold_and_cached_compile(tiny: bool) -> dict:
             "cache_hits": [r["hits"] for r in runs], "saving": round(1 - cached / cold, 3)}
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def run(tiny: bool = False, budget_s: float = BUDGET_S, steps: int = 20) -> dict:
     """The whole suite; prints a JSON line per section and returns the report."""
     t0 = time.perf_counter()
@@ -246,7 +242,7 @@ def run(tiny: bool = False, budget_s: float = BUDGET_S, steps: int = 20) -> dict
         if elapsed + longest > budget_s:
             report["skipped"].append(name)
             continue
-        _say(f"[{elapsed:5.0f} s] {name} …")
+        bench.say(f"[{elapsed:5.0f} s] {name} …")
         try:
             result = section()
         except Exception as e:  # noqa: BLE001 (an OOM or a bad step ends that section only)

@@ -25,7 +25,6 @@ import math
 import os
 import pathlib
 import struct
-import sys
 import tempfile
 import time
 
@@ -101,10 +100,6 @@ def _size_stats(path, sizes: list[int], width: int, height: int) -> dict:
             "max_kb": round(float(kb.max()), 1)}
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def write_jpeg_records(path, count: int, *, size=(400, 350), quality: int = 90, seed: int = 0,
                        classes: int = NUM_CLASSES, progress: bool = False) -> dict:
     """Writes `count` records to the ArrayRecord file `path` (group size 1, for random access):
@@ -126,7 +121,7 @@ def write_jpeg_records(path, count: int, *, size=(400, 350), quality: int = 90, 
             sizes.append(out.tell())
             writer.write(_LABEL.pack(label) + out.getvalue())
             if progress and time.perf_counter() - shown > 2:
-                _say(f"wrote {i + 1}/{count} JPEG records to {path}")
+                bench.say(f"wrote {i + 1}/{count} JPEG records to {path}")
                 shown = time.perf_counter()
     finally:
         writer.close()
@@ -350,10 +345,10 @@ def _records(data_dir: pathlib.Path, count: int) -> dict:
     if path.is_file():
         stats = record_stats(path)
         if stats["records"] == count:
-            _say(f"reusing {path}")
+            bench.say(f"reusing {path}")
             return {**stats, "reused": True}
-        _say(f"{path} holds {stats['records']} records, not {count}: rewriting it")
-    _say(f"writing {count} JPEG records to {path}")
+        bench.say(f"{path} holds {stats['records']} records, not {count}: rewriting it")
+    bench.say(f"writing {count} JPEG records to {path}")
     return {**write_jpeg_records(path, count, progress=True), "reused": False}
 
 
@@ -367,7 +362,7 @@ def _run(args, data_dir: pathlib.Path) -> None:
         return
     rates = []
     for workers in args.workers:
-        _say(f"timing the pipeline with {workers} worker(s)")
+        bench.say(f"timing the pipeline with {workers} worker(s)")
         result = pipeline_throughput(data_dir, workers=workers, batch=args.batch,
                                      batches=args.batches)
         _report("pipeline", result)
@@ -385,7 +380,7 @@ def _run(args, data_dir: pathlib.Path) -> None:
     if args.idle_model != "none":
         model, batch, size, preset_workers, steps = MODELS[args.idle_model]
         workers = preset_workers if args.idle_workers is None else args.idle_workers
-        _say(f"idle share: {args.idle_model}, batch {batch}, {workers} worker(s), compiling")
+        bench.say(f"idle share: {args.idle_model}, batch {batch}, {workers} worker(s), compiling")
         idle = idle_share(data_dir, model=model, batch=batch, image_size=size, workers=workers,
                           steps=args.idle_steps or steps)
         _report("idle_share", idle)
