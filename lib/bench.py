@@ -31,7 +31,7 @@
 - where the step's time goes: XLA's per-op profile of the ResNet train step, and each
   ResNet-20 convolution's forward, input and weight gradient alone (lib.bench_ops).
 
-    python -m lib.bench --suite gpu [--tiny] [--budget 480] [--steps 20]
+    python -m lib.bench --suite gpu [--tiny] [--budget 360] [--steps 20]
 
 the accelerator suite (lib.bench_gpu): ResNet-50 images/s, ViT-B/16 MFU, the compile time
 cold and from the persistent cache, and the papers' paper-scale train steps, in bfloat16.

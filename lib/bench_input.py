@@ -321,7 +321,7 @@ def idle_share(data_dir, *, model: dict, batch: int, image_size: int, workers: i
         **{f"model.{k}": v for k, v in model.items()},
         "task": "lib.bench_input:TimedClassification", "total_steps": warmup + steps,
         "log_every": warmup, "eval_every": 0, "checkpoint_every": 0, "progress": False,
-        "mesh.data": 1})
+        "mesh.data": 1, "compile_cache": "off"})  # no .jax_cache beside the temporary workdir
     runner = bench._jax_runner(train.build(config), batch)
     bare_s = bench._alternate({"bare": runner}, steps, rounds)[0]
     del runner  # its train state leaves the device before the run's
