@@ -17,131 +17,27 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import importlib
 import json
 import math
+import os
 import pathlib
+import platform
 import re
+import shutil
 import sys
 import time
-from collections.abc import Callable
 
 from etils import epath
+
+from lib import code_closure, runinfo
+from lib.claims import PaperClaim, Row, evaluate_small
 
 SLUGS = ("batchnorm_only", "early_phase", "pruning_stability", "class_selectivity",
          "background_aug", "invariance", "width_transfer", "joslim", "reservoir", "plan2vec")
 REPO = pathlib.Path(__file__).resolve().parent.parent
-
-
-@dataclasses.dataclass(frozen=True)
-class PaperClaim:
-    """A number the paper reports, and how a finished run of `config` is compared with it.
-
-    `config` is "path/to/file.py:arg". With `versus` (another config) the measured value is
-    metric(config) − metric(versus), each averaged over the runs given to `check`; with
-    `denominator` (a third config) it is divided by metric(denominator) − metric(versus) (or
-    by metric(denominator) alone): "recovers most of the gain" ratios. With `pairwise` (the
-    name of a function of the paper's claims module) and `versus`, the measured value is
-    pairwise(workdirs of config, workdirs of versus) instead: a comparison that needs both
-    sets of runs whole, e.g. the largest gain between two accuracy-vs-cost fronts. A claim
-    without config (e.g. a trend over a whole sweep) is listed but not decided. A value passes
-    when |measured − expected| ≤ tolerance, or when low ≤ measured ≤ high if `bounds` is set.
-    """
-
-    id: str
-    description: str
-    source: str
-    confidence: str
-    expected: float | None
-    tolerance: float = 0.0
-    metric: str = "eval/accuracy"
-    config: str | None = None
-    bounds: tuple[float, float] | None = None
-    hard: bool = True
-    versus: str | None = None
-    denominator: str | None = None
-    pairwise: str | None = None
-
-    def passes(self, measured: float) -> bool:
-        if self.bounds is not None:
-            return self.bounds[0] <= measured <= self.bounds[1]
-        return abs(measured - self.expected) <= self.tolerance + 1e-12
-
-    def expected_text(self) -> str:
-        if self.bounds is not None:
-            return f"[{self.bounds[0]:g}, {self.bounds[1]:g}]"
-        if self.expected is None:
-            return "(qualitative)"
-        return f"{self.expected:g} ± {self.tolerance:g}"
-
-
-@dataclasses.dataclass(frozen=True)
-class SmallClaim:
-    """A small-scale claim: `evaluate(measurements) -> (measured text, passed)`."""
-
-    id: str
-    description: str
-    expected: str
-    evaluate: Callable[[dict], tuple[str, bool]]
-    hard: bool = True
-
-
-@dataclasses.dataclass
-class Row:
-    id: str
-    description: str
-    expected: str
-    measured: str
-    passed: bool | None  # None: not decidable here
-    hard: bool
-
-    @property
-    def status(self) -> str:
-        if self.passed is None:
-            return "N/A"
-        return "PASS" if self.passed else ("FAIL" if self.hard else "FAIL (soft)")
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value)."""
-    n = len(values)
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
-    return mean, math.sqrt(var)
-
-
-
-def every_seed(runs: list[dict] | None, seeds, test: Callable[[dict], tuple[str, bool]]
-               ) -> tuple[str, bool]:
-    """A small claim over seeds: `test(results) -> (text, passed)` on each seed's results;
-    the texts joined, and whether it holds for all. runs=None (a seed missing) fails."""
-    if runs is None:
-        return "missing measurement (not every seed ran)", False
-    values = [test(r) for r in runs]
-    return "; ".join(f"seed {s}: {v[0]}" for s, v in zip(seeds, values)), \
-        all(v[1] for v in values)
-
-
-def measure_runs(workdir: pathlib.Path, runs: list[tuple[str, str, Callable[[], dict]]],
-                 describe: Callable[[dict], str]) -> dict[str, list[dict]]:
-    """{group: [results, …]} of each (group, label, run) in `runs`, run in order: a paper's
-    `measure` over its variants × seeds. The persistent compilation cache goes under
-    workdir/jax_cache first; each run prints label, describe(results), elapsed time and ETA."""
-    import jax
-
-    from lib import compile_cache
-
-    compile_cache.enable(str(workdir / "jax_cache"), workdir)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    out: dict[str, list[dict]] = {}
-    t0 = time.perf_counter()
-    for i, (group, label, run) in enumerate(runs, 1):
-        results = run()
-        out.setdefault(group, []).append(results)
-        elapsed = time.perf_counter() - t0
-        print(f"[{i}/{len(runs)}] {label}: {describe(results)} | {elapsed:.0f} s elapsed | "
-              f"ETA {elapsed / i * (len(runs) - i):.0f} s", flush=True)
-    return out
+RESULTS = REPO / "results"  # the newest verify of each paper, committed
 
 
 def load_claims(slug: str):
@@ -153,18 +49,6 @@ def load_claims(slug: str):
         if e.name == f"experiments.{slug}.claims" or e.name == f"experiments.{slug}":
             return None
         raise
-
-
-def evaluate_small(claims_module, measurements: dict) -> list[Row]:
-    rows = []
-    for claim in claims_module.SMALL_CLAIMS:
-        try:
-            measured, passed = claim.evaluate(measurements)
-        except KeyError as e:
-            measured, passed = f"missing measurement {e}", False
-        rows.append(Row(claim.id, claim.description, claim.expected, measured, bool(passed),
-                        claim.hard))
-    return rows
 
 
 def table(rows: list[Row]) -> str:
@@ -227,17 +111,25 @@ def stage_table(stages: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def verify(slug: str, workdir: pathlib.Path) -> int:
+def verify(slug: str, workdir: pathlib.Path, results: pathlib.Path | None = RESULTS) -> int:
+    """Runs a paper's small-scale claims in `workdir`; writes report.md and claims.json (the
+    claims, measurements, time taken, and what produced them) there, and copies claims.json
+    and the plots to `results`/SLUG (the committed results the report and README read)."""
     claims = load_claims(slug)
     if claims is None:
         print(f"{slug}: no claims registered yet (experiments/{slug}/claims.py is missing)")
         return 1
     workdir.mkdir(parents=True, exist_ok=True)
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    code = code_closure.fingerprint(slug)  # before: an edit during the run makes it stale
     t0 = time.time()
     measurements = claims.measure(workdir)
     rows = evaluate_small(claims, measurements)
+    before = {p.name: p.stat().st_mtime for p in workdir.glob("*.png")}
     if hasattr(claims, "plot"):
         claims.plot(measurements, workdir)
+    plots = sorted(p.name for p in workdir.glob("*.png")
+                   if before.get(p.name) != p.stat().st_mtime)
     elapsed = time.time() - t0
     stages = stage_times(workdir)
     report = (f"# {slug}: small-scale claims\n\n{table(rows)}\n\n"
@@ -245,11 +137,26 @@ def verify(slug: str, workdir: pathlib.Path) -> int:
               f"Time by stage (each run's last start; the rest of the {elapsed:.0f} s is "
               f"building, data loading and analysis between runs):\n\n{stage_table(stages)}\n")
     (workdir / "report.md").write_text(report)
-    (workdir / "claims.json").write_text(json.dumps({
-        "slug": slug, "seconds": round(elapsed, 1), "stages": stages,
+    record = {
+        "slug": slug, "started": started, "seconds": round(elapsed, 1),
+        "workdir": str(workdir), "git_commit": runinfo.git_commit(),
+        "python": platform.python_version(), "packages": runinfo.package_versions(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "plots": plots, "code": code, "stages": stages,
         "claims": [dataclasses.asdict(r) | {"status": r.status} for r in rows],
         "measurements": measurements,
-    }, indent=2, default=float) + "\n")
+    }
+    text = json.dumps(record, indent=2, default=float) + "\n"
+    (workdir / "claims.json").write_text(text)
+    if results is not None:
+        out = results / slug
+        out.mkdir(parents=True, exist_ok=True)
+        for old in out.glob("*.png"):
+            old.unlink()
+        for name in plots:
+            shutil.copyfile(workdir / name, out / name)
+        (out / "claims.json").write_text(text)
+        print(f"recorded in {out} (commit it with the code it measured)")
     print(report)
     return _exit_code(rows)
 
@@ -401,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("slug", choices=SLUGS)
     v.add_argument("--workdir", type=pathlib.Path, default=None,
                    help="where runs and the report go (default: workdirs/verify/SLUG)")
+    v.add_argument("--results", type=pathlib.Path, default=RESULTS,
+                   help="where claims.json and the plots are copied for committing "
+                   "(default: results/ of this checkout)")
+    v.add_argument("--no-record", dest="results", action="store_const", const=None,
+                   help="do not copy them")
     c = sub.add_parser("check", help="compare finished runs with their configs' claims")
     c.add_argument("workdirs", nargs="+", help="finished runs' workdirs (local or gs://); "
                    "seeds of one config are averaged, comparisons need both configs' runs")
@@ -410,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
 
     metrics.quiet_library_logs()
     if args.command == "verify":
-        return verify(args.slug, args.workdir or REPO / "workdirs" / "verify" / args.slug)
+        return verify(args.slug, args.workdir or REPO / "workdirs" / "verify" / args.slug,
+                      args.results)
     if args.command == "check":
         return check(args.workdirs)
     list_claims()

@@ -44,7 +44,7 @@ def git_commit(root: pathlib.Path = REPO) -> str:
     return "unknown"
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
     out = {}
     for name in PACKAGES:
         try:
@@ -61,7 +61,7 @@ def describe(mesh) -> dict:
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "host": platform.node(),
-        "packages": _versions(),
+        "packages": package_versions(),
         "platform": devices[0].platform,
         "device_kind": devices[0].device_kind,
         "device_count": jax.device_count(),

@@ -13,7 +13,13 @@ import pathlib
 import time
 
 from experiments.batchnorm_only import analysis, settings
-from lib.repro import PaperClaim, SmallClaim, mean_std
+from lib.claims import PaperClaim, SmallClaim, mean_std
+
+TITLE = (  # the paper, as the reproduction report names it
+    "Training BatchNorm and Only BatchNorm (Frankle et al., 2003.00152)")
+REPORTED = (  # what it reports at paper scale, in a line
+    "ResNet-866 BN-only 82 % CIFAR-10 top-1; ResNet-200 BN-only 32 % ImageNet top-5; about a "
+    "third of γ ≈ 0")
 
 _CIFAR = "experiments/batchnorm_only/configs/cifar_resnet.py"
 _IMAGENET = "experiments/batchnorm_only/configs/imagenet_resnet.py"

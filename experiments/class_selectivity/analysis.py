@@ -17,7 +17,7 @@ import pathlib
 import sys
 
 from lib import analysis, stats
-from lib.repro import mean_std
+from lib.claims import mean_std
 
 
 def load_runs(workdirs) -> list[tuple[float, dict]]:

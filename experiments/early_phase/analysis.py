@@ -14,7 +14,7 @@ import pathlib
 import sys
 
 from lib import analysis
-from lib.repro import mean_std
+from lib.claims import mean_std
 
 
 def group_name(config: dict) -> str:

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 from lib import analysis
-from lib.repro import mean_std
+from lib.claims import mean_std
 
 GRID = 50
 

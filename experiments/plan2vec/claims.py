@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import pathlib
 
-from lib.repro import PaperClaim, SmallClaim, every_seed, measure_runs
+from lib.claims import PaperClaim, SmallClaim, every_seed, measure_runs
+
+TITLE = (  # the paper, as the reproduction report names it
+    "Plan2vec (Yang et al., 2005.03648)")
+REPORTED = (  # what it reports at paper scale, in a line
+    "learned local metric → graph → shortest paths distilled into an embedding; greedy "
+    "planning in it: 80 % vs a VAE's 53 % on a 2-D maze (press summary); state-input success "
+    "at latent 10: GoalMass 99.9 %, 回-Maze 95.8 %, C-Maze 78.8 % (authors' code)")
 
 MAZES = ("open_room", "c_maze")
 SEEDS = (0, 1)

@@ -16,7 +16,7 @@ import pathlib
 import sys
 
 from lib import analysis, stats
-from lib.repro import mean_std
+from lib.claims import mean_std
 
 KEYS = ("mean_stability", "best_test_accuracy", "generalization_gap")
 

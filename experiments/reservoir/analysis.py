@@ -26,8 +26,8 @@ from flax import nnx
 from experiments.reservoir import aucc, layers, placement
 from lib import analysis as lib_analysis
 from lib import metrics, models, train
+from lib.claims import mean_std
 from lib.models import transformer
-from lib.repro import mean_std
 
 TARGET = 0.9  # time to this validation token accuracy (spec §6 soft)
 

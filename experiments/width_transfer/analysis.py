@@ -19,7 +19,7 @@ import sys
 
 from lib import analysis
 from lib import config as config_lib
-from lib.repro import mean_std
+from lib.claims import mean_std
 
 ARMS = ("uniform", "direct", "transferred")
 SETTINGS = ("optimizer", "penalty", "prune_rule", "stacking", "proxy_width", "proxy_depth",
