@@ -66,6 +66,9 @@ def paper_files(slug: str, root: pathlib.Path = REPO) -> list[str]:
         if path in seen:
             continue
         seen.add(path)
+        for parent in path.relative_to(root).parents:  # importing runs each package's __init__
+            if (init := root / parent / "__init__.py").is_file() and init not in seen:
+                todo.append(init)
         for name in _imported(path, root):
             found = _module_file(name, root)
             if found is not None and found not in seen:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import importlib
 import json
 import math
@@ -161,14 +162,21 @@ def verify(slug: str, workdir: pathlib.Path, results: pathlib.Path | None = RESU
     return _exit_code(rows)
 
 
-def _matches(spec: str, run_config: dict) -> bool:
+@functools.cache
+def expected_config(spec: str) -> dict:
+    """The config `spec` ("path.py:arg") gives in this checkout, as a run's config.json holds it."""
+    from lib import config as config_lib
+
+    path, arg = config_lib.split_config_spec(spec)
+    return json.loads(config_lib.load_file(REPO / path, arg).to_json_best_effort())
+
+
+def matches(spec: str, run_config: dict) -> bool:
     """Whether a finished run's config is the config `spec` (paths, cadences and seed aside)."""
     from lib import config as config_lib
     from lib import train
 
-    path, arg = config_lib.split_config_spec(spec)
-    expected = json.loads(config_lib.load_file(REPO / path, arg).to_json_best_effort())
-    diff = train.config_diff(expected, run_config)
+    diff = train.config_diff(expected_config(spec), run_config)
     # a claim holds for every seed; the worker count changes the data-iterator state's layout
     # (so a resume refuses it) but not the results
     return all(config_lib.is_operational(k) or k in ("seed", "data.num_workers") for k in diff)
@@ -196,9 +204,9 @@ def _mean_metric(claims_module, runs: list[FinishedRun], name: str) -> float | N
     return sum(values) / len(values) if values else None
 
 
-def _check_claim(claims_module, claim: PaperClaim, runs: list[FinishedRun]) -> Row | None:
+def check_claim(claims_module, claim: PaperClaim, runs: list[FinishedRun]) -> Row | None:
     """The claim's row, from the mean over the matching runs (seeds); None if no run matches."""
-    mine = [r for r in runs if _matches(claim.config, r.config)]
+    mine = [r for r in runs if matches(claim.config, r.config)]
     if not mine:
         return None
     if claim.pairwise:
@@ -209,7 +217,7 @@ def _check_claim(claims_module, claim: PaperClaim, runs: list[FinishedRun]) -> R
     for role, spec in (("versus", claim.versus), ("denominator", claim.denominator)):
         if spec is None or value is None:
             continue
-        theirs = [r for r in runs if _matches(spec, r.config)]
+        theirs = [r for r in runs if matches(spec, r.config)]
         if not theirs:
             return Row(claim.id, claim.description, claim.expected_text(),
                        f"needs a run of {spec}", None, claim.hard)
@@ -232,7 +240,7 @@ def _check_claim(claims_module, claim: PaperClaim, runs: list[FinishedRun]) -> R
 
 def _check_pairwise(claims_module, claim: PaperClaim, mine: list[FinishedRun],
                     runs: list[FinishedRun]) -> Row:
-    theirs = [r for r in runs if _matches(claim.versus, r.config)]
+    theirs = [r for r in runs if matches(claim.versus, r.config)]
     if not theirs:
         return Row(claim.id, claim.description, claim.expected_text(),
                    f"needs a run of {claim.versus}", None, claim.hard)
@@ -247,32 +255,43 @@ def _check_pairwise(claims_module, claim: PaperClaim, mine: list[FinishedRun],
                f"{value:.4g} ({len(mine)} run(s) vs {len(theirs)})", passed, claim.hard)
 
 
+class RunError(ValueError):
+    """A workdir given as a finished run that is none: the message says what to give instead."""
+
+
+def load_run(workdir) -> FinishedRun:
+    """A finished run's config (keys added since it ran take their defaults) and results."""
+    workdir = epath.Path(workdir)
+    if not workdir.is_dir():
+        raise RunError(f"{workdir} does not exist or is not a directory; give the workdir of "
+                       "a run (the --workdir it was started with)")
+    if not (workdir / "config.json").exists():
+        raise RunError(f"{workdir} holds no run (no config.json); give the workdir of a run")
+    if not (workdir / "results.json").exists():
+        raise RunError(f"{workdir} has no results.json: the run has not finished (re-run its "
+                       "command to resume it)")
+    from lib import config as config_lib
+
+    try:
+        saved = config_lib.from_saved(json.loads((workdir / "config.json").read_text()))
+        results = json.loads((workdir / "results.json").read_text())
+    except ValueError as e:  # unreadable JSON, or keys this checkout does not know
+        raise RunError(f"{workdir}: cannot read its config.json or results.json ({e})") from e
+    return FinishedRun(workdir, json.loads(saved.to_json_best_effort()), results)
+
+
 def check(workdirs: list) -> int:
     """Compares finished runs with every claim whose config they match (seeds averaged)."""
-    runs = []
-    for workdir in map(epath.Path, workdirs):
-        if not workdir.is_dir():
-            print(f"error: {workdir} does not exist or is not a directory; give the workdir of "
-                  "a run (the --workdir it was started with)", file=sys.stderr)
-            return 2
-        if not (workdir / "config.json").exists():
-            print(f"error: {workdir} holds no run (no config.json); give the workdir of a run",
-                  file=sys.stderr)
-            return 2
-        if not (workdir / "results.json").exists():
-            print(f"error: {workdir} has no results.json: the run has not finished (re-run its "
-                  "command to resume it)", file=sys.stderr)
-            return 2
-        from lib import config as config_lib  # keys added since the run take their defaults
-
-        saved = config_lib.from_saved(json.loads((workdir / "config.json").read_text()))
-        runs.append(FinishedRun(workdir, json.loads(saved.to_json_best_effort()),
-                                json.loads((workdir / "results.json").read_text())))
+    try:
+        runs = [load_run(w) for w in workdirs]
+    except RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     rows = []
     for slug in SLUGS:
         claims = load_claims(slug)
         for claim in getattr(claims, "PAPER_CLAIMS", ()):
-            if claim.config is not None and (row := _check_claim(claims, claim, runs)):
+            if claim.config is not None and (row := check_claim(claims, claim, runs)):
                 rows.append(row)
     if not rows:
         print("no registered claim belongs to the config of these runs; "
@@ -280,6 +299,36 @@ def check(workdirs: list) -> int:
         return 0
     print(table(rows))
     return _exit_code(rows)
+
+
+def report(args) -> int:
+    """`report`: the page, the README table, or both; exit 2 when asked for neither."""
+    from lib import report as report_lib
+    from lib import report_page
+
+    if not (args.out or args.markdown or args.update_readme):
+        print("error: say what to build: --out DIR (the page), --markdown (the README's papers "
+              "table on stdout) or --update-readme", file=sys.stderr)
+        return 2
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        print(f"error: --out {args.out} is a file; give a folder for index.html and its plots",
+              file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    built = report_lib.collect(args.workdirs, args.results)
+    if args.markdown:
+        print(report_lib.markdown(built))
+    if args.update_readme and not report_lib.update_readme(report_lib.markdown(built)):
+        print(f"error: {report_lib.README} lacks the generated table's markers "
+              f"({report_lib.TABLE_BEGIN} … {report_lib.TABLE_END}); put them where the table "
+              "goes", file=sys.stderr)
+        return 2
+    if args.out is not None:
+        path = report_page.write(built, args.out, time.perf_counter() - t0)
+        problems = len(built.problems) + sum(len(p.problems) for p in built.papers)
+        print(f"wrote {path} in {time.perf_counter() - t0:.1f} s"
+              + (f"; {problems} input problem(s) listed on the page" if problems else ""))
+    return 0
 
 
 def list_claims() -> None:
@@ -317,6 +366,17 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("workdirs", nargs="+", help="finished runs' workdirs (local or gs://); "
                    "seeds of one config are averaged, comparisons need both configs' runs")
     sub.add_parser("list", help="list every claim")
+    r = sub.add_parser("report", help="one page of every paper's claims and results; the "
+                       "README's papers table")
+    r.add_argument("workdirs", nargs="*", help="verify workdirs (newer than results/ replace "
+                   "it), finished paper-scale runs, or folders holding them")
+    r.add_argument("--out", type=pathlib.Path, default=None,
+                   help="folder for index.html and its plots")
+    r.add_argument("--results", type=pathlib.Path, default=RESULTS,
+                   help="the committed verify results (default: results/ of this checkout)")
+    r.add_argument("--markdown", action="store_true", help="print the README's papers table")
+    r.add_argument("--update-readme", action="store_true",
+                   help="write the README's papers table into README.md")
     args = parser.parse_args(argv)
     from lib import metrics
 
@@ -326,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
                       args.results)
     if args.command == "check":
         return check(args.workdirs)
+    if args.command == "report":
+        return report(args)
     list_claims()
     return 0
 
