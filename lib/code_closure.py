@@ -30,7 +30,10 @@ def _module_file(name: str, root: pathlib.Path) -> pathlib.Path | None:
 
 def _imported(path: pathlib.Path, root: pathlib.Path) -> set[str]:
     """Module names `path` refers to: its imports (with their packages) and module strings."""
-    tree = ast.parse(path.read_text(), str(path))
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except (SyntaxError, ValueError):  # still fingerprinted: a broken file is a change
+        return set()
     package = ".".join(path.relative_to(root).with_suffix("").parts)
     if path.name != "__init__.py":
         package = package.rpartition(".")[0]

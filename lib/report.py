@@ -17,6 +17,7 @@ measured; a paper-scale run is stale when git says such a file changed since its
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import json
@@ -80,10 +81,18 @@ class Paper:
     problems: list[str] = dataclasses.field(default_factory=list)
 
     def small_status(self) -> str:
-        """FAIL if a hard small claim failed, PASS if none did, NOT RUN without a verify."""
+        """FAIL if a hard small claim failed, PASS if every hard one passed, INCOMPLETE when
+        some were not run or undecided; NOT RUN without a verify."""
         if self.verify is None:
             return "NOT RUN"
-        return "FAIL" if any(r.status == "FAIL" for r in self.small) else "PASS"
+        hard = [r.status for r in self.small if r.hard]
+        if "FAIL" in hard:
+            return "FAIL"
+        return "PASS" if all(h == "PASS" for h in hard) else "INCOMPLETE"
+
+    def status_word(self) -> str:
+        """small_status, marked when a result it rests on may no longer hold."""
+        return self.small_status() + (" (stale)" if self.stale else "")
 
     def count(self, status: str, hard: bool | None = None, scale: str = "small") -> int:
         rows = self.small if scale == "small" else self.paper
@@ -138,18 +147,41 @@ def _find(path: epath.Path, depth: int = 0) -> tuple[list[epath.Path], list[epat
     return verifies, runs
 
 
+# what a verify's claims.json holds, by key: its type and the value a missing key takes
+RECORD_KEYS = {"started": (str, None), "seconds": (int | float, 0.0),
+               "git_commit": (str, "unknown"), "workdir": (str, ""),
+               "python": (str, "not recorded"), "machine": (str, "not recorded"),
+               "packages": (dict, {}), "plots": (list, None), "code": (dict, None),
+               "stages": (list, []), "measurements": (dict | list, {})}
+
+
+def _well_formed(record: dict) -> str | None:
+    """Why `record` is not a verify's claims.json, or None (missing keys take defaults)."""
+    if not isinstance(record.get("claims"), list) or not all(
+            isinstance(c, dict) and isinstance(c.get("id"), str) for c in record["claims"]):
+        return "no list of claims with string ids"
+    for key, (kind, default) in RECORD_KEYS.items():
+        if record.get(key) is None:
+            record[key] = copy.copy(default)
+        elif not isinstance(record[key], kind) or isinstance(record[key], bool):
+            return f"{key!r} is {type(record[key]).__name__}, not {kind}"
+    if record["plots"] is not None and not all(isinstance(n, str) for n in record["plots"]):
+        return "'plots' is not a list of file names"
+    return None
+
+
 def _verify_from(folder: epath.Path, problems: list[str]) -> tuple[str, Verify] | None:
     record = _read_json(folder / "claims.json")
-    if record is None or not isinstance(record.get("claims"), list):
-        problems.append(f"{folder}/claims.json is not a verify's claims.json (unreadable, or "
-                        "no list of claims): skipped")
+    why = "unreadable JSON, or not an object" if record is None else _well_formed(record)
+    if why is not None:
+        problems.append(f"{folder}/claims.json is not a verify's claims.json ({why}): skipped")
         return None
     slug = record.get("slug")
     if slug not in repro.SLUGS:
         problems.append(f"{folder}/claims.json holds results of an unknown paper {slug!r} "
                         f"(the papers: {', '.join(repro.SLUGS)}): skipped")
         return None
-    if "started" not in record:  # a verify from before records carried their provenance
+    if record["started"] is None:  # a verify from before records carried their provenance
         mtime = (folder / "claims.json").stat().mtime
         record["started"] = datetime.datetime.fromtimestamp(mtime, datetime.UTC).isoformat(
             timespec="seconds")
@@ -157,9 +189,9 @@ def _verify_from(folder: epath.Path, problems: list[str]) -> tuple[str, Verify] 
 
 
 def _staleness(slug: str, record: dict) -> list[str]:
-    if "code" not in record:
+    if record["code"] is None:
         return ["recorded without a fingerprint of the code it ran, so it cannot be told "
-                "current: run the verify again"]
+                "current: run the verify again in a new workdir"]
     changed = code_closure.changes(record["code"], code_closure.fingerprint(slug))
     configs = [c for c in changed if "configs/" in c]
     code = [c for c in changed if "configs/" not in c]
@@ -185,8 +217,13 @@ def _changed_since(commit: str, files: list[str]) -> list[str] | None:
     return out.stdout.split() if out.returncode == 0 else None
 
 
+def run_info(workdir) -> dict:
+    """A run's run.json (commit, packages, devices of its last start); {} without one."""
+    return _read_json(epath.Path(workdir) / "run.json") or {}
+
+
 def _run_staleness(run: repro.FinishedRun, files: list[str]) -> list[str]:
-    info = _read_json(run.workdir / "run.json") or {}
+    info = run_info(run.workdir)
     commit = str(info.get("git_commit", ""))
     changed = _changed_since(commit, files)
     if changed is None:
@@ -241,18 +278,25 @@ def _paper_result(claims, claim: PaperClaim, runs: list[repro.FinishedRun],
             return PaperResult(claim, "N/A", f"config {spec} does not load")
     if not runs:
         return PaperResult(claim, "NOT RUN")
-    row: Row | None = repro.check_claim(claims, claim, runs)
+    try:
+        row: Row | None = repro.check_claim(claims, claim, runs)
+    except (TypeError, ValueError, ArithmeticError) as e:  # e.g. a metric that is no number
+        problems.append(f"claim {claim.id}: its runs cannot be compared ({type(e).__name__}: "
+                        f"{e}): shown as N/A")
+        return PaperResult(claim, "N/A", "its runs' results cannot be compared")
     if row is None:
         return PaperResult(claim, "NOT RUN")
     mine = [r for r in runs if repro.matches(claim.config, r.config)]
+    specs = [s for s in (claim.config, claim.versus, claim.denominator) if s]
+    used = [r for r in runs if any(repro.matches(spec, r.config) for spec in specs)]
     values = [v for v in (r.metric(claims, claim.metric) for r in mine)
               if isinstance(v, int | float) and math.isfinite(v)]
     spread = ""
     if len(values) > 1:
         mean, sd = mean_std(values)
         spread = f"{claim.metric} over {len(values)} runs of the config: {mean:.4g} ± {sd:.2g} (sd)"
-    stale = [s for r in mine for s in _run_staleness(r, files)]
-    return PaperResult(claim, row.status, row.measured, spread, [str(r.workdir) for r in mine],
+    stale = [s for r in used for s in _run_staleness(r, files)]
+    return PaperResult(claim, row.status, row.measured, spread, [str(r.workdir) for r in used],
                        stale)
 
 
@@ -284,7 +328,10 @@ def collect(workdirs=(), results: pathlib.Path | None = repro.RESULTS) -> Report
         if found and (found[0] not in newest or found[1].started > newest[found[0]].started):
             newest[found[0]] = found[1]
 
-    if results is not None and results.is_dir():
+    if results is not None and not results.is_dir():
+        problems.append(f"the results folder {results} does not exist: no committed verify "
+                        "was read")
+    elif results is not None:
         for folder in sorted(results.iterdir()):
             if folder.is_dir():
                 offer(_verify_from(epath.Path(folder), problems))
@@ -301,7 +348,7 @@ def collect(workdirs=(), results: pathlib.Path | None = repro.RESULTS) -> Report
             offer(_verify_from(folder, problems))
         run_dirs += runs
     runs = []
-    for workdir in run_dirs:
+    for workdir in dict.fromkeys(run_dirs):  # a run given twice counts once
         try:
             runs.append(repro.load_run(workdir))
         except repro.RunError as e:
@@ -326,6 +373,12 @@ def repeated(measurements, path: str = "", most: int = 20) -> list[tuple[str, li
 
 
 # ---- the README's table
+
+
+def short_commit(commit: str) -> str:
+    """A commit as a table shows it: 7 hex digits, +dirty kept."""
+    sha, _, rest = commit.partition("+")
+    return sha[:7] + (f"+{rest}" if rest else "")
 
 
 def _cell(text: str) -> str:
@@ -363,10 +416,10 @@ def markdown(report: Report) -> str:
              "|---|---|---|---|---|"]
     for p in report.papers:
         v = p.verify.record if p.verify else None
-        when = (f"{v['started'][:10]}, {str(v.get('git_commit', 'unknown'))[:7]}, "
-                f"{float(v.get('seconds', 0)):.0f} s" if v else "never")
+        when = (f"{v['started'][:10]}, {short_commit(v['git_commit'])}, "
+                f"{v['seconds']:.0f} s" if v else "never")
         lines.append(f"| [{_cell(p.title)}](experiments/{p.slug}/README.md) `{p.slug}` | "
-                     f"{_cell(p.reported)} | **{p.small_status()}**: {_cell(small_summary(p))} "
+                     f"{_cell(p.reported)} | **{p.status_word()}**: {_cell(small_summary(p))} "
                      f"| {_cell(paper_summary(p))} | {when} |")
     lines.append(TABLE_END)
     return "\n".join(lines)

@@ -11,13 +11,18 @@ import datetime
 import html
 import math
 import pathlib
+import re
 import shutil
 
 from lib import report as report_lib
 from lib import runinfo
 from lib.claims import mean_std
 
-STATUS_ORDER = {"FAIL": 0, "NOT RUN": 1, "PASS": 2}
+STATUS_ORDER = {"FAIL": 0, "INCOMPLETE": 1, "NOT RUN": 2, "PASS": 3}
+CSS_OF_STATUS = {"PASS": "PASS", "FAIL": "FAIL", "FAIL (soft)": "FAIL", "INCOMPLETE": "NA",
+                 "N/A": "NA", "NOT RUN": "NOT-RUN", "NO CONFIG": "NA"}
+GENERATOR = '<meta name="generator" content="python -m lib.repro report">'
+PLOT_NAME = re.compile(r"[\w.-]+\.png")  # a bare file name: nothing outside the folder
 STATE_ORDER = {"stale": 0, "not run": 1, "current": 2}
 
 STYLE = """
@@ -81,12 +86,14 @@ def _e(text) -> str:
     return html.escape(str(text))
 
 
-def _status(status: str, stale: bool = False) -> str:
-    word = status + (" (stale)" if stale else "")
-    css = "stale" if stale else status.split(" ")[0].replace("/", "").replace(" ", "-")
-    if status == "NOT RUN":
-        css = "NOT-RUN"
-    return f'<td class="status {css}">{_e(word)}</td>'
+def _status(status: str, stale: bool = False, sort: str = "") -> str:
+    css = "stale" if stale else CSS_OF_STATUS.get(status, "NA")
+    key = f' data-sort="{_e(sort)}"' if sort else ""
+    return f'<td class="status {css}"{key}>{_e(status + (" (stale)" if stale else ""))}</td>'
+
+
+def _mapping(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _list(items: list[str], css: str = "") -> str:
@@ -115,9 +122,8 @@ def _overview(report: report_lib.Report) -> str:
         out.append(
             f'<tr><th scope="row" data-sort="{i:02d}"><a href="#{p.slug}">{_e(p.title)}</a>'
             f"</th>"
-            f'<td class="status {status.replace(" ", "-")}" data-sort="{STATUS_ORDER[status]}">'
-            f"{_e(status)}</td>"
-            f'<td data-sort="{p.count("PASS", True) / hard if hard else 1:.4f}">'
+            + _status(status, p.stale, f"{STATUS_ORDER[status]}{int(not p.stale)}")
+            + f'<td data-sort="{p.count("PASS", True) / hard if hard else 1:.4f}">'
             f'{p.count("PASS", True)} of {hard}</td>'
             f'<td data-sort="{p.count("PASS", False) / soft if soft else 1:.4f}">'
             f'{p.count("PASS", False)} of {soft}</td>'
@@ -125,9 +131,8 @@ def _overview(report: report_lib.Report) -> str:
             f'<td class="status {"stale" if state == "stale" else ""}" '
             f'data-sort="{STATE_ORDER[state]}">{_e(state)}</td>'
             f'<td>{_e(str(v.get("started", "never"))[:16].replace("T", " "))} '
-            f'<code>{_e(str(v.get("git_commit", ""))[:7])}</code></td>'
-            f'<td data-sort="{float(v.get("seconds", 0)):.1f}">'
-            f'{float(v.get("seconds", 0)):.0f}</td></tr>')
+            f'<code>{_e(report_lib.short_commit(v.get("git_commit", "")))}</code></td>'
+            f'<td data-sort="{v.get("seconds", 0):.1f}">{v.get("seconds", 0):.0f}</td></tr>')
     out.append("</tbody></table>")
     return "".join(out)
 
@@ -166,25 +171,30 @@ def _paper_table(p: report_lib.Paper) -> str:
             '<th scope="col">Source</th><th scope="col">Confidence</th>'
             '<th scope="col">Hard or soft</th><th scope="col">Expected (tolerance)</th>'
             '<th scope="col">Measured (mean over runs)</th><th scope="col">Status</th>'
-            f'<th scope="col">Config</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+            '<th scope="col">Config (<code>python -m lib.main --config=…</code>)</th></tr>'
+            f'</thead><tbody>{"".join(rows)}</tbody></table>')
 
 
 def _plots(p: report_lib.Paper, out: pathlib.Path) -> str:
     if p.verify is None:
         return ""
     figures = []
-    names = p.verify.record.get("plots")
+    names = p.verify.record["plots"]
     if names is None:  # a verify from before records listed their plots
         names = sorted(f.name for f in p.verify.folder.glob("*.png"))
     for name in names:
         source = p.verify.folder / name
-        if not source.exists():
+        if not PLOT_NAME.fullmatch(name):
+            p.problems.append(f"plot {name!r} listed by the verify is not a PNG file's bare "
+                              "name: not shown")
+            continue
+        if not source.is_file():
             p.problems.append(f"plot {name} listed by the verify is missing from "
                               f"{p.verify.folder}")
             continue
-        (out / p.slug).mkdir(parents=True, exist_ok=True)
-        (out / p.slug / name).write_bytes(source.read_bytes())
-        figures.append(f'<figure><img src="{_e(p.slug)}/{_e(name)}" alt="{_e(p.slug)}: '
+        (out / "plots" / p.slug).mkdir(parents=True, exist_ok=True)
+        (out / "plots" / p.slug / name).write_bytes(source.read_bytes())
+        figures.append(f'<figure><img src="plots/{_e(p.slug)}/{_e(name)}" alt="{_e(p.slug)}: '
                        f'{_e(name)}"><figcaption>{_e(name)}</figcaption></figure>')
     return "<h3>Plots</h3>" + ("".join(figures) or "<p>This paper's verify draws no plots.</p>")
 
@@ -209,21 +219,35 @@ def _spreads(p: report_lib.Paper) -> str:
             + "".join(rows) + "</tbody></table>")
 
 
+def _runs(p: report_lib.Paper) -> str:
+    """What produced the paper-scale numbers: each matched run's run.json."""
+    items = []
+    for workdir in dict.fromkeys(w for r in p.paper for w in r.runs):
+        info = report_lib.run_info(workdir)
+        packages = ", ".join(f"{k} {v}" for k, v in _mapping(info.get("packages")).items())
+        items.append(f"<li><code>{_e(workdir)}</code>: started {_e(info.get('time', '?'))}, "
+                     f"commit <code>{_e(info.get('git_commit', 'unknown'))}</code>, "
+                     f"{_e(info.get('device_count', '?'))} × {_e(info.get('device_kind', '?'))}"
+                     f"; {_e(packages or 'no run.json')}</li>")
+    return ("<h3>What produced the paper-scale results</h3><ul>" + "".join(items) + "</ul>"
+            if items else "")
+
+
 def _provenance(p: report_lib.Paper) -> str:
     if p.verify is None:
         return ""
     v = p.verify.record
-    packages = ", ".join(f"{k} {val}" for k, val in (v.get("packages") or {}).items())
+    packages = ", ".join(f"{k} {val}" for k, val in v["packages"].items())
     stages = "".join(
         f"<tr><td>{_e(s.get('stage'))}</td><td>{_e(s.get('runs'))}</td>"
         f"<td>{_e(s.get('wall_s'))}</td><td>{_e(s.get('train_s'))}</td></tr>"
-        for s in v.get("stages", []))
+        for s in map(_mapping, v["stages"]))
     table = (f'<table class="stages"><caption>{_e(p.slug)}: verify time by stage</caption>'
              '<thead><tr><th scope="col">Stage</th><th scope="col">Runs</th>'
              '<th scope="col">Wall s</th><th scope="col">Of which training s</th></tr></thead>'
              f"<tbody>{stages}</tbody></table>") if stages else ""
     return ("<h3>What produced the small-scale results</h3><ul>"
-            f"<li>Verify started {_e(v.get('started'))}, took {float(v.get('seconds', 0)):.0f} s"
+            f"<li>Verify started {_e(v['started'])}, took {v['seconds']:.0f} s"
             f" in <code>{_e(v.get('workdir', p.verify.folder))}</code></li>"
             f"<li>Commit <code>{_e(v.get('git_commit', 'not recorded'))}</code></li>"
             f"<li>Python {_e(v.get('python', 'not recorded'))}; "
@@ -266,18 +290,27 @@ def _paper_section(p: report_lib.Paper, out: pathlib.Path) -> str:
                "</p>" + _small_table(p))
             + _spreads(p) + _paper_table(p) + plots
             + "<h3>Reproduce</h3><pre>" + _e("\n".join(commands)) + "</pre>"
-            + _provenance(p) + "</section>")
+            + _provenance(p) + _runs(p) + "</section>")
+
+
+def _text(path: pathlib.Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def write(report: report_lib.Report, out: pathlib.Path, seconds_to_build: float = 0.0
           ) -> pathlib.Path:
     """Writes out/index.html and the plots it shows; returns the page's path."""
+    if out.is_dir() and any(out.iterdir()) and GENERATOR not in _text(out / "index.html"):
+        raise ValueError(f"{out} is a folder with files and no earlier report in it; give a new "
+                         "or empty folder (the report replaces its index.html and plots/)")
     out.mkdir(parents=True, exist_ok=True)
-    for p in report.papers:  # plots of an earlier build that may no longer belong
-        if (out / p.slug).is_dir():
-            shutil.rmtree(out / p.slug)
+    if (out / "plots").is_dir():  # an earlier build's, which may no longer belong
+        shutil.rmtree(out / "plots")
     sections = "".join(_paper_section(p, out) for p in report.papers)
-    total = sum(float(p.verify.record.get("seconds", 0)) for p in report.papers if p.verify)
+    total = sum(p.verify.record["seconds"] for p in report.papers if p.verify)
     verified = sum(p.verify is not None for p in report.papers)
     problems = (report.problems + [f"{p.slug}: {line}" for p in report.papers
                                    for line in p.problems]
@@ -287,7 +320,7 @@ def write(report: report_lib.Report, out: pathlib.Path, seconds_to_build: float 
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     page = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">{GENERATOR}'
         f"<title>Reproduction report</title><style>{STYLE}</style></head><body>"
         "<header><h1>Reproduction report: which papers reproduce, and how closely</h1>"
         f"<p>Built {_e(now)} from checkout <code>{_e(runinfo.git_commit())}</code>"

@@ -112,6 +112,29 @@ def stage_table(stages: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _measured_code(slug: str, workdir: pathlib.Path) -> dict | None:
+    """The fingerprint of the code a verify in `workdir` measures. Finished runs are reused, not
+    re-run, so it is the one the workdir's first verify kept (workdir/code.json), whatever the
+    checkout is now; None when runs are there from before verifies kept one."""
+    current = code_closure.fingerprint(slug)
+    kept = workdir / "code.json"
+    if kept.exists():
+        first = json.loads(kept.read_text())
+        if changed := code_closure.changes(first, current):
+            print(f"warning: {workdir} holds runs of older code ({', '.join(changed[:5])}"
+                  f"{' …' if len(changed) > 5 else ''} changed since); finished runs are "
+                  "reused, so the result is recorded against that code and reported stale. "
+                  "Give a new --workdir to measure this checkout.", file=sys.stderr)
+        return first
+    if any(workdir.rglob("results.json")):
+        print(f"warning: {workdir} holds runs from before verifies kept a code fingerprint; "
+              "the result is recorded as of unknown code (reported stale). Give a new "
+              "--workdir to measure this checkout.", file=sys.stderr)
+        return None
+    kept.write_text(json.dumps(current, indent=1) + "\n")
+    return current
+
+
 def verify(slug: str, workdir: pathlib.Path, results: pathlib.Path | None = RESULTS) -> int:
     """Runs a paper's small-scale claims in `workdir`; writes report.md and claims.json (the
     claims, measurements, time taken, and what produced them) there, and copies claims.json
@@ -122,7 +145,8 @@ def verify(slug: str, workdir: pathlib.Path, results: pathlib.Path | None = RESU
         return 1
     workdir.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    code = code_closure.fingerprint(slug)  # before: an edit during the run makes it stale
+    code = _measured_code(slug, workdir)
+    commit = runinfo.git_commit()
     t0 = time.time()
     measurements = claims.measure(workdir)
     rows = evaluate_small(claims, measurements)
@@ -140,7 +164,7 @@ def verify(slug: str, workdir: pathlib.Path, results: pathlib.Path | None = RESU
     (workdir / "report.md").write_text(report)
     record = {
         "slug": slug, "started": started, "seconds": round(elapsed, 1),
-        "workdir": str(workdir), "git_commit": runinfo.git_commit(),
+        "workdir": str(workdir), "git_commit": commit,
         "python": platform.python_version(), "packages": runinfo.package_versions(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
         "plots": plots, "code": code, "stages": stages,
@@ -314,6 +338,10 @@ def report(args) -> int:
         print(f"error: --out {args.out} is a file; give a folder for index.html and its plots",
               file=sys.stderr)
         return 2
+    if args.update_readme and (args.workdirs or args.results != RESULTS):
+        print("error: --update-readme writes the table of this checkout's results/ alone (the "
+              "README test compares with it); drop the WORKDIRs and --results", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     built = report_lib.collect(args.workdirs, args.results)
     if args.markdown:
@@ -324,7 +352,11 @@ def report(args) -> int:
               "goes", file=sys.stderr)
         return 2
     if args.out is not None:
-        path = report_page.write(built, args.out, time.perf_counter() - t0)
+        try:
+            path = report_page.write(built, args.out, time.perf_counter() - t0)
+        except ValueError as e:
+            print(f"error: --out {e}", file=sys.stderr)
+            return 2
         problems = len(built.problems) + sum(len(p.problems) for p in built.papers)
         print(f"wrote {path} in {time.perf_counter() - t0:.1f} s"
               + (f"; {problems} input problem(s) listed on the page" if problems else ""))

@@ -42,10 +42,14 @@ class Browser:
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self.timeout, self._id, self._buffer, self._events = timeout, 0, b"", []
-        target = self._call("Target.createTarget", url="about:blank")["targetId"]
-        self._session = self._call("Target.attachToTarget", targetId=target,
-                                   flatten=True)["sessionId"]
-        self.call("Page.enable")
+        try:
+            target = self._call("Target.createTarget", url="about:blank")["targetId"]
+            self._session = self._call("Target.attachToTarget", targetId=target,
+                                       flatten=True)["sessionId"]
+            self.call("Page.enable")
+        except BaseException:
+            self.close()
+            raise
 
     def _read_message(self) -> dict:
         deadline = time.monotonic() + self.timeout

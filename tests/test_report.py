@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -24,6 +25,9 @@ import browser  # noqa: E402
 
 needs_chromium = pytest.mark.skipif(browser.CHROMIUM is None,
                                     reason="Debian's chromium is not installed (.ci/run does)")
+
+
+BN_CONFIG = "experiments/batchnorm_only/configs/fashion_mnist.py"
 
 
 def _record(slug: str, **changes) -> dict:
@@ -57,12 +61,15 @@ def all_current(tmp_path_factory) -> pathlib.Path:
 
 @pytest.fixture(scope="module")
 def stale_and_failed(tmp_path_factory) -> pathlib.Path:
-    """reservoir measured before lib/train.py changed; one hard invariance claim failed."""
+    """reservoir measured before lib/train.py changed, batchnorm_only before a config of its
+    changed; one hard invariance claim failed."""
     results = tmp_path_factory.mktemp("results")
     for slug in repro.SLUGS:
         record = _record(slug)
         if slug == "reservoir":
             record["code"] = {**record["code"], "lib/train.py": "0" * 16}
+        if slug == "batchnorm_only":
+            record["code"] = {**record["code"], BN_CONFIG: "0" * 16}
         if slug == "invariance":
             hard = next(r for r in record["claims"] if r["hard"])
             hard.update(passed=False, status="FAIL", measured="0.1 (fixture: fails)")
@@ -113,7 +120,14 @@ def test_page_renders_every_paper_table_and_plot(all_current, chromium, tmp_path
         width, height = image.size
         assert width >= 1000 and height > 5000  # the whole page, not one screen
         assert len(set(image.convert("L").resize((64, 256)).getdata())) > 8  # not blank
-    assert chromium.pdf().startswith(b"%PDF-")
+    pdf = chromium.pdf()  # printed: each paper starts a page
+    assert pdf.startswith(b"%PDF-")
+    assert len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) > len(repro.SLUGS)
+    chromium.call("Emulation.setEmulatedMedia", media="print")
+    breaks = chromium.evaluate("Array.from(document.querySelectorAll('section.paper'))"
+                               ".map(s => getComputedStyle(s).breakBefore)")
+    chromium.call("Emulation.setEmulatedMedia", media="")
+    assert breaks == ["page"] * len(repro.SLUGS)
 
 
 @needs_chromium
@@ -122,10 +136,15 @@ def test_stale_and_failed_claims_are_marked(stale_and_failed, chromium, tmp_path
     chromium.open(page.as_uri())
     names = list(repro.SLUGS)
     assert _column(chromium, 1)[names.index("invariance")] == "FAIL"
+    assert _column(chromium, 1)[names.index("reservoir")] == "PASS (stale)"
     assert _column(chromium, 5)[names.index("reservoir")] == "stale"
-    assert _column(chromium, 5).count("current") == len(names) - 1
+    assert _column(chromium, 5)[names.index("batchnorm_only")] == "stale"
+    assert _column(chromium, 5).count("current") == len(names) - 2
     warning = chromium.evaluate("document.querySelector('#reservoir .warning').textContent")
-    assert "STALE" in warning and "lib/train.py (changed)" in warning
+    assert "STALE" in warning and "code changed since it was measured: lib/train.py (changed)" \
+        in warning
+    warning = chromium.evaluate("document.querySelector('#batchnorm_only .warning').textContent")
+    assert f"config changed since it was measured: {BN_CONFIG} (changed)" in warning
     reservoir = chromium.evaluate("Array.from(document.querySelectorAll("
                                   "'#reservoir table.small td.status')).map(c => c.textContent)")
     assert reservoir and set(reservoir) == {"PASS (stale)"}
@@ -143,7 +162,7 @@ def test_stale_and_failed_claims_are_marked(stale_and_failed, chromium, tmp_path
     assert chromium.evaluate("document.querySelector('#overview tbody tr th').textContent"
                              ).startswith("Grounding inductive biases")
     chromium.evaluate("document.querySelectorAll('#overview thead button')[5].click()")
-    assert _column(chromium, 5)[0] == "stale"
+    assert _column(chromium, 5)[:2] == ["stale", "stale"]
     assert chromium.evaluate("document.querySelectorAll('#overview thead th')[5]"
                              ".getAttribute('aria-sort')") == "ascending"
 
@@ -161,16 +180,39 @@ def test_bad_input_is_listed_and_the_page_still_builds(all_current, tmp_path, mo
     gone = "experiments/batchnorm_only/configs/removed_since.py:seed=0"
     monkeypatch.setattr(claims, "PAPER_CLAIMS", [*claims.PAPER_CLAIMS, PaperClaim(
         "GONE", "a claim whose config was deleted", "test", "none", 0.5, 0.1, config=gone)])
-    page = _page(all_current, tmp_path / "out",
-                 [empty, unknown, unfinished, tmp_path / "missing"])
+    malformed = {"ids": {"slug": "reservoir", "claims": [{"id": ["x"]}]},
+                 "packages": {"slug": "early_phase", "claims": [], "packages": [1]},
+                 "plots": _record("plan2vec", started="2027-01-01T00:00:00+00:00",
+                                  plots=["../../outside.png"])}
+    for name, record in malformed.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "claims.json").write_text(json.dumps(record))
+    slug, claim = _plain_claim()
+    (tmp_path / "text_metric").mkdir()
+    (tmp_path / "text_metric" / "config.json").write_text(
+        json.dumps(repro.expected_config(claim.config)))
+    (tmp_path / "text_metric" / "results.json").write_text(json.dumps({claim.metric: "0.9"}))
+    given = [empty, unknown, unfinished, tmp_path / "missing", tmp_path / "text_metric",
+             *(tmp_path / name for name in malformed)]
+    assert repro.main(["report", *map(str, given), "--results", str(all_current),
+                       "--out", str(tmp_path / "out")]) == 0
+    page = tmp_path / "out" / "index.html"
     text = page.read_text()
     problems = text[text.index('id="problems"'):text.index('id="papers"')]
+    assert "no list of claims with string ids" in problems
+    assert "&#x27;packages&#x27; is list" in problems
+    assert "plan2vec: plot &#x27;../../outside.png&#x27; listed by the verify is not a PNG" \
+        in problems and not (tmp_path / "outside.png").exists()
+    assert f"{slug}: claim {claim.id}: its runs cannot be compared (TypeError" in problems
     assert f"{empty} holds no run" in problems
     assert "unknown paper &#x27;not_a_paper&#x27;" in problems
     assert f"{unfinished} has no results.json: the run has not finished" in problems
     assert f"{tmp_path / 'missing'} does not exist" in problems
     assert f"claim GONE: its config {gone} no longer exists or loads" in problems
     assert text.count('class="paper"') == len(repro.SLUGS)  # every section still there
+    assert '<th scope="row">GONE</th>' in text
+    gone_row = text[text.index('<th scope="row">GONE</th>'):]
+    assert gone_row[:gone_row.index("</tr>")].count(">N/A<") == 1
 
 
 def test_report_command_refuses_what_it_cannot_build(tmp_path, capsys):
@@ -179,6 +221,13 @@ def test_report_command_refuses_what_it_cannot_build(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert repro.main(["report", "--out", str(tmp_path / "file")]) == 2
     assert "is a file" in capsys.readouterr().err
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "keep.py").write_text("x = 1\n")
+    assert repro.main(["report", "--out", str(tmp_path / "code")]) == 2
+    assert "no earlier report in it" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "code").iterdir()] == ["keep.py"]
+    assert repro.main(["report", str(tmp_path), "--update-readme"]) == 2
+    assert "drop the WORKDIRs" in capsys.readouterr().err
 
 
 def _plain_claim() -> tuple[str, PaperClaim]:
@@ -212,6 +261,9 @@ def test_paper_scale_runs_give_mean_spread_status_and_staleness(tmp_path, shift,
     assert result.spread.endswith(f"{mean:.4g} ± {sd:.2g} (sd)")
     assert result.status == status and result.runs == [str(r.workdir) for r in runs]
     assert len(result.stale) == 1 and "run2: commit unknown cannot be compared" in result.stale[0]
+    runs_html = report_page._runs(paper)
+    assert runs_html.count(f"commit <code>{head}</code>") == 2
+    assert "commit <code>unknown</code>" in runs_html and "no run.json" in runs_html
 
 
 def test_paper_files_follow_imports_and_module_strings(tmp_path):
@@ -300,3 +352,78 @@ def test_spread_over_seeds_of_repeated_measurements():
     values = np.array([0.70, 0.74, 0.75])
     assert (f"<td>3</td><td>{values.mean():.4g}</td><td>{values.std(ddof=1):.2g}</td>"
             "<td>0.7</td><td>0.75</td>") in row
+
+
+def test_verify_in_a_workdir_of_older_code_is_recorded_against_that_code(tmp_path, monkeypatch,
+                                                                         capsys):
+    from lib.claims import SmallClaim
+
+    class Fake:
+        SMALL_CLAIMS = [SmallClaim("x", "x", "any", lambda m: ("1", True))]
+        PAPER_CLAIMS = []
+
+        @staticmethod
+        def measure(workdir):
+            (workdir / "run").mkdir(exist_ok=True)
+            (workdir / "run" / "results.json").write_text("{}")
+            return {}
+
+    monkeypatch.setattr(repro, "load_claims", lambda slug: Fake)
+    first = {"lib/train.py": "1" * 16}
+    monkeypatch.setattr(code_closure, "fingerprint", lambda slug: dict(first))
+    repro.verify("reservoir", tmp_path / "w", tmp_path / "r")
+    monkeypatch.setattr(code_closure, "fingerprint", lambda slug: {"lib/train.py": "2" * 16})
+    repro.verify("reservoir", tmp_path / "w", tmp_path / "r")
+    assert "holds runs of older code (lib/train.py (changed)" in capsys.readouterr().err
+    record = json.loads((tmp_path / "r" / "reservoir" / "claims.json").read_text())
+    assert record["code"] == first  # so the report calls it stale
+    (tmp_path / "w" / "code.json").unlink()  # runs from before verifies kept a fingerprint
+    repro.verify("reservoir", tmp_path / "w", tmp_path / "r")
+    assert json.loads((tmp_path / "r" / "reservoir" / "claims.json").read_text())["code"] is None
+
+
+def _small(status: str, hard: bool = True) -> report.SmallResult:
+    return report.SmallResult(status, "", "", "", status, hard)
+
+
+def test_statuses_and_summaries_by_hand():
+    verify = report.Verify({"started": "2026-12-01T00:00:00+00:00", "seconds": 61.4,
+                            "git_commit": "0123456789abcdef+dirty"}, None, [])
+    paper = report.Paper("p", "P", "r", verify, [_small("PASS"), _small("PASS"),
+                                                  _small("FAIL (soft)", False)])
+    assert paper.small_status() == "PASS" and paper.status_word() == "PASS"
+    assert report.small_summary(paper) == "hard 2 of 2 PASS, soft 0 of 1; failed: FAIL (soft)"
+    paper.small.append(_small("NOT RUN"))
+    assert paper.small_status() == "INCOMPLETE"
+    paper.small.append(_small("FAIL"))
+    assert paper.small_status() == "FAIL"
+    verify.stale = ["code changed"]
+    assert paper.status_word() == "FAIL (stale)"
+    assert report.short_commit("0123456789abcdef+dirty") == "0123456+dirty"
+    claim = PaperClaim("A", "a", "s", "c", 0.5, 0.1, config="x.py")
+    paper.paper = [report.PaperResult(claim, "PASS", runs=["w"]),
+                   report.PaperResult(claim, "NOT RUN"), report.PaperResult(claim, "NO CONFIG")]
+    assert report.paper_summary(paper) == "1 reproduced, 0 not, 2 not run, of 3"
+    row = report.markdown(report.Report([paper], [], 0, [])).splitlines()[3]
+    assert row == ("| [P](experiments/p/README.md) `p` | r | **FAIL (stale)**: hard 2 of 4 PASS, "
+                   "soft 0 of 1; failed: FAIL (soft), FAIL; 1 not run | 1 reproduced, 0 not, "
+                   "2 not run, of 3 | 2026-12-01, 0123456+dirty, 61 s |")
+    assert report.Paper("q", "Q", "").status_word() == "NOT RUN"
+
+
+def test_the_runs_a_comparison_reads_count_for_its_staleness(tmp_path):
+    slug, claim = next((s, c) for s in repro.SLUGS for c in repro.load_claims(s).PAPER_CLAIMS
+                       if c.config and c.versus and not (c.denominator or c.pairwise))
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repro.REPO, capture_output=True,
+                          text=True).stdout.strip()
+    runs = []
+    for name, spec, value in (("mine", claim.config, 0.9), ("theirs", claim.versus, 0.8)):
+        (tmp_path / name).mkdir()
+        if name == "mine":
+            (tmp_path / name / "run.json").write_text(json.dumps({"git_commit": head}))
+        runs.append(repro.FinishedRun(tmp_path / name, repro.expected_config(spec),
+                                      {claim.metric: value}))
+    result = next(r for r in report._paper(slug, None, runs).paper if r.claim.id == claim.id)
+    assert result.runs == [str(tmp_path / "mine"), str(tmp_path / "theirs")]
+    assert len(result.stale) == 1 and result.stale[0].startswith(f"{tmp_path / 'theirs'}: commit")
+    assert result.measured.startswith(f"{0.9 - 0.8:.4g} (1 run(s) vs 1)")
