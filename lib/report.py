@@ -270,7 +270,7 @@ def config_problem(spec: str) -> str | None:
 def _paper_result(claims, claim: PaperClaim, runs: list[repro.FinishedRun],
                   files: list[str], problems: list[str]) -> PaperResult:
     if claim.config is None:
-        return PaperResult(claim, "NO CONFIG", "decided over a whole sweep, not by `check`")
+        return PaperResult(claim, "NO CONFIG", "decided over a whole sweep, not by check")
     for spec in filter(None, (claim.config, claim.versus, claim.denominator)):
         if (why := config_problem(spec)) is not None:
             problems.append(f"claim {claim.id}: its config {spec} no longer exists or loads "
