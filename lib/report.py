@@ -88,11 +88,11 @@ class Paper:
         hard = [r.status for r in self.small if r.hard]
         if "FAIL" in hard:
             return "FAIL"
-        return "PASS" if all(h == "PASS" for h in hard) else "INCOMPLETE"
+        return "PASS" if hard and all(h == "PASS" for h in hard) else "INCOMPLETE"
 
     def status_word(self) -> str:
-        """small_status, marked when a result it rests on may no longer hold."""
-        return self.small_status() + (" (stale)" if self.stale else "")
+        """small_status, marked when the verify it rests on may no longer hold."""
+        return self.small_status() + (" (stale)" if self.verify and self.verify.stale else "")
 
     def count(self, status: str, hard: bool | None = None, scale: str = "small") -> int:
         rows = self.small if scale == "small" else self.paper
@@ -278,19 +278,19 @@ def _paper_result(claims, claim: PaperClaim, runs: list[repro.FinishedRun],
             return PaperResult(claim, "N/A", f"config {spec} does not load")
     if not runs:
         return PaperResult(claim, "NOT RUN")
-    try:
+    try:  # a run's results, or the paper's run_metrics on them, may be anything
         row: Row | None = repro.check_claim(claims, claim, runs)
-    except (TypeError, ValueError, ArithmeticError) as e:  # e.g. a metric that is no number
+        mine = [r for r in runs if repro.matches(claim.config, r.config)]
+        values = [v for v in (r.metric(claims, claim.metric) for r in mine)
+                  if isinstance(v, int | float) and math.isfinite(v)]
+    except Exception as e:  # noqa: BLE001 - one claim's bad runs are a line, not a crash
         problems.append(f"claim {claim.id}: its runs cannot be compared ({type(e).__name__}: "
                         f"{e}): shown as N/A")
         return PaperResult(claim, "N/A", "its runs' results cannot be compared")
     if row is None:
         return PaperResult(claim, "NOT RUN")
-    mine = [r for r in runs if repro.matches(claim.config, r.config)]
     specs = [s for s in (claim.config, claim.versus, claim.denominator) if s]
     used = [r for r in runs if any(repro.matches(spec, r.config) for spec in specs)]
-    values = [v for v in (r.metric(claims, claim.metric) for r in mine)
-              if isinstance(v, int | float) and math.isfinite(v)]
     spread = ""
     if len(values) > 1:
         mean, sd = mean_std(values)
@@ -301,6 +301,8 @@ def _paper_result(claims, claim: PaperClaim, runs: list[repro.FinishedRun],
 
 
 def _paper(slug: str, verify: Verify | None, runs: list[repro.FinishedRun]) -> Paper:
+    if verify is not None:
+        verify.stale = _staleness(slug, verify.record)
     try:
         claims = repro.load_claims(slug)
     except Exception as e:  # noqa: BLE001 - a broken claims.py is one line, not a crash
@@ -309,10 +311,9 @@ def _paper(slug: str, verify: Verify | None, runs: list[repro.FinishedRun]) -> P
     if claims is None:
         return Paper(slug, slug, "", verify, problems=[f"experiments/{slug}/claims.py is missing"])
     paper = Paper(slug, getattr(claims, "TITLE", slug), getattr(claims, "REPORTED", ""), verify)
-    if verify is not None:
-        verify.stale = _staleness(slug, verify.record)
     paper.small = _small_results(claims, verify, paper.problems)
-    files = code_closure.paper_files(slug) if runs else []
+    # a paper-scale run also went through lib/main.py, which no paper imports
+    files = [*code_closure.paper_files(slug), "lib/main.py"] if runs else []
     paper.paper = [_paper_result(claims, c, runs, files, paper.problems)
                    for c in claims.PAPER_CLAIMS]
     return paper

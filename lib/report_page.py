@@ -112,6 +112,7 @@ def _overview(report: report_lib.Report) -> str:
     out.append("</tr></thead><tbody>")
     for i, p in enumerate(report.papers):
         status = p.small_status()
+        stale = bool(p.verify and p.verify.stale)
         state = "not run" if p.verify is None and not any(r.runs for r in p.paper) else (
             "stale" if p.stale else "current")
         hard, soft = p.registered(True), p.registered(False)
@@ -122,7 +123,7 @@ def _overview(report: report_lib.Report) -> str:
         out.append(
             f'<tr><th scope="row" data-sort="{i:02d}"><a href="#{p.slug}">{_e(p.title)}</a>'
             f"</th>"
-            + _status(status, p.stale, f"{STATUS_ORDER[status]}{int(not p.stale)}")
+            + _status(status, stale, f"{STATUS_ORDER[status]}{int(not stale)}")
             + f'<td data-sort="{p.count("PASS", True) / hard if hard else 1:.4f}">'
             f'{p.count("PASS", True)} of {hard}</td>'
             f'<td data-sort="{p.count("PASS", False) / soft if soft else 1:.4f}">'

@@ -118,7 +118,8 @@ def _measured_code(slug: str, workdir: pathlib.Path) -> dict | None:
     checkout is now; None when runs are there from before verifies kept one."""
     current = code_closure.fingerprint(slug)
     kept = workdir / "code.json"
-    if kept.exists():
+    runs_there = any(workdir.rglob("results.json")) or any(workdir.rglob("checkpoints"))
+    if kept.exists() and runs_there:
         first = json.loads(kept.read_text())
         if changed := code_closure.changes(first, current):
             print(f"warning: {workdir} holds runs of older code ({', '.join(changed[:5])}"
@@ -126,7 +127,7 @@ def _measured_code(slug: str, workdir: pathlib.Path) -> dict | None:
                   "reused, so the result is recorded against that code and reported stale. "
                   "Give a new --workdir to measure this checkout.", file=sys.stderr)
         return first
-    if any(workdir.rglob("results.json")):
+    if runs_there and not kept.exists():
         print(f"warning: {workdir} holds runs from before verifies kept a code fingerprint; "
               "the result is recorded as of unknown code (reported stale). Give a new "
               "--workdir to measure this checkout.", file=sys.stderr)
@@ -143,6 +144,10 @@ def verify(slug: str, workdir: pathlib.Path, results: pathlib.Path | None = RESU
     if claims is None:
         print(f"{slug}: no claims registered yet (experiments/{slug}/claims.py is missing)")
         return 1
+    if results is not None and (results / slug).resolve() == workdir.resolve():
+        print(f"error: --workdir {workdir} is where the result is recorded; give another "
+              "workdir (or --no-record)", file=sys.stderr)
+        return 2
     workdir.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     code = _measured_code(slug, workdir)
@@ -297,9 +302,12 @@ def load_run(workdir) -> FinishedRun:
     from lib import config as config_lib
 
     try:
-        saved = config_lib.from_saved(json.loads((workdir / "config.json").read_text()))
+        saved = json.loads((workdir / "config.json").read_text())
         results = json.loads((workdir / "results.json").read_text())
-    except ValueError as e:  # unreadable JSON, or keys this checkout does not know
+        if not (isinstance(saved, dict) and isinstance(results, dict)):
+            raise ValueError("config.json and results.json must each hold a JSON object")
+        saved = config_lib.from_saved(saved)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:  # or unknown keys
         raise RunError(f"{workdir}: cannot read its config.json or results.json ({e})") from e
     return FinishedRun(workdir, json.loads(saved.to_json_best_effort()), results)
 

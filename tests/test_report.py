@@ -192,7 +192,12 @@ def test_bad_input_is_listed_and_the_page_still_builds(all_current, tmp_path, mo
     (tmp_path / "text_metric" / "config.json").write_text(
         json.dumps(repro.expected_config(claim.config)))
     (tmp_path / "text_metric" / "results.json").write_text(json.dumps({claim.metric: "0.9"}))
+    (tmp_path / "list_results").mkdir()
+    (tmp_path / "list_results" / "config.json").write_text(
+        json.dumps(repro.expected_config(claim.config)))
+    (tmp_path / "list_results" / "results.json").write_text("[1, 2]")
     given = [empty, unknown, unfinished, tmp_path / "missing", tmp_path / "text_metric",
+             tmp_path / "list_results",
              *(tmp_path / name for name in malformed)]
     assert repro.main(["report", *map(str, given), "--results", str(all_current),
                        "--out", str(tmp_path / "out")]) == 0
@@ -204,6 +209,8 @@ def test_bad_input_is_listed_and_the_page_still_builds(all_current, tmp_path, mo
     assert "plan2vec: plot &#x27;../../outside.png&#x27; listed by the verify is not a PNG" \
         in problems and not (tmp_path / "outside.png").exists()
     assert f"{slug}: claim {claim.id}: its runs cannot be compared (TypeError" in problems
+    assert "list_results: cannot read its config.json or results.json (config.json and " \
+        "results.json must each hold a JSON object)" in problems
     assert f"{empty} holds no run" in problems
     assert "unknown paper &#x27;not_a_paper&#x27;" in problems
     assert f"{unfinished} has no results.json: the run has not finished" in problems
@@ -427,3 +434,23 @@ def test_the_runs_a_comparison_reads_count_for_its_staleness(tmp_path):
     assert result.runs == [str(tmp_path / "mine"), str(tmp_path / "theirs")]
     assert len(result.stale) == 1 and result.stale[0].startswith(f"{tmp_path / 'theirs'}: commit")
     assert result.measured.startswith(f"{0.9 - 0.8:.4g} (1 run(s) vs 1)")
+
+
+def test_a_paper_whose_claims_do_not_import_is_never_shown_passing(all_current, monkeypatch):
+    def broken(slug):
+        if slug == "invariance":
+            raise SyntaxError("invalid syntax (claims.py, line 1)")
+        return load(slug)
+
+    load = repro.load_claims
+    monkeypatch.setattr(repro, "load_claims", broken)
+    paper = next(p for p in report.collect((), all_current).papers if p.slug == "invariance")
+    assert paper.small_status() == "INCOMPLETE"
+    assert paper.problems == ["experiments/invariance/claims.py does not import: SyntaxError: "
+                              "invalid syntax (claims.py, line 1)"]
+
+
+def test_verify_refuses_to_run_in_its_own_results_folder(tmp_path, capsys):
+    assert repro.verify("reservoir", tmp_path / "reservoir", tmp_path) == 2
+    assert "is where the result is recorded" in capsys.readouterr().err
+    assert not (tmp_path / "reservoir").exists()
