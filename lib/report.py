@@ -69,6 +69,10 @@ class PaperResult:
     runs: list[str] = dataclasses.field(default_factory=list)
     stale: list[str] = dataclasses.field(default_factory=list)
 
+    @property
+    def hard(self) -> bool:
+        return self.claim.hard
+
 
 @dataclasses.dataclass
 class Paper:
@@ -96,19 +100,15 @@ class Paper:
 
     def count(self, status: str, hard: bool | None = None, scale: str = "small") -> int:
         rows = self.small if scale == "small" else self.paper
-        return sum(r.status == status and (hard is None or _hard(r) == hard) for r in rows)
+        return sum(r.status == status and (hard is None or r.hard == hard) for r in rows)
 
-    def registered(self, hard: bool | None = None, scale: str = "small") -> int:
-        rows = self.small if scale == "small" else self.paper
-        return sum(hard is None or _hard(r) == hard for r in rows)
+    def registered(self, hard: bool) -> int:
+        """Small-scale claims registered, hard or soft."""
+        return sum(r.hard == hard for r in self.small)
 
     @property
     def stale(self) -> bool:
         return bool(self.verify and self.verify.stale) or any(r.stale for r in self.paper)
-
-
-def _hard(row) -> bool:
-    return row.hard if isinstance(row, SmallResult) else row.claim.hard
 
 
 @dataclasses.dataclass
@@ -258,7 +258,7 @@ def _small_results(claims, verify: Verify | None, problems: list[str]) -> list[S
     return out
 
 
-def config_problem(spec: str) -> str | None:
+def _config_problem(spec: str) -> str | None:
     """Why `spec` no longer gives a config (file gone, argument refused), or None."""
     try:
         repro.expected_config(spec)
@@ -272,7 +272,7 @@ def _paper_result(claims, claim: PaperClaim, runs: list[repro.FinishedRun],
     if claim.config is None:
         return PaperResult(claim, "NO CONFIG", "decided over a whole sweep, not by check")
     for spec in filter(None, (claim.config, claim.versus, claim.denominator)):
-        if (why := config_problem(spec)) is not None:
+        if (why := _config_problem(spec)) is not None:
             problems.append(f"claim {claim.id}: its config {spec} no longer exists or loads "
                             f"({why}); fix the claim in claims.py")
             return PaperResult(claim, "N/A", f"config {spec} does not load")

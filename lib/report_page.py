@@ -96,9 +96,8 @@ def _mapping(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _list(items: list[str], css: str = "") -> str:
-    cls = f' class="{css}"' if css else ""
-    return f"<ul{cls}>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>" if items else ""
+def _list(items: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>" if items else ""
 
 
 def _overview(report: report_lib.Report) -> str:

@@ -3,8 +3,10 @@
     python -m lib.repro list                      every claim of every paper
     python -m lib.repro verify SLUG [--workdir D] run the small-scale claims on this CPU
     python -m lib.repro check WORKDIR [WORKDIR…]  compare finished paper-scale runs
+    python -m lib.repro report [WORKDIR…] --out D one page of every paper (lib.report)
 
-Each paper's `experiments/SLUG/claims.py` defines
+Each paper's `experiments/SLUG/claims.py` defines (with the classes of lib.claims)
+- `TITLE` and `REPORTED`: the paper and what it reports, in a line each;
 - `PAPER_CLAIMS`: reported numbers (`PaperClaim`), each tied to the config that reproduces it;
 - `SMALL_CLAIMS`: small-scale claims (`SmallClaim`) checked on measurements;
 - `measure(workdir) -> dict`: runs the small-scale experiment (resumable sub-workdirs) and
